@@ -1,0 +1,4 @@
+//! End-to-end tests of the `isola` binary: real processes, real data dirs.
+
+mod run;
+mod util;

@@ -1,0 +1,198 @@
+//! Startup costs, measured side by side in one run and printed as a table
+//! with ratios: plain V8 isolate, isola's bootstrap without a snapshot, a
+//! tenant isolate from isola's base snapshot, and compiling a real library
+//! (lodash, fetched by `bench/startup.sh`) cold vs from the code cache.
+//!
+//! Run: `bash bench/startup.sh` (or `cargo bench -p isola-core --bench startup`
+//! with `ISOLA_BENCH_LODASH=/path/to/lodash.js`).
+
+use std::time::{Duration, Instant};
+
+use isola_core::{Engine, EngineConfig, Limits, Tenant, TenantCode, TenantConfig};
+
+struct Row {
+    name: String,
+    median: Duration,
+    p90: Duration,
+}
+
+fn measure(name: &str, iters: usize, mut f: impl FnMut() -> Duration) -> Row {
+    for _ in 0..iters.min(5) {
+        f();
+    }
+    let mut samples: Vec<Duration> = (0..iters).map(|_| f()).collect();
+    samples.sort();
+    Row {
+        name: name.to_string(),
+        median: samples[samples.len() / 2],
+        p90: samples[samples.len() * 9 / 10],
+    }
+}
+
+fn timed(f: impl FnOnce()) -> Duration {
+    let t = Instant::now();
+    f();
+    t.elapsed()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64() * 1000.0)
+}
+
+fn quiet(name: &str) -> TenantConfig {
+    TenantConfig::new(name)
+        .limits(Limits::relaxed())
+        .console(std::sync::Arc::new(|_, _| {}))
+}
+
+fn main() {
+    isola_core::init_platform();
+    let iters: usize = std::env::var("ISOLA_BENCH_ITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let engine = Engine::new(EngineConfig::with_data_dir(dir.path())).expect("engine");
+    let no_cache = Engine::new(EngineConfig {
+        code_cache: false,
+        ..EngineConfig::with_data_dir(dir.path())
+    })
+    .expect("engine");
+    let hello = TenantCode::single(
+        "hello.js",
+        "export default { fetch() { return new Response('hi'); } }",
+    );
+
+    let mut rows = vec![
+        measure(
+            "plain V8 isolate + context (V8's own snapshot)",
+            iters,
+            || timed(isola_core::testing::bench_plain_isolate),
+        ),
+        measure(
+            "isolate + context + isola bootstrap run (no isola snapshot)",
+            iters,
+            || timed(|| assert!(isola_core::testing::bench_isolate_running_bootstrap())),
+        ),
+        measure(
+            "tenant from isola base snapshot (isolate + context + hello module)",
+            iters,
+            || timed(|| drop(Tenant::new(&engine, quiet("h"), hello.clone()).expect("tenant"))),
+        ),
+    ];
+
+    let lodash_path = std::env::var("ISOLA_BENCH_LODASH").ok();
+    match lodash_path.as_deref().map(std::fs::read_to_string) {
+        Some(Ok(src)) => {
+            // lodash's UMD build assigns `_` to the global object when it is not a module.
+            let src = format!(
+                "{src}\n;var handler = function () {{ return _.chunk([1,2,3,4], 2).length; }};"
+            );
+            let code = TenantCode::single("lodash.cjs", src);
+            let lib_iters = (iters / 4).max(20);
+            let mut compile_cold = Vec::new();
+            rows.push(measure(
+                "tenant + lodash, compiled cold (no code cache)",
+                lib_iters,
+                || {
+                    let t0 = Instant::now();
+                    let t =
+                        Tenant::new(&no_cache, quiet("l"), code.clone()).expect("lodash tenant");
+                    compile_cold.push(t.load_info().compile_time);
+                    t0.elapsed()
+                },
+            ));
+            // Prime the cache once, then every load consumes it.
+            let mut t = Tenant::new(&engine, quiet("l"), code.clone()).expect("lodash tenant");
+            assert_eq!(
+                t.call(vec![]).expect("lodash runs").output,
+                isola_core::Output::Json(2.into())
+            );
+            let mut compile_warm = Vec::new();
+            rows.push(measure(
+                "tenant + lodash, from the code cache",
+                lib_iters,
+                || {
+                    let t0 = Instant::now();
+                    let t = Tenant::new(&engine, quiet("l"), code.clone()).expect("lodash tenant");
+                    assert!(t
+                        .load_info()
+                        .cache
+                        .iter()
+                        .all(|(_, e)| *e == isola_core::CacheEvent::Hit));
+                    compile_warm.push(t.load_info().compile_time);
+                    t0.elapsed()
+                },
+            ));
+            compile_cold.sort();
+            compile_warm.sort();
+            let (c, w) = (
+                compile_cold[compile_cold.len() / 2],
+                compile_warm[compile_warm.len() / 2],
+            );
+            rows.push(Row {
+                name: "  lodash compile step only, cold".into(),
+                median: c,
+                p90: c,
+            });
+            rows.push(Row {
+                name: "  lodash compile step only, code cache".into(),
+                median: w,
+                p90: w,
+            });
+        }
+        _ => eprintln!(
+            "(lodash rows skipped: run bench/startup.sh, or set ISOLA_BENCH_LODASH to lodash.js)"
+        ),
+    }
+
+    let base = rows[0].median;
+    println!(
+        "\nisola startup benchmark (V8 {}, {} iterations, median and p90 in ms)\n",
+        Engine::v8_version(),
+        iters
+    );
+    println!("| case | median ms | p90 ms | vs plain isolate |");
+    println!("|---|---:|---:|---:|");
+    for r in &rows {
+        println!(
+            "| {} | {} | {} | {:.2}x |",
+            r.name,
+            ms(r.median),
+            ms(r.p90),
+            r.median.as_secs_f64() / base.as_secs_f64()
+        );
+    }
+    let find = |prefix: &str| {
+        rows.iter()
+            .find(|r| r.name.starts_with(prefix))
+            .map(|r| r.median)
+    };
+    if let (Some(no_snap), Some(snap)) = (
+        find("isolate + context + isola bootstrap"),
+        find("tenant from isola base snapshot"),
+    ) {
+        println!(
+            "\nbase snapshot vs running the bootstrap: {:.1}x faster",
+            no_snap.as_secs_f64() / snap.as_secs_f64()
+        );
+    }
+    if let (Some(cold), Some(warm)) = (
+        find("tenant + lodash, compiled cold"),
+        find("tenant + lodash, from the code cache"),
+    ) {
+        println!(
+            "lodash tenant, code cache vs cold: {:.1}x faster",
+            cold.as_secs_f64() / warm.as_secs_f64()
+        );
+    }
+    if let (Some(cold), Some(warm)) = (
+        find("  lodash compile step only, cold"),
+        find("  lodash compile step only, code cache"),
+    ) {
+        println!(
+            "lodash compile step, code cache vs cold: {:.1}x faster",
+            cold.as_secs_f64() / warm.as_secs_f64()
+        );
+    }
+}

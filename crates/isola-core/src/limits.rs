@@ -1,0 +1,154 @@
+//! Per-tenant budgets: what a tenant may use, with documented defaults.
+//!
+//! [`Limits`] is plain data; the runtime enforces it (heap limit and
+//! near-heap-limit callback, counting ArrayBuffer allocator, CPU/wall
+//! watchdog, code size check, concurrency gate).
+
+use std::time::Duration;
+
+/// Which limit a tenant broke.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKind {
+    /// V8 heap bytes.
+    Heap,
+    /// ArrayBuffer (external) bytes.
+    ExternalMemory,
+    /// CPU time of one invocation (ms).
+    Cpu,
+    /// Wall time of one invocation (ms).
+    Wall,
+    /// CPU time of module evaluation at load (ms).
+    StartupCpu,
+    /// In-flight invocations.
+    Concurrency,
+    /// Bytes of tenant source.
+    CodeSize,
+}
+
+impl LimitKind {
+    /// Stable short name (`cpu`, `heap`, ...), used in metrics labels and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitKind::Heap => "heap",
+            LimitKind::ExternalMemory => "external_memory",
+            LimitKind::Cpu => "cpu",
+            LimitKind::Wall => "wall",
+            LimitKind::StartupCpu => "startup_cpu",
+            LimitKind::Concurrency => "concurrency",
+            LimitKind::CodeSize => "code_size",
+        }
+    }
+
+    /// Human description used in error messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            LimitKind::Heap => "heap memory",
+            LimitKind::ExternalMemory => "ArrayBuffer memory",
+            LimitKind::Cpu => "CPU time",
+            LimitKind::Wall => "wall time",
+            LimitKind::StartupCpu => "startup CPU time",
+            LimitKind::Concurrency => "concurrency",
+            LimitKind::CodeSize => "code size",
+        }
+    }
+
+    /// Formats a value in this limit's unit.
+    pub fn format_value(self, v: u64) -> String {
+        match self {
+            LimitKind::Heap | LimitKind::ExternalMemory | LimitKind::CodeSize => format_bytes(v),
+            LimitKind::Cpu | LimitKind::Wall | LimitKind::StartupCpu => format!("{v} ms"),
+            LimitKind::Concurrency => format!("{v} in-flight invocations"),
+        }
+    }
+}
+
+fn format_bytes(v: u64) -> String {
+    const MIB: u64 = 1024 * 1024;
+    if v >= MIB && v % MIB == 0 {
+        format!("{} MiB", v / MIB)
+    } else if v >= MIB {
+        format!("{:.1} MiB", v as f64 / MIB as f64)
+    } else {
+        format!("{v} bytes")
+    }
+}
+
+/// A tenant's budgets. `Limits::default()` gives the documented defaults.
+///
+/// | field | default |
+/// |---|---|
+/// | `heap_bytes` | 64 MiB |
+/// | `external_memory_bytes` | 64 MiB |
+/// | `cpu` | 50 ms per invocation |
+/// | `wall` | 30 s per invocation |
+/// | `startup_cpu` | 500 ms for module evaluation at load |
+/// | `max_concurrency` | 16 in-flight invocations |
+/// | `code_size_bytes` | 8 MiB of source |
+/// | `termination_grace` | 200 ms before an isolate that ignores termination is abandoned |
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Limits {
+    /// Maximum V8 heap (old + young generation) in bytes.
+    pub heap_bytes: u64,
+    /// Maximum bytes of live ArrayBuffer backing stores.
+    pub external_memory_bytes: u64,
+    /// CPU time per invocation.
+    #[serde(with = "millis")]
+    pub cpu: Duration,
+    /// Wall time per invocation.
+    #[serde(with = "millis")]
+    pub wall: Duration,
+    /// CPU time for evaluating the tenant's module at load.
+    #[serde(with = "millis")]
+    pub startup_cpu: Duration,
+    /// In-flight invocations per tenant.
+    pub max_concurrency: u32,
+    /// Bytes of tenant source (all files of a bundle together).
+    pub code_size_bytes: u64,
+    /// How long a terminated isolate may take to stop before it is abandoned.
+    #[serde(with = "millis")]
+    pub termination_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            heap_bytes: 64 << 20,
+            external_memory_bytes: 64 << 20,
+            cpu: Duration::from_millis(50),
+            wall: Duration::from_secs(30),
+            startup_cpu: Duration::from_millis(500),
+            max_concurrency: 16,
+            code_size_bytes: 8 << 20,
+            termination_grace: Duration::from_millis(200),
+        }
+    }
+}
+
+impl Limits {
+    /// Limits generous enough for a command-line run or a benchmark.
+    pub fn relaxed() -> Self {
+        Limits {
+            heap_bytes: 512 << 20,
+            external_memory_bytes: 512 << 20,
+            cpu: Duration::from_secs(60),
+            wall: Duration::from_secs(300),
+            startup_cpu: Duration::from_secs(60),
+            ..Limits::default()
+        }
+    }
+}
+
+mod millis {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}

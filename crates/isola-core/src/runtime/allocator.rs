@@ -1,0 +1,117 @@
+//! A counting ArrayBuffer allocator, one per isolate.
+//!
+//! Every ArrayBuffer backing store V8 allocates through the isolate's
+//! allocator is counted against the tenant's external memory budget; an
+//! allocation that would pass it returns null, which V8 turns into a
+//! `RangeError` for the script. Backing stores isola makes from Rust vectors
+//! (request bodies, `TextEncoder` output) are bounded by their ops' input caps
+//! instead.
+
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// The shared counter behind one isolate's allocator.
+#[derive(Debug)]
+pub(crate) struct AbCounter {
+    used: AtomicUsize,
+    peak: AtomicUsize,
+    limit: usize,
+    refused: AtomicBool,
+}
+
+impl AbCounter {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(AbCounter {
+            used: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            limit,
+            refused: AtomicBool::new(false),
+        })
+    }
+
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Whether an allocation was refused since the last call (and clears it).
+    pub fn take_refused(&self) -> bool {
+        self.refused.swap(false, Ordering::Relaxed)
+    }
+
+    fn reserve(&self, len: usize) -> bool {
+        let mut cur = self.used.load(Ordering::Relaxed);
+        loop {
+            let Some(next) = cur.checked_add(len).filter(|n| *n <= self.limit) else {
+                self.refused.store(true, Ordering::Relaxed);
+                return false;
+            };
+            match self
+                .used
+                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => {
+                    self.peak.fetch_max(next, Ordering::Relaxed);
+                    return true;
+                }
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    fn release(&self, len: usize) {
+        self.used.fetch_sub(len, Ordering::Relaxed);
+    }
+}
+
+unsafe extern "C" fn allocate(counter: &AbCounter, len: usize) -> *mut c_void {
+    if !counter.reserve(len) {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: calloc with a non-zero size (at least 1) has no preconditions.
+    let p = unsafe { libc::calloc(len.max(1), 1) };
+    if p.is_null() {
+        counter.release(len);
+    }
+    p
+}
+
+unsafe extern "C" fn allocate_uninitialized(counter: &AbCounter, len: usize) -> *mut c_void {
+    if !counter.reserve(len) {
+        return std::ptr::null_mut();
+    }
+    // SAFETY: malloc with a non-zero size (at least 1) has no preconditions.
+    let p = unsafe { libc::malloc(len.max(1)) };
+    if p.is_null() {
+        counter.release(len);
+    }
+    p
+}
+
+unsafe extern "C" fn free(counter: &AbCounter, data: *mut c_void, len: usize) {
+    // SAFETY: V8 passes back a pointer this allocator returned (or null), exactly once.
+    unsafe { libc::free(data) };
+    counter.release(len);
+}
+
+unsafe extern "C" fn drop_counter(counter: *const AbCounter) {
+    // SAFETY: `counter` came from `Arc::into_raw` in `new_allocator`; V8 calls
+    // this once, when the allocator is destroyed.
+    drop(unsafe { Arc::from_raw(counter) });
+}
+
+static VTABLE: v8::RustAllocatorVtable<AbCounter> = v8::RustAllocatorVtable {
+    allocate,
+    allocate_uninitialized,
+    free,
+    drop: drop_counter,
+};
+
+/// Creates a V8 allocator counting into `counter`.
+pub(crate) fn new_allocator(counter: &Arc<AbCounter>) -> v8::UniqueRef<v8::Allocator> {
+    let raw = Arc::into_raw(counter.clone());
+    // SAFETY: `raw` is a valid `AbCounter` kept alive by the Arc reference we
+    // leaked above until V8 calls `drop_counter`; `VTABLE`'s functions all
+    // expect exactly that handle type.
+    unsafe { v8::new_rust_allocator(raw, &VTABLE) }
+}

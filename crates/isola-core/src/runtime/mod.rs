@@ -1,0 +1,721 @@
+//! The V8 glue: one [`JsRuntime`] owns one isolate and its context.
+//!
+//! This is the only module tree that touches `v8::` types. The rest of the
+//! crate (tenants, engine, store) talks to it through plain Rust values:
+//! sources in, [`Output`]s and typed errors out.
+//!
+//! Architecture invariant: a `JsRuntime` lives and dies on the thread that
+//! created it (rusty_v8 140 has no `Locker`; an isolate moved between threads
+//! keeps its first thread's stack limit).
+
+pub(crate) mod allocator;
+pub(crate) mod errors;
+mod modules;
+pub(crate) mod ops;
+pub(crate) mod platform;
+pub(crate) mod snapshot;
+pub(crate) mod watchdog;
+
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::accounting::{HeapUsage, KillReport};
+use crate::bundle::TenantCode;
+use crate::code_cache::{CacheEvent, CacheKey, CodeCacheStore};
+use crate::error::{Error, LimitError, Result};
+use crate::limits::{LimitKind, Limits};
+use crate::tenant::{ConsoleLevel, ConsoleSink, HttpRequest, HttpResponse, Invocation, Output};
+use allocator::AbCounter;
+use ops::{OpState, SharedOpState};
+use watchdog::{KillState, Watchdog};
+
+/// What a runtime needs to know about the engine's code cache.
+pub(crate) struct CacheCtx<'a> {
+    pub store: &'a dyn CodeCacheStore,
+    pub fingerprint: &'a str,
+}
+
+impl CacheCtx<'_> {
+    pub fn key(&self, source: &str, kind: &str) -> CacheKey {
+        CacheKey::new(
+            source,
+            kind,
+            platform::v8_version(),
+            platform::V8_FLAGS,
+            self.fingerprint,
+        )
+    }
+}
+
+/// What loading a tenant's code did.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct LoadReport {
+    pub cache_events: Vec<(String, CacheEvent)>,
+    pub compile_time: Duration,
+    pub startup_cpu: Duration,
+}
+
+/// Per-invocation measurements.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct RunMeasure {
+    pub cpu: Duration,
+    pub wall: Duration,
+}
+
+/// One isolate, its context, and the tenant code loaded into it.
+pub(crate) struct JsRuntime {
+    // Handles first: they must be released before the isolate is disposed.
+    context: v8::Global<v8::Context>,
+    internals: v8::Global<v8::Object>,
+    namespace: Option<v8::Global<v8::Object>>,
+    entry: String,
+    tenant: String,
+    limits: Limits,
+    ops: SharedOpState,
+    ab: Arc<AbCounter>,
+    watchdog: Watchdog,
+    seq: u64,
+    isolate: v8::OwnedIsolate,
+    // After the isolate: V8 callbacks hold a pointer to it until the isolate is gone.
+    kill: Arc<KillState>,
+}
+
+impl JsRuntime {
+    /// Creates an isolate from the base snapshot, with a fresh context.
+    pub fn new(
+        snapshot: &'static [u8],
+        tenant: &str,
+        limits: &Limits,
+        console: ConsoleSink,
+        watchdog: Watchdog,
+    ) -> Result<Self> {
+        platform::init();
+        let ab = AbCounter::new(limits.external_memory_bytes as usize);
+        let params = v8::CreateParams::default()
+            .snapshot_blob(v8::StartupData::from(snapshot))
+            .external_references(ops::external_references())
+            .array_buffer_allocator(allocator::new_allocator(&ab))
+            .heap_limits(0, limits.heap_bytes as usize);
+        let mut isolate = v8::Isolate::new(params);
+        isolate.set_microtasks_policy(v8::MicrotasksPolicy::Explicit);
+        isolate.set_allow_atomics_wait(false);
+        isolate.set_capture_stack_trace_for_uncaught_exceptions(true, 16);
+        isolate.set_allow_wasm_code_generation_callback(no_wasm_codegen);
+        let kill = KillState::new(isolate.thread_safe_handle(), limits.heap_bytes);
+        isolate.add_near_heap_limit_callback(
+            watchdog::near_heap_limit,
+            Arc::as_ptr(&kill) as *mut std::ffi::c_void,
+        );
+        let ops = Rc::new(RefCell::new(OpState {
+            console,
+            timers: Default::default(),
+        }));
+        isolate.set_slot(ops.clone());
+        let (context, internals) = {
+            v8::scope!(let scope, &mut isolate);
+            let context = v8::Context::new(scope, Default::default());
+            let scope = &mut v8::ContextScope::new(scope, context);
+            let internals = scope
+                .get_context_data_from_snapshot_once::<v8::Object>(snapshot::INTERNALS_INDEX)
+                .map_err(|e| Error::Snapshot(format!("the snapshot has no internals object ({e}); delete the snapshot file to rebuild it")))?;
+            // No WebAssembly for tenants: wasm memories reserve address space
+            // outside the counted ArrayBuffer budget (see docs/LIMITS.md). V8
+            // installs the global per context, so it is removed here.
+            let global = context.global(scope);
+            let wasm = v8::String::new(scope, "WebAssembly")
+                .ok_or_else(|| Error::Internal("string".into()))?;
+            global.delete(scope, wasm.into());
+            (
+                v8::Global::new(scope, context),
+                v8::Global::new(scope, internals),
+            )
+        };
+        // Isolates are entered only while in use (see `entered`): several
+        // tenants share a thread, and V8's per-thread entry stack must stay LIFO.
+        // SAFETY: `Isolate::new` entered the isolate; this balances it.
+        unsafe { isolate.exit() };
+        Ok(JsRuntime {
+            context,
+            internals,
+            namespace: None,
+            entry: String::new(),
+            tenant: tenant.to_string(),
+            limits: limits.clone(),
+            ops,
+            ab,
+            watchdog,
+            seq: 0,
+            isolate,
+            kill,
+        })
+    }
+
+    /// Whether the runtime may serve again (false after a limit kill or abandonment).
+    pub fn is_healthy(&self) -> bool {
+        !self.kill.abandoned.load(Ordering::SeqCst)
+    }
+
+    /// Runs `f` with the isolate entered (the thread's current isolate).
+    fn entered<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
+        // SAFETY: balanced by the `exit` below on the same thread; isolates are
+        // never left entered between calls, so the entry stack stays LIFO.
+        unsafe { self.isolate.enter() };
+        let r = f(self);
+        // SAFETY: see above.
+        unsafe { self.isolate.exit() };
+        r
+    }
+
+    /// Heap figures right now.
+    pub fn heap_usage(&mut self) -> HeapUsage {
+        self.entered(|rt| rt.heap_usage_inner())
+    }
+
+    fn heap_usage_inner(&mut self) -> HeapUsage {
+        let s = self.isolate.get_heap_statistics();
+        HeapUsage {
+            used_bytes: s.used_heap_size() as u64,
+            total_bytes: s.total_heap_size() as u64,
+            limit_bytes: self.limits.heap_bytes,
+            external_bytes: self.ab.used() as u64,
+        }
+    }
+
+    /// Compiles (with the code cache), instantiates and evaluates the tenant's code.
+    pub fn load(&mut self, code: &TenantCode, cache: Option<&CacheCtx<'_>>) -> Result<LoadReport> {
+        self.entered(|rt| rt.load_inner(code, cache))
+    }
+
+    fn load_inner(
+        &mut self,
+        code: &TenantCode,
+        cache: Option<&CacheCtx<'_>>,
+    ) -> Result<LoadReport> {
+        if code.size() > self.limits.code_size_bytes {
+            return Err(self.limit_error(
+                LimitKind::CodeSize,
+                self.limits.code_size_bytes,
+                Some(code.size()),
+                None,
+            ));
+        }
+        self.entry = code.entry().to_string();
+        let seq = self.begin();
+        let guard = self.watchdog.watch(
+            &self.kill,
+            seq,
+            LimitKind::StartupCpu,
+            self.limits.startup_cpu,
+            self.limits.wall,
+            self.limits.termination_grace,
+        );
+        let cpu0 = watchdog::thread_cpu_time();
+        let deadline = Instant::now() + self.limits.wall;
+        let mut report = LoadReport::default();
+        let result = {
+            let ctx = Loop {
+                ops: &self.ops,
+                kill: &self.kill,
+                deadline,
+                wall_limit: self.limits.wall,
+            };
+            v8::scope!(let scope, &mut self.isolate);
+            let context = v8::Local::new(scope, &self.context);
+            let scope = &mut v8::ContextScope::new(scope, context);
+            let internals = v8::Local::new(scope, &self.internals);
+            modules::load(scope, internals, code, cache, &ctx, &mut report)
+                .map(|ns| v8::Global::new(scope, ns))
+        };
+        drop(guard);
+        report.startup_cpu = watchdog::thread_cpu_time().saturating_sub(cpu0);
+        let result = self.end(result);
+        self.namespace = Some(result?);
+        Ok(report)
+    }
+
+    /// Runs one invocation of the loaded code.
+    pub fn invoke(
+        &mut self,
+        inv: &Invocation,
+        env: &serde_json::Value,
+    ) -> (Result<Output>, RunMeasure) {
+        self.entered(|rt| rt.invoke_inner(inv, env))
+    }
+
+    fn invoke_inner(
+        &mut self,
+        inv: &Invocation,
+        env: &serde_json::Value,
+    ) -> (Result<Output>, RunMeasure) {
+        let seq = self.begin();
+        let guard = self.watchdog.watch(
+            &self.kill,
+            seq,
+            LimitKind::Cpu,
+            self.limits.cpu,
+            self.limits.wall,
+            self.limits.termination_grace,
+        );
+        let cpu0 = watchdog::thread_cpu_time();
+        let t0 = Instant::now();
+        let deadline = t0 + self.limits.wall;
+        let result = match &self.namespace {
+            None => Err(Error::Internal("invoke before load".into())),
+            Some(ns) => {
+                let ctx = Loop {
+                    ops: &self.ops,
+                    kill: &self.kill,
+                    deadline,
+                    wall_limit: self.limits.wall,
+                };
+                v8::scope!(let scope, &mut self.isolate);
+                let context = v8::Local::new(scope, &self.context);
+                let scope = &mut v8::ContextScope::new(scope, context);
+                let internals = v8::Local::new(scope, &self.internals);
+                let ns = v8::Local::new(scope, ns);
+                invoke(scope, internals, ns, &self.entry, inv, env, &ctx)
+            }
+        };
+        drop(guard);
+        let measure = RunMeasure {
+            cpu: watchdog::thread_cpu_time().saturating_sub(cpu0),
+            wall: t0.elapsed(),
+        };
+        (self.end(result), measure)
+    }
+
+    fn begin(&mut self) -> u64 {
+        self.seq += 1;
+        self.kill.seq.store(self.seq, Ordering::SeqCst);
+        self.kill.running.store(true, Ordering::SeqCst);
+        self.ab.take_refused();
+        self.seq
+    }
+
+    /// Ends an invocation: turns a termination into the limit error that caused it.
+    fn end<T>(&mut self, result: Result<T>) -> Result<T> {
+        self.kill.running.store(false, Ordering::SeqCst);
+        let kill = self.kill.take_kill();
+        let stack = self.kill.take_stack();
+        let terminating = self.isolate.is_execution_terminating();
+        if terminating || kill.is_some() {
+            self.isolate.cancel_terminate_execution();
+            self.ops.borrow_mut().timers.clear_all();
+        }
+        match kill {
+            Some(k) if terminating || result.is_err() => {
+                let heap = self.heap_usage_inner();
+                let report = KillReport {
+                    limit: k.kind,
+                    js_stack: stack,
+                    heap,
+                    cpu_ms: 0,
+                    wall_ms: 0,
+                };
+                // A killed isolate may hold half-updated state; never reuse it.
+                self.kill.abandoned.store(true, Ordering::SeqCst);
+                Err(self.limit_error(k.kind, k.limit, k.used, Some(report)))
+            }
+            _ if terminating => {
+                self.kill.abandoned.store(true, Ordering::SeqCst);
+                Err(Error::Internal(
+                    "execution was terminated without a recorded cause".into(),
+                ))
+            }
+            _ => match result {
+                Err(Error::Js(e)) if self.ab.take_refused() && e.name == "RangeError" => {
+                    let heap = self.heap_usage_inner();
+                    let limit = self.limits.external_memory_bytes;
+                    Err(self.limit_error(
+                        LimitKind::ExternalMemory,
+                        limit,
+                        Some(heap.external_bytes),
+                        Some(KillReport {
+                            limit: LimitKind::ExternalMemory,
+                            js_stack: Some(e.stack.clone()).filter(|s| !s.is_empty()),
+                            heap,
+                            cpu_ms: 0,
+                            wall_ms: 0,
+                        }),
+                    ))
+                }
+                other => other,
+            },
+        }
+    }
+
+    fn limit_error(
+        &self,
+        kind: LimitKind,
+        limit: u64,
+        used: Option<u64>,
+        report: Option<KillReport>,
+    ) -> Error {
+        Error::Limit(LimitError {
+            tenant: self.tenant.clone(),
+            kind,
+            limit,
+            used,
+            report: report.map(Box::new),
+        })
+    }
+}
+
+impl Drop for JsRuntime {
+    fn drop(&mut self) {
+        // `OwnedIsolate`'s drop exits the isolate before disposing it.
+        // SAFETY: balances that exit; the isolate is not entered otherwise.
+        unsafe { self.isolate.enter() };
+    }
+}
+
+unsafe extern "C" fn no_wasm_codegen(
+    _context: v8::Local<v8::Context>,
+    _source: v8::Local<v8::String>,
+) -> bool {
+    false
+}
+
+/// What the event loop needs besides the scope.
+pub(crate) struct Loop<'a> {
+    pub ops: &'a SharedOpState,
+    pub kill: &'a Arc<KillState>,
+    pub deadline: Instant,
+    pub wall_limit: Duration,
+}
+
+/// The error for a failed call: a termination (limit), or the caught exception.
+pub(crate) fn call_error(
+    tc: &mut v8::PinnedRef<'_, v8::TryCatch<'_, '_, v8::HandleScope<'_>>>,
+    internals: v8::Local<v8::Object>,
+) -> Error {
+    if tc.has_terminated() || tc.is_execution_terminating() {
+        return Error::Internal("terminated".into()); // replaced by `JsRuntime::end`
+    }
+    match tc.exception() {
+        Some(exc) => {
+            let msg = tc.message();
+            Error::Js(errors::js_error(tc, internals, exc, msg))
+        }
+        None => Error::Internal("a call failed without an exception".into()),
+    }
+}
+
+/// Drives microtasks and timers until `promise` settles.
+pub(crate) fn run_until_settled<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    internals: v8::Local<'s, v8::Object>,
+    promise: v8::Local<'s, v8::Promise>,
+    ctx: &Loop<'_>,
+) -> Result<v8::Local<'s, v8::Value>> {
+    let fire_key =
+        v8::String::new(scope, "fireTimer").ok_or_else(|| Error::Internal("string".into()))?;
+    let fire = internals
+        .get(scope, fire_key.into())
+        .and_then(|f| v8::Local::<v8::Function>::try_from(f).ok())
+        .ok_or_else(|| Error::Internal("internals.fireTimer missing".into()))?;
+    loop {
+        scope.perform_microtask_checkpoint();
+        if scope.is_execution_terminating() {
+            return Err(Error::Internal("terminated".into()));
+        }
+        match promise.state() {
+            v8::PromiseState::Fulfilled => return Ok(promise.result(scope)),
+            v8::PromiseState::Rejected => {
+                let exc = promise.result(scope);
+                let msg = v8::Exception::create_message(scope, exc);
+                return Err(Error::Js(errors::js_error(
+                    scope,
+                    internals,
+                    exc,
+                    Some(msg),
+                )));
+            }
+            v8::PromiseState::Pending => {}
+        }
+        let next = ctx.ops.borrow().timers.next_deadline();
+        let Some(next) = next else {
+            return Err(Error::NeverSettled);
+        };
+        let now = Instant::now();
+        if next > now {
+            if next >= ctx.deadline {
+                if ctx.deadline > now {
+                    std::thread::sleep(ctx.deadline - now);
+                }
+                return Err(wall_kill(ctx));
+            }
+            std::thread::sleep(next - now);
+        }
+        if ctx.kill.kill.lock().map(|k| k.is_some()).unwrap_or(false) {
+            return Err(Error::Internal("terminated".into()));
+        }
+        let now = Instant::now();
+        loop {
+            let id = ctx.ops.borrow_mut().timers.pop_due(now);
+            let Some(id) = id else { break };
+            v8::tc_scope!(let tc, scope);
+            let undef = v8::undefined(tc).into();
+            let arg = v8::Integer::new_from_unsigned(tc, id).into();
+            if fire.call(tc, undef, &[arg]).is_none() {
+                if tc.has_terminated() || tc.is_execution_terminating() {
+                    return Err(Error::Internal("terminated".into()));
+                }
+                if let Some(exc) = tc.exception() {
+                    let msg = tc.message();
+                    let e = errors::js_error(tc, internals, exc, msg);
+                    let sink = ctx.ops.borrow().console.clone();
+                    sink(
+                        ConsoleLevel::Error,
+                        &format!("Uncaught exception in timer: {e}"),
+                    );
+                }
+            }
+            tc.perform_microtask_checkpoint();
+        }
+    }
+}
+
+fn wall_kill(ctx: &Loop<'_>) -> Error {
+    // The isolate is idle (waiting for a timer), so record the kill here
+    // rather than through an interrupt.
+    ctx.kill.set_kill(watchdog::Kill {
+        kind: LimitKind::Wall,
+        limit: ctx.wall_limit.as_millis() as u64,
+        used: Some(ctx.wall_limit.as_millis() as u64),
+        seq: ctx.kill.seq.load(Ordering::SeqCst),
+    });
+    Error::Internal("terminated".into())
+}
+
+fn get_fn<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    obj: v8::Local<'s, v8::Object>,
+    name: &str,
+) -> Result<v8::Local<'s, v8::Function>> {
+    let key = v8::String::new(scope, name).ok_or_else(|| Error::Internal("string".into()))?;
+    obj.get(scope, key.into())
+        .and_then(|f| v8::Local::<v8::Function>::try_from(f).ok())
+        .ok_or_else(|| Error::Internal(format!("internals.{name} missing")))
+}
+
+fn json_to_v8<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    v: &serde_json::Value,
+) -> Result<v8::Local<'s, v8::Value>> {
+    let text = serde_json::to_string(v).map_err(|e| Error::Internal(e.to_string()))?;
+    let s = v8::String::new(scope, &text)
+        .ok_or_else(|| Error::Internal("JSON too large for a string".into()))?;
+    v8::json::parse(scope, s)
+        .ok_or_else(|| Error::Internal("JSON.parse failed on serde output".into()))
+}
+
+fn bytes_to_u8a<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    bytes: &[u8],
+) -> Option<v8::Local<'s, v8::Value>> {
+    let len = bytes.len();
+    let store = v8::ArrayBuffer::new_backing_store_from_vec(bytes.to_vec()).make_shared();
+    let ab = v8::ArrayBuffer::with_backing_store(scope, &store);
+    v8::Uint8Array::new(scope, ab, 0, len).map(Into::into)
+}
+
+fn make_request<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    internals: v8::Local<'s, v8::Object>,
+    req: &HttpRequest,
+) -> Result<v8::Local<'s, v8::Value>> {
+    let f = get_fn(scope, internals, "makeRequest")?;
+    let method =
+        v8::String::new(scope, &req.method).ok_or_else(|| Error::Internal("string".into()))?;
+    let url = v8::String::new(scope, &req.url).ok_or_else(|| Error::Internal("string".into()))?;
+    let headers = v8::Array::new(scope, req.headers.len() as i32);
+    for (i, (k, v)) in req.headers.iter().enumerate() {
+        let pair = v8::Array::new(scope, 2);
+        let k = v8::String::new(scope, k).ok_or_else(|| Error::Internal("string".into()))?;
+        let v = v8::String::new(scope, v).ok_or_else(|| Error::Internal("string".into()))?;
+        pair.set_index(scope, 0, k.into());
+        pair.set_index(scope, 1, v.into());
+        headers.set_index(scope, i as u32, pair.into());
+    }
+    let body = bytes_to_u8a(scope, &req.body).ok_or_else(|| Error::Internal("body".into()))?;
+    v8::tc_scope!(let tc, scope);
+    let undef = v8::undefined(tc).into();
+    match f.call(
+        tc,
+        undef,
+        &[method.into(), url.into(), headers.into(), body],
+    ) {
+        Some(v) => Ok(v),
+        None => Err(call_error(tc, internals)),
+    }
+}
+
+fn invoke<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    internals: v8::Local<'s, v8::Object>,
+    ns: v8::Local<'s, v8::Object>,
+    entry: &str,
+    inv: &Invocation,
+    env: &serde_json::Value,
+    ctx: &Loop<'_>,
+) -> Result<Output> {
+    let f = get_fn(scope, internals, "invoke")?;
+    let entry_v = v8::String::new(scope, entry).ok_or_else(|| Error::Internal("string".into()))?;
+    let (request, args) = match inv {
+        Invocation::Fetch(req) => (
+            make_request(scope, internals, req)?,
+            v8::Array::new(scope, 0).into(),
+        ),
+        Invocation::Call(args) => (
+            v8::null(scope).into(),
+            json_to_v8(scope, &serde_json::Value::Array(args.clone()))?,
+        ),
+    };
+    let env_v = json_to_v8(scope, env)?;
+    let promise = {
+        v8::tc_scope!(let tc, scope);
+        let undef = v8::undefined(tc).into();
+        match f.call(
+            tc,
+            undef,
+            &[ns.into(), entry_v.into(), request, args, env_v],
+        ) {
+            Some(p) => p,
+            None => return Err(call_error(tc, internals)),
+        }
+    };
+    let promise = v8::Local::<v8::Promise>::try_from(promise)
+        .map_err(|_| Error::Internal("internals.invoke did not return a promise".into()))?;
+    let record = run_until_settled(scope, internals, promise, ctx)?;
+    read_record(scope, record)
+}
+
+fn get_prop<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    obj: v8::Local<'s, v8::Object>,
+    name: &str,
+) -> Option<v8::Local<'s, v8::Value>> {
+    let key = v8::String::new(scope, name)?;
+    obj.get(scope, key.into())
+}
+
+fn view_bytes(v: v8::Local<v8::Value>) -> Vec<u8> {
+    match v8::Local::<v8::ArrayBufferView>::try_from(v) {
+        Ok(view) => {
+            let mut buf = vec![0u8; view.byte_length()];
+            view.copy_contents(&mut buf);
+            buf
+        }
+        Err(_) => Vec::new(),
+    }
+}
+
+/// Reads the record built by the bootstrap's `finish` (plain data, no tenant getters).
+fn read_record<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    record: v8::Local<'s, v8::Value>,
+) -> Result<Output> {
+    let bad = || Error::Internal("malformed result record".into());
+    let rec = v8::Local::<v8::Object>::try_from(record).map_err(|_| bad())?;
+    let kind = get_prop(scope, rec, "kind")
+        .ok_or_else(bad)?
+        .to_rust_string_lossy(scope);
+    match kind.as_str() {
+        "response" => {
+            let status = get_prop(scope, rec, "status")
+                .and_then(|v| v.uint32_value(scope))
+                .ok_or_else(bad)? as u16;
+            let hv = get_prop(scope, rec, "headers").ok_or_else(bad)?;
+            let arr = v8::Local::<v8::Array>::try_from(hv).map_err(|_| bad())?;
+            let mut headers = Vec::with_capacity(arr.length() as usize);
+            for i in 0..arr.length() {
+                let pair = arr
+                    .get_index(scope, i)
+                    .and_then(|p| v8::Local::<v8::Array>::try_from(p).ok())
+                    .ok_or_else(bad)?;
+                let k = pair
+                    .get_index(scope, 0)
+                    .ok_or_else(bad)?
+                    .to_rust_string_lossy(scope);
+                let v = pair
+                    .get_index(scope, 1)
+                    .ok_or_else(bad)?
+                    .to_rust_string_lossy(scope);
+                headers.push((k, v));
+            }
+            let body = get_prop(scope, rec, "body")
+                .map(view_bytes)
+                .unwrap_or_default();
+            Ok(Output::Response(HttpResponse {
+                status,
+                headers,
+                body,
+            }))
+        }
+        "bytes" => Ok(Output::Bytes(
+            get_prop(scope, rec, "body")
+                .map(view_bytes)
+                .unwrap_or_default(),
+        )),
+        _ => {
+            let json = get_prop(scope, rec, "json")
+                .ok_or_else(bad)?
+                .to_rust_string_lossy(scope);
+            let value = serde_json::from_str(&json)
+                .map_err(|e| Error::Internal(format!("result JSON: {e}")))?;
+            Ok(Output::Json(value))
+        }
+    }
+}
+
+/// Produces a code cache for `source` in a plain isolate without isola's
+/// snapshot: bytes V8 must reject in a tenant isolate. For tests of the
+/// rejection path.
+pub(crate) fn foreign_code_cache(source: &str, module: bool) -> Option<Vec<u8>> {
+    platform::init();
+    let mut isolate = v8::Isolate::new(v8::CreateParams::default());
+    v8::scope!(let scope, &mut isolate);
+    let context = v8::Context::new(scope, Default::default());
+    let scope = &mut v8::ContextScope::new(scope, context);
+    let src = v8::String::new(scope, source)?;
+    let name = v8::String::new(scope, "foreign.js")?;
+    let origin = v8::ScriptOrigin::new(
+        scope,
+        name.into(),
+        0,
+        0,
+        false,
+        0,
+        None,
+        false,
+        false,
+        module,
+        None,
+    );
+    let mut s = v8::script_compiler::Source::new(src, Some(&origin));
+    if module {
+        let m = v8::script_compiler::compile_module(scope, &mut s)?;
+        Some(
+            m.get_unbound_module_script(scope)
+                .create_code_cache()?
+                .to_vec(),
+        )
+    } else {
+        let script = v8::script_compiler::compile(
+            scope,
+            &mut s,
+            v8::script_compiler::CompileOptions::NoCompileOptions,
+            v8::script_compiler::NoCacheReason::NoReason,
+        )?;
+        Some(
+            script
+                .get_unbound_script(scope)
+                .create_code_cache()?
+                .to_vec(),
+        )
+    }
+}

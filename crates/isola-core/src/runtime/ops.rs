@@ -1,0 +1,286 @@
+//! Native functions the bootstrap calls (console output, timers, UTF-8).
+//!
+//! They are created inside the snapshot creator and registered as external
+//! references, so a tenant isolate deserializes them without any setup. The
+//! bootstrap closes over them; tenant code cannot reach the ops object.
+//! Every op caps its input size: an op is native work done on the tenant's
+//! behalf and must not become a way around the tenant's limits.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::{BTreeSet, HashMap};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use v8::MapFnTo;
+
+use crate::tenant::{ConsoleLevel, ConsoleSink};
+
+/// Longest console line passed to the sink (bytes); longer lines are cut.
+pub const MAX_CONSOLE_LINE: usize = 64 * 1024;
+/// Largest string/byte input of the UTF-8 ops.
+pub const MAX_CODEC_INPUT: usize = 32 << 20;
+/// Most timers one tenant may have pending at once.
+pub const MAX_TIMERS: usize = 10_000;
+
+static BOOTSTRAP_EXECUTIONS: AtomicUsize = AtomicUsize::new(0);
+
+/// How many times this process has executed the bootstrap JS. Tenants start
+/// from the snapshot, so creating tenants never increases it.
+pub fn bootstrap_executions() -> usize {
+    BOOTSTRAP_EXECUTIONS.load(Ordering::SeqCst)
+}
+
+/// Per-isolate state the ops work on, kept in an isolate slot.
+pub(crate) struct OpState {
+    pub console: ConsoleSink,
+    pub timers: Timers,
+}
+
+pub(crate) type SharedOpState = Rc<RefCell<OpState>>;
+
+/// Pending timers, ordered by deadline.
+#[derive(Default)]
+pub(crate) struct Timers {
+    queue: BTreeSet<(Instant, u64, u32)>,
+    by_id: HashMap<u32, (Instant, u64)>,
+    seq: u64,
+}
+
+impl Timers {
+    fn start(&mut self, id: u32, delay: Duration) -> bool {
+        self.clear(id);
+        if self.by_id.len() >= MAX_TIMERS {
+            return false;
+        }
+        let at = Instant::now() + delay;
+        self.seq += 1;
+        self.queue.insert((at, self.seq, id));
+        self.by_id.insert(id, (at, self.seq));
+        true
+    }
+
+    fn clear(&mut self, id: u32) {
+        if let Some((at, seq)) = self.by_id.remove(&id) {
+            self.queue.remove(&(at, seq, id));
+        }
+    }
+
+    /// The earliest deadline, if any timer is pending.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        self.queue.first().map(|(at, _, _)| *at)
+    }
+
+    /// Removes and returns the first timer due at `now`.
+    pub fn pop_due(&mut self, now: Instant) -> Option<u32> {
+        let (at, seq, id) = *self.queue.first()?;
+        if at > now {
+            return None;
+        }
+        self.queue.remove(&(at, seq, id));
+        self.by_id.remove(&id);
+        Some(id)
+    }
+
+    pub fn clear_all(&mut self) {
+        self.queue.clear();
+        self.by_id.clear();
+    }
+}
+
+/// The external references of every native function in the snapshot, in a
+/// fixed order (the snapshot stores indexes into this list).
+pub(crate) fn external_references() -> Cow<'static, [v8::ExternalReference]> {
+    Cow::Owned(
+        OPS.iter()
+            .map(|(_, f)| v8::ExternalReference { function: *f })
+            .collect(),
+    )
+}
+
+type OpFn = v8::FunctionCallback;
+
+/// Names and functions of the ops, in external-reference order.
+pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
+    std::sync::LazyLock::new(|| {
+        vec![
+            ("print", op_print.map_fn_to()),
+            ("timerStart", op_timer_start.map_fn_to()),
+            ("timerClear", op_timer_clear.map_fn_to()),
+            ("encodeUtf8", op_encode_utf8.map_fn_to()),
+            ("decodeUtf8", op_decode_utf8.map_fn_to()),
+            ("bootstrapMarker", op_bootstrap_marker.map_fn_to()),
+        ]
+    });
+
+/// Builds the ops object (used only inside the snapshot creator).
+pub(crate) fn create_ops_object<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+) -> Option<v8::Local<'s, v8::Object>> {
+    let obj = v8::Object::new(scope);
+    for (name, f) in OPS.iter() {
+        let tmpl = v8::FunctionTemplate::builder_raw(*f).build(scope);
+        let func = tmpl.get_function(scope)?;
+        let key = v8::String::new(scope, name)?;
+        obj.set(scope, key.into(), func.into())?;
+    }
+    Some(obj)
+}
+
+fn state(scope: &v8::PinScope) -> Option<SharedOpState> {
+    scope.get_slot::<SharedOpState>().cloned()
+}
+
+fn throw_range_error(scope: &mut v8::PinScope, msg: &str) {
+    if let Some(m) = v8::String::new(scope, msg) {
+        let e = v8::Exception::range_error(scope, m);
+        scope.throw_exception(e);
+    }
+}
+
+fn throw_type_error(scope: &mut v8::PinScope, msg: &str) {
+    if let Some(m) = v8::String::new(scope, msg) {
+        let e = v8::Exception::type_error(scope, m);
+        scope.throw_exception(e);
+    }
+}
+
+fn op_bootstrap_marker(
+    _scope: &mut v8::PinScope,
+    _args: v8::FunctionCallbackArguments,
+    _rv: v8::ReturnValue<v8::Value>,
+) {
+    BOOTSTRAP_EXECUTIONS.fetch_add(1, Ordering::SeqCst);
+}
+
+fn op_print(
+    scope: &mut v8::PinScope,
+    args: v8::FunctionCallbackArguments,
+    _rv: v8::ReturnValue<v8::Value>,
+) {
+    let level = if args.get(0).int32_value(scope).unwrap_or(0) == 0 {
+        ConsoleLevel::Log
+    } else {
+        ConsoleLevel::Error
+    };
+    let Ok(s) = v8::Local::<v8::String>::try_from(args.get(1)) else {
+        return;
+    };
+    let mut line = s.to_rust_string_lossy(scope);
+    if line.len() > MAX_CONSOLE_LINE {
+        let mut cut = MAX_CONSOLE_LINE;
+        while !line.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        line.truncate(cut);
+        line.push_str("...[truncated]");
+    }
+    // Without a state (inside the snapshot creator) output is dropped.
+    if let Some(st) = state(scope) {
+        let sink = st.borrow().console.clone();
+        sink(level, &line);
+    }
+}
+
+fn op_timer_start(
+    scope: &mut v8::PinScope,
+    args: v8::FunctionCallbackArguments,
+    _rv: v8::ReturnValue<v8::Value>,
+) {
+    let id = args.get(0).uint32_value(scope).unwrap_or(0);
+    let ms = args.get(1).number_value(scope).unwrap_or(0.0);
+    let ms = if ms.is_finite() {
+        ms.clamp(0.0, 2_147_483_647.0)
+    } else {
+        0.0
+    };
+    let Some(st) = state(scope) else { return };
+    let ok = st
+        .borrow_mut()
+        .timers
+        .start(id, Duration::from_secs_f64(ms / 1000.0));
+    if !ok {
+        throw_range_error(
+            scope,
+            &format!("too many pending timers (the limit is {MAX_TIMERS})"),
+        );
+    }
+}
+
+fn op_timer_clear(
+    scope: &mut v8::PinScope,
+    args: v8::FunctionCallbackArguments,
+    _rv: v8::ReturnValue<v8::Value>,
+) {
+    let id = args.get(0).uint32_value(scope).unwrap_or(0);
+    if let Some(st) = state(scope) {
+        st.borrow_mut().timers.clear(id);
+    }
+}
+
+fn op_encode_utf8(
+    scope: &mut v8::PinScope,
+    args: v8::FunctionCallbackArguments,
+    mut rv: v8::ReturnValue<v8::Value>,
+) {
+    let Ok(s) = v8::Local::<v8::String>::try_from(args.get(0)) else {
+        throw_type_error(scope, "encodeUtf8: expected a string");
+        return;
+    };
+    if s.length() > MAX_CODEC_INPUT {
+        throw_range_error(
+            scope,
+            &format!("TextEncoder: input longer than {MAX_CODEC_INPUT} characters"),
+        );
+        return;
+    }
+    let bytes = s.to_rust_string_lossy(scope).into_bytes();
+    let len = bytes.len();
+    let store = v8::ArrayBuffer::new_backing_store_from_vec(bytes).make_shared();
+    let ab = v8::ArrayBuffer::with_backing_store(scope, &store);
+    if let Some(u8a) = v8::Uint8Array::new(scope, ab, 0, len) {
+        rv.set(u8a.into());
+    }
+}
+
+fn op_decode_utf8(
+    scope: &mut v8::PinScope,
+    args: v8::FunctionCallbackArguments,
+    mut rv: v8::ReturnValue<v8::Value>,
+) {
+    let Ok(view) = v8::Local::<v8::ArrayBufferView>::try_from(args.get(0)) else {
+        throw_type_error(scope, "decodeUtf8: expected a Uint8Array");
+        return;
+    };
+    let fatal = args.get(1).boolean_value(scope);
+    let len = view.byte_length();
+    if len > MAX_CODEC_INPUT {
+        throw_range_error(
+            scope,
+            &format!("TextDecoder: input larger than {MAX_CODEC_INPUT} bytes"),
+        );
+        return;
+    }
+    let mut buf = vec![0u8; len];
+    view.copy_contents(&mut buf);
+    let text: Cow<str> = if fatal {
+        match std::str::from_utf8(&buf) {
+            Ok(s) => Cow::Borrowed(s),
+            Err(e) => {
+                throw_type_error(
+                    scope,
+                    &format!("TextDecoder: invalid UTF-8 at byte {}", e.valid_up_to()),
+                );
+                return;
+            }
+        }
+    } else {
+        String::from_utf8_lossy(&buf)
+    };
+    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    match v8::String::new_from_utf8(scope, text.as_bytes(), v8::NewStringType::Normal) {
+        Some(s) => rv.set(s.into()),
+        None => throw_range_error(scope, "TextDecoder: result too long for a string"),
+    }
+}

@@ -1,0 +1,97 @@
+//! Building the base startup snapshot (the V8 side).
+//!
+//! The bootstrap JS runs once inside a snapshot creator with the native ops
+//! attached; the resulting heap (globals, classes, the internals object kept
+//! as context data 0) is serialized. Tenant isolates deserialize it instead
+//! of running the bootstrap again.
+
+use crate::error::{Error, Result};
+use crate::runtime::ops;
+
+/// The bootstrap source baked into the snapshot.
+pub const BOOTSTRAP_JS: &str = include_str!("../../js/bootstrap.js");
+/// Its resource name, as seen in stacks.
+pub const BOOTSTRAP_NAME: &str = "isola:bootstrap.js";
+/// Context-data index of the internals object.
+pub(crate) const INTERNALS_INDEX: usize = 0;
+
+/// Runs the bootstrap in a snapshot creator and returns the blob.
+pub(crate) fn build_blob() -> Result<Vec<u8>> {
+    crate::runtime::platform::init();
+    let mut creator = v8::Isolate::snapshot_creator(Some(ops::external_references()), None);
+    {
+        v8::scope!(let scope, &mut creator);
+        let context = v8::Context::new(scope, Default::default());
+        let scope = &mut v8::ContextScope::new(scope, context);
+        let internals = {
+            v8::tc_scope!(let tc, scope);
+            let result = run_bootstrap(tc);
+            match result {
+                Some(v) => v,
+                None => {
+                    let msg = tc
+                        .message()
+                        .map(|m| m.get(tc).to_rust_string_lossy(tc))
+                        .unwrap_or_else(|| "bootstrap failed".into());
+                    return Err(Error::Snapshot(format!("the bootstrap JS threw: {msg}")));
+                }
+            }
+        };
+        let index = scope.add_context_data(context, internals);
+        if index != INTERNALS_INDEX {
+            return Err(Error::Internal(format!(
+                "internals stored at context data {index}"
+            )));
+        }
+        scope.set_default_context(context);
+    }
+    let blob = creator
+        .create_blob(v8::FunctionCodeHandling::Keep)
+        .ok_or_else(|| Error::Snapshot("V8 could not create the snapshot blob".into()))?;
+    Ok(blob.to_vec())
+}
+
+pub(crate) fn run_bootstrap<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+) -> Option<v8::Local<'s, v8::Object>> {
+    let source = v8::String::new(scope, BOOTSTRAP_JS)?;
+    let name = v8::String::new(scope, BOOTSTRAP_NAME)?;
+    let origin = v8::ScriptOrigin::new(
+        scope,
+        name.into(),
+        0,
+        0,
+        false,
+        0,
+        None,
+        false,
+        false,
+        false,
+        None,
+    );
+    let script = v8::Script::compile(scope, source, Some(&origin))?;
+    let f = v8::Local::<v8::Function>::try_from(script.run(scope)?).ok()?;
+    let ops = ops::create_ops_object(scope)?;
+    let undef = v8::undefined(scope).into();
+    let internals = f.call(scope, undef, &[ops.into()])?;
+    v8::Local::<v8::Object>::try_from(internals).ok()
+}
+
+/// For benchmarks: a plain V8 isolate (V8's own snapshot) plus a context.
+pub(crate) fn bench_plain_isolate() {
+    crate::runtime::platform::init();
+    let mut isolate = v8::Isolate::new(v8::CreateParams::default());
+    v8::scope!(let scope, &mut isolate);
+    let _context = v8::Context::new(scope, Default::default());
+}
+
+/// For benchmarks: what a tenant would cost without isola's snapshot: a plain
+/// isolate and context, then the bootstrap JS run in it.
+pub(crate) fn bench_isolate_running_bootstrap() -> bool {
+    crate::runtime::platform::init();
+    let mut isolate = v8::Isolate::new(v8::CreateParams::default());
+    v8::scope!(let scope, &mut isolate);
+    let context = v8::Context::new(scope, Default::default());
+    let scope = &mut v8::ContextScope::new(scope, context);
+    run_bootstrap(scope).is_some()
+}

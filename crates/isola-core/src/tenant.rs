@@ -1,0 +1,426 @@
+//! [`Tenant`]: one customer's code in its own V8 isolate.
+//!
+//! A tenant owns exactly one isolate (created from the base snapshot) with
+//! one context, plus its code, limits and accounting. It is not `Send`: it
+//! lives on the thread that created it. After a limit kill its isolate is
+//! disposed and a fresh one is created (from the snapshot, code from the code
+//! cache) on the next invocation.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::accounting::TenantStats;
+use crate::bundle::TenantCode;
+use crate::code_cache::CacheEvent;
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::limits::Limits;
+use crate::runtime::{CacheCtx, JsRuntime};
+
+/// Severity of a console line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConsoleLevel {
+    /// `console.log`, `info`, `debug`.
+    Log,
+    /// `console.warn`, `error`, `trace`, failed `assert`.
+    Error,
+}
+
+/// Where a tenant's console output goes.
+pub type ConsoleSink = Arc<dyn Fn(ConsoleLevel, &str) + Send + Sync>;
+
+/// A console sink that writes `[tenant] line` to stderr.
+pub fn stderr_console(tenant: &str) -> ConsoleSink {
+    let prefix = tenant.to_string();
+    Arc::new(move |_level, line| eprintln!("[{prefix}] {line}"))
+}
+
+/// An HTTP request handed to a tenant's `fetch` handler.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct HttpRequest {
+    /// `GET`, `POST`, ...
+    pub method: String,
+    /// The full URL.
+    pub url: String,
+    /// Header name/value pairs.
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    #[serde(with = "body_text")]
+    pub body: Vec<u8>,
+}
+
+impl Default for HttpRequest {
+    fn default() -> Self {
+        HttpRequest {
+            method: "GET".into(),
+            url: "http://localhost/".into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+}
+
+impl HttpRequest {
+    /// A `GET` of `url`.
+    pub fn get(url: impl Into<String>) -> Self {
+        HttpRequest {
+            url: url.into(),
+            ..HttpRequest::default()
+        }
+    }
+}
+
+mod body_text {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&String::from_utf8_lossy(b))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        Ok(String::deserialize(d)?.into_bytes())
+    }
+}
+
+/// The `Response` a `fetch` handler returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// Status code.
+    pub status: u16,
+    /// Header name/value pairs (names lowercase).
+    pub headers: Vec<(String, String)>,
+    /// The body bytes.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// What an invocation returned.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// A `fetch` handler's `Response`.
+    Response(HttpResponse),
+    /// Any other value, as JSON (`undefined` becomes `null`).
+    Json(serde_json::Value),
+    /// A `Uint8Array` result.
+    Bytes(Vec<u8>),
+}
+
+impl Output {
+    /// The output as JSON: responses become `{status, headers, body}` (body as text).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Output::Json(v) => v.clone(),
+            Output::Bytes(b) => serde_json::Value::Array(b.iter().map(|x| (*x).into()).collect()),
+            Output::Response(r) => serde_json::json!({
+                "status": r.status,
+                "headers": r.headers.iter().map(|(k, v)| serde_json::json!([k, v])).collect::<Vec<_>>(),
+                "body": String::from_utf8_lossy(&r.body),
+            }),
+        }
+    }
+}
+
+/// What to run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Invocation {
+    /// Call `export default { fetch(request, env, ctx) }` with this request.
+    Fetch(HttpRequest),
+    /// Call the default-exported function (or a script's global `handler`)
+    /// with these arguments; with no handler, return the module's default
+    /// export or the script's completion value.
+    Call(Vec<serde_json::Value>),
+}
+
+/// A tenant's name, limits, environment and console.
+#[derive(Clone)]
+pub struct TenantConfig {
+    /// The tenant's name (used in errors and logs).
+    pub name: String,
+    /// Budgets.
+    pub limits: Limits,
+    /// The `env` object handed to handlers (variables and secrets).
+    pub env: serde_json::Value,
+    /// Where console output goes (default: stderr, prefixed with the name).
+    pub console: Option<ConsoleSink>,
+}
+
+impl TenantConfig {
+    /// Default limits, empty env, console to stderr.
+    pub fn new(name: impl Into<String>) -> Self {
+        TenantConfig {
+            name: name.into(),
+            limits: Limits::default(),
+            env: serde_json::json!({}),
+            console: None,
+        }
+    }
+
+    /// Sets the limits.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Sets the console sink.
+    pub fn console(mut self, sink: ConsoleSink) -> Self {
+        self.console = Some(sink);
+        self
+    }
+
+    /// Sets the env object.
+    pub fn env(mut self, env: serde_json::Value) -> Self {
+        self.env = env;
+        self
+    }
+}
+
+impl std::fmt::Debug for TenantConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TenantConfig")
+            .field("name", &self.name)
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How loading the tenant's code went (the last time its isolate was created).
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct LoadInfo {
+    /// Per file: hit, miss or rejected.
+    pub cache: Vec<(String, CacheEvent)>,
+    /// Creating the isolate and context from the snapshot.
+    pub isolate_time: Duration,
+    /// Compiling the code (including consuming the cache).
+    pub compile_time: Duration,
+    /// CPU time of evaluating the top-level code.
+    pub startup_cpu: Duration,
+    /// Wall time of the whole load.
+    pub total_time: Duration,
+}
+
+/// The result of one invocation with its measurements.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Invoked {
+    /// What the handler returned.
+    pub output: Output,
+    /// CPU time of the isolate thread during the invocation.
+    pub cpu: Duration,
+    /// Wall time of the invocation.
+    pub wall: Duration,
+    /// Whether the isolate had to be created (and the code loaded) for this call.
+    pub cold: bool,
+}
+
+/// One tenant: one isolate, its code, limits and accounting.
+pub struct Tenant {
+    engine: Engine,
+    config: TenantConfig,
+    code: TenantCode,
+    runtime: Option<JsRuntime>,
+    stats: TenantStats,
+    load: LoadInfo,
+}
+
+impl std::fmt::Debug for Tenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tenant")
+            .field("name", &self.config.name)
+            .field("entry", &self.code.entry())
+            .field("warm", &self.runtime.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Tenant {
+    /// Creates the tenant's isolate from the base snapshot and loads `code`
+    /// (compile with the code cache, evaluate top-level code under the
+    /// startup budget). Fails on syntax errors, bad imports, a top-level
+    /// exception or a broken limit.
+    pub fn new(engine: &Engine, config: TenantConfig, code: TenantCode) -> Result<Self> {
+        let mut t = Tenant {
+            engine: engine.clone(),
+            config,
+            code,
+            runtime: None,
+            stats: TenantStats::default(),
+            load: LoadInfo::default(),
+        };
+        t.ensure_runtime()?;
+        Ok(t)
+    }
+
+    /// The tenant's name.
+    pub fn name(&self) -> &str {
+        &self.config.name
+    }
+
+    /// The tenant's limits.
+    pub fn limits(&self) -> &Limits {
+        &self.config.limits
+    }
+
+    /// The tenant's code.
+    pub fn code(&self) -> &TenantCode {
+        &self.code
+    }
+
+    /// Accounting so far (a copy).
+    pub fn stats(&self) -> TenantStats {
+        self.stats.clone()
+    }
+
+    /// How the last isolate creation and code load went.
+    pub fn load_info(&self) -> &LoadInfo {
+        &self.load
+    }
+
+    /// Whether an isolate is alive (false after a limit kill until the next call).
+    pub fn is_warm(&self) -> bool {
+        self.runtime.is_some()
+    }
+
+    /// Drops the isolate (e.g. to free memory); the next call recreates it.
+    pub fn evict(&mut self) {
+        self.runtime = None;
+    }
+
+    fn ensure_runtime(&mut self) -> Result<bool> {
+        if self.runtime.as_ref().is_some_and(|r| r.is_healthy()) {
+            return Ok(false);
+        }
+        self.runtime = None;
+        let t0 = Instant::now();
+        let inner = &self.engine.inner;
+        let console = self
+            .config
+            .console
+            .clone()
+            .unwrap_or_else(|| crate::tenant::stderr_console(&self.config.name));
+        let mut rt = JsRuntime::new(
+            inner.snapshot.blob,
+            &self.config.name,
+            &self.config.limits,
+            console,
+            inner.watchdog.clone(),
+        )?;
+        self.stats.isolate_creations += 1;
+        let isolate_time = t0.elapsed();
+        let cache = inner.cache.as_deref().map(|store| CacheCtx {
+            store,
+            fingerprint: &inner.snapshot.fingerprint,
+        });
+        let report = match rt.load(&self.code, cache.as_ref()) {
+            Ok(r) => r,
+            Err(e) => {
+                self.record_error(&e);
+                return Err(e);
+            }
+        };
+        for (_, e) in &report.cache_events {
+            self.stats.record_cache(*e);
+        }
+        self.stats.compile_time += report.compile_time;
+        self.stats.startup_cpu += report.startup_cpu;
+        self.stats.record_heap(rt.heap_usage());
+        self.load = LoadInfo {
+            cache: report.cache_events,
+            isolate_time,
+            compile_time: report.compile_time,
+            startup_cpu: report.startup_cpu,
+            total_time: t0.elapsed(),
+        };
+        self.runtime = Some(rt);
+        Ok(true)
+    }
+
+    fn record_error(&mut self, e: &Error) {
+        *self
+            .stats
+            .errors
+            .entry(e.kind_name().to_string())
+            .or_default() += 1;
+        if let Error::Limit(l) = e {
+            *self
+                .stats
+                .terminations
+                .entry(l.kind.name().to_string())
+                .or_default() += 1;
+        }
+    }
+
+    /// Runs one invocation. A broken limit returns [`Error::Limit`] and the
+    /// isolate is recreated on the next call; an uncaught exception returns
+    /// [`Error::Js`] and the isolate stays.
+    pub fn invoke(&mut self, inv: Invocation) -> Result<Invoked> {
+        self.stats.invocations += 1;
+        let cold = match self.ensure_runtime() {
+            Ok(c) => c,
+            Err(e) => {
+                // `ensure_runtime` recorded the error already.
+                return Err(e);
+            }
+        };
+        let Some(rt) = self.runtime.as_mut() else {
+            return Err(Error::Internal("no runtime after creation".into()));
+        };
+        let (result, m) = rt.invoke(&inv, &self.config.env);
+        let heap = rt.heap_usage();
+        let healthy = rt.is_healthy();
+        self.stats.cpu.observe(m.cpu);
+        self.stats.wall.observe(m.wall);
+        self.stats.record_heap(heap);
+        if !healthy {
+            self.runtime = None;
+        }
+        match result {
+            Ok(output) => Ok(Invoked {
+                output,
+                cpu: m.cpu,
+                wall: m.wall,
+                cold,
+            }),
+            Err(mut e) => {
+                if let Error::Limit(l) = &mut e {
+                    if let Some(r) = l.report.as_mut() {
+                        r.cpu_ms = m.cpu.as_millis() as u64;
+                        r.wall_ms = m.wall.as_millis() as u64;
+                    }
+                    let sink = self
+                        .config
+                        .console
+                        .clone()
+                        .unwrap_or_else(|| stderr_console(&self.config.name));
+                    let report = l
+                        .report
+                        .as_ref()
+                        .map(|r| format!("\n{r}"))
+                        .unwrap_or_default();
+                    sink(ConsoleLevel::Error, &format!("isola: {l}{report}"));
+                }
+                self.record_error(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// Shorthand for `invoke(Invocation::Fetch(req))`.
+    pub fn fetch(&mut self, req: HttpRequest) -> Result<Invoked> {
+        self.invoke(Invocation::Fetch(req))
+    }
+
+    /// Shorthand for `invoke(Invocation::Call(args))`.
+    pub fn call(&mut self, args: Vec<serde_json::Value>) -> Result<Invoked> {
+        self.invoke(Invocation::Call(args))
+    }
+}

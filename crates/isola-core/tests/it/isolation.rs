@@ -1,0 +1,216 @@
+//! Tenants are isolated from each other and start from the base snapshot.
+
+use isola_core::{HttpRequest, Output, Tenant, TenantCode};
+use serde_json::json;
+
+use crate::util::{call_json, config, engine, tenant};
+
+#[test]
+fn globals_defined_by_one_tenant_are_invisible_to_another() {
+    let e = engine();
+    let mut a = tenant(
+        &e.engine,
+        "a",
+        "globalThis.secret = 42; export default () => typeof globalThis.secret;",
+    );
+    let mut b = tenant(
+        &e.engine,
+        "b",
+        "export default () => typeof globalThis.secret;",
+    );
+    assert_eq!(call_json(&mut a), json!("number"));
+    assert_eq!(call_json(&mut b), json!("undefined"));
+}
+
+#[test]
+fn a_prototype_patched_by_one_tenant_is_untouched_in_another() {
+    let e = engine();
+    let mut evil = tenant(
+        &e.engine,
+        "evil",
+        "Array.prototype.map = function () { return ['pwned']; };
+         Object.prototype.polluted = true;
+         export default () => [1, 2].map(x => x * 2);",
+    );
+    let mut good = tenant(
+        &e.engine,
+        "good",
+        "export default () => [[1, 2].map(x => x * 2), ({}).polluted === undefined];",
+    );
+    assert_eq!(call_json(&mut evil), json!(["pwned"]));
+    assert_eq!(call_json(&mut good), json!([[2, 4], true]));
+}
+
+#[test]
+fn bootstrap_globals_exist_without_running_the_bootstrap_again() {
+    let e = engine();
+    let before = isola_core::testing::bootstrap_executions();
+    let mut t = tenant(
+        &e.engine,
+        "fresh",
+        "export default () => [typeof console.log, typeof setTimeout, typeof Response, typeof Headers,
+                               typeof TextEncoder, typeof Request, typeof WebAssembly];",
+    );
+    let mut t2 = tenant(
+        &e.engine,
+        "fresh2",
+        "export default () => typeof queueMicrotask;",
+    );
+    assert_eq!(
+        call_json(&mut t),
+        json!([
+            "function",
+            "function",
+            "function",
+            "function",
+            "function",
+            "function",
+            "undefined"
+        ])
+    );
+    assert_eq!(call_json(&mut t2), json!("function"));
+    assert_eq!(
+        isola_core::testing::bootstrap_executions(),
+        before,
+        "creating tenants must not execute the bootstrap JS (the snapshot holds its result)"
+    );
+}
+
+#[test]
+fn the_snapshot_is_built_once_then_loaded_from_the_data_dir() {
+    let dir = tempfile::tempdir().unwrap();
+    let first =
+        isola_core::Engine::new(isola_core::EngineConfig::with_data_dir(dir.path())).unwrap();
+    assert!(first.snapshot_was_built());
+    let second =
+        isola_core::Engine::new(isola_core::EngineConfig::with_data_dir(dir.path())).unwrap();
+    assert!(!second.snapshot_was_built());
+    assert_eq!(first.snapshot_fingerprint(), second.snapshot_fingerprint());
+}
+
+#[test]
+fn a_corrupt_snapshot_file_is_set_aside_and_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(isola_core::Engine::new(isola_core::EngineConfig::with_data_dir(dir.path())).unwrap());
+    let snaps = dir.path().join("snapshots");
+    let file = std::fs::read_dir(&snaps)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let mut bytes = std::fs::read(&file).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 0xff;
+    std::fs::write(&file, &bytes).unwrap();
+    let engine =
+        isola_core::Engine::new(isola_core::EngineConfig::with_data_dir(dir.path())).unwrap();
+    assert!(engine.snapshot_was_built());
+    let names: Vec<String> = std::fs::read_dir(&snaps)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n.contains(".corrupt-")),
+        "bad file kept aside: {names:?}"
+    );
+    let mut t = tenant(&engine, "after", "export default () => 1 + 1;");
+    assert_eq!(call_json(&mut t), json!(2));
+}
+
+#[test]
+fn fetch_handler_gets_a_request_and_returns_a_response() {
+    let e = engine();
+    let code = TenantCode::single(
+        "worker.js",
+        r#"export default {
+            async fetch(request, env, ctx) {
+                const body = await request.json();
+                ctx.waitUntil(Promise.resolve());
+                return Response.json({ method: request.method, url: request.url,
+                                       ua: request.headers.get("User-Agent"), sum: body.a + body.b, who: env.who },
+                                     { status: 201, headers: { "x-isola": "yes" } });
+            }
+        }"#,
+    );
+    let mut t = Tenant::new(&e.engine, config("acme").env(json!({"who": "acme"})), code).unwrap();
+    let req = HttpRequest {
+        method: "POST".into(),
+        url: "http://acme.example/sum".into(),
+        headers: vec![("user-agent".into(), "test".into())],
+        body: br#"{"a": 2, "b": 3}"#.to_vec(),
+    };
+    let Output::Response(r) = t.fetch(req).unwrap().output else {
+        panic!("not a response")
+    };
+    assert_eq!(r.status, 201);
+    assert_eq!(r.header("x-isola"), Some("yes"));
+    assert_eq!(r.header("content-type"), Some("application/json"));
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(
+        v,
+        json!({"method": "POST", "url": "http://acme.example/sum", "ua": "test", "sum": 5, "who": "acme"})
+    );
+}
+
+#[test]
+fn promises_and_timers_are_awaited_until_settled() {
+    let e = engine();
+    let mut t = tenant(
+        &e.engine,
+        "timers",
+        "export default async () => {
+            const order = [];
+            setTimeout(() => order.push('t20'), 20);
+            const iv = setInterval(() => { order.push('iv'); if (order.filter(x => x === 'iv').length === 3) clearInterval(iv); }, 1);
+            queueMicrotask(() => order.push('micro'));
+            await new Promise(r => setTimeout(r, 40));
+            return order;
+        };",
+    );
+    assert_eq!(call_json(&mut t), json!(["micro", "iv", "iv", "iv", "t20"]));
+}
+
+#[test]
+fn classic_scripts_return_their_completion_value_or_call_handler() {
+    let e = engine();
+    let mut t = tenant(&e.engine, "script", "var x = 20; x + 22;");
+    assert_eq!(call_json(&mut t), json!(42));
+    let mut h = tenant(
+        &e.engine,
+        "script2",
+        "function handler(a, b) { return a * b; }",
+    );
+    assert_eq!(
+        h.call(vec![json!(6), json!(7)]).unwrap().output,
+        Output::Json(json!(42))
+    );
+}
+
+#[test]
+fn console_output_goes_to_the_tenant_sink() {
+    let e = engine();
+    let console = crate::util::Console::default();
+    let code = TenantCode::single("c.js", "export default () => { console.log('hello', {a: [1, 2]}, 3); console.error(new TypeError('bad')); }");
+    let mut t = Tenant::new(
+        &e.engine,
+        isola_core::TenantConfig::new("c").console(console.sink()),
+        code,
+    )
+    .unwrap();
+    t.call(vec![]).unwrap();
+    let text = console.text();
+    assert!(text.contains("hello { a: [ 1, 2 ] } 3"), "{text}");
+    assert!(text.contains("TypeError: bad"), "{text}");
+}
+
+#[test]
+fn text_encoding_round_trips_utf8() {
+    let e = engine();
+    let mut t = tenant(
+        &e.engine,
+        "enc",
+        "export default () => { const b = new TextEncoder().encode('héllo ✓'); return [b.length, new TextDecoder().decode(b)]; };",
+    );
+    assert_eq!(call_json(&mut t), json!([10, "héllo ✓"]));
+}

@@ -1,0 +1,64 @@
+//! Helpers shared by the integration tests.
+
+use std::sync::{Arc, Mutex};
+
+use isola_core::{
+    ConsoleSink, Engine, EngineConfig, Limits, Output, Tenant, TenantCode, TenantConfig,
+};
+
+/// An engine with its own temporary data directory.
+pub struct TestEngine {
+    pub engine: Engine,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn engine() -> TestEngine {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::new(EngineConfig::with_data_dir(dir.path())).unwrap();
+    TestEngine { engine, dir }
+}
+
+/// Collects console lines.
+#[derive(Clone, Default)]
+pub struct Console(pub Arc<Mutex<Vec<String>>>);
+
+impl Console {
+    pub fn sink(&self) -> ConsoleSink {
+        let lines = self.0.clone();
+        Arc::new(move |_l, s| lines.lock().unwrap().push(s.to_string()))
+    }
+
+    pub fn text(&self) -> String {
+        self.0.lock().unwrap().join("\n")
+    }
+}
+
+pub fn config(name: &str) -> TenantConfig {
+    TenantConfig::new(name).console(Console::default().sink())
+}
+
+pub fn tenant(engine: &Engine, name: &str, source: &str) -> Tenant {
+    Tenant::new(
+        engine,
+        config(name),
+        TenantCode::single(format!("{name}.js"), source),
+    )
+    .unwrap()
+}
+
+pub fn tenant_with_limits(engine: &Engine, name: &str, source: &str, limits: Limits) -> Tenant {
+    Tenant::new(
+        engine,
+        config(name).limits(limits),
+        TenantCode::single(format!("{name}.js"), source),
+    )
+    .unwrap()
+}
+
+/// Calls the tenant with no arguments and returns its JSON result.
+pub fn call_json(t: &mut Tenant) -> serde_json::Value {
+    match t.call(vec![]).unwrap().output {
+        Output::Json(v) => v,
+        other => panic!("expected JSON, got {other:?}"),
+    }
+}
