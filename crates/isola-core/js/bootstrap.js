@@ -362,6 +362,24 @@
   define("Response", Response);
   define("self", globalThis);
 
+  // Resizable and growable buffers reserve memory through V8's page
+  // allocator, outside the tenant's counted ArrayBuffer budget: refused.
+  for (const name of ["ArrayBuffer", "SharedArrayBuffer"]) {
+    const Original = globalThis[name];
+    if (typeof Original !== "function") continue;
+    const Guarded = new Proxy(Original, {
+      construct(target, args, newTarget) {
+        const opts = args[1];
+        if (opts !== null && typeof opts === "object" && opts.maxByteLength !== undefined) {
+          throw new RangeError(`${name}: resizable buffers (maxByteLength) are not available in isola`);
+        }
+        return Reflect.construct(target, args, newTarget === Guarded ? target : newTarget);
+      },
+    });
+    Object.defineProperty(Original.prototype, "constructor", { value: Guarded, writable: true, configurable: true, enumerable: false });
+    define(name, Guarded);
+  }
+
   // ---------- internals, driven from Rust ----------
   function errorRecord(e) {
     const rec = { name: "Error", message: "", stack: "", thrown: "error" };

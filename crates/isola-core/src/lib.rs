@@ -61,7 +61,7 @@ pub use bundle::{CodeKind, TenantCode};
 pub use code_cache::{CacheEvent, CacheKey, CacheStats, CodeCacheStore, SqliteCodeCache};
 pub use engine::{default_data_dir, Engine, EngineConfig};
 pub use error::{Error, JsError, LimitError, Location, Result};
-pub use limits::{LimitKind, Limits};
+pub use limits::{ConcurrencyGate, LimitKind, Limits, Permit};
 pub use tenant::{
     stderr_console, ConsoleLevel, ConsoleSink, HttpRequest, HttpResponse, Invocation, Invoked,
     LoadInfo, Output, Tenant, TenantConfig,

@@ -65,7 +65,7 @@ impl LimitKind {
 
 fn format_bytes(v: u64) -> String {
     const MIB: u64 = 1024 * 1024;
-    if v >= MIB && v % MIB == 0 {
+    if v >= MIB && v.is_multiple_of(MIB) {
         format!("{} MiB", v / MIB)
     } else if v >= MIB {
         format!("{:.1} MiB", v as f64 / MIB as f64)
@@ -150,5 +150,74 @@ mod millis {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         Ok(Duration::from_millis(u64::deserialize(d)?))
+    }
+}
+
+/// Counts a tenant's in-flight invocations and refuses new ones past
+/// `Limits::max_concurrency` (the server's dispatcher holds a [`Permit`] for
+/// every queued or running request). Cheap to clone; `Send + Sync`.
+#[derive(Debug, Clone)]
+pub struct ConcurrencyGate {
+    tenant: std::sync::Arc<str>,
+    limit: u32,
+    in_flight: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+/// One admitted invocation; releases its slot when dropped.
+#[derive(Debug)]
+pub struct Permit {
+    in_flight: std::sync::Arc<std::sync::atomic::AtomicU32>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.in_flight
+            .fetch_sub(1, std::sync::atomic::Ordering::AcqRel);
+    }
+}
+
+impl ConcurrencyGate {
+    /// A gate admitting at most `limit` invocations of `tenant` at once.
+    pub fn new(tenant: &str, limit: u32) -> Self {
+        ConcurrencyGate {
+            tenant: tenant.into(),
+            limit,
+            in_flight: Default::default(),
+        }
+    }
+
+    /// Admits one more invocation, or fails with [`LimitKind::Concurrency`].
+    pub fn try_acquire(&self) -> crate::Result<Permit> {
+        use std::sync::atomic::Ordering;
+        let mut cur = self.in_flight.load(Ordering::Acquire);
+        loop {
+            if cur >= self.limit {
+                return Err(crate::Error::Limit(crate::LimitError {
+                    tenant: self.tenant.to_string(),
+                    kind: LimitKind::Concurrency,
+                    limit: u64::from(self.limit),
+                    used: Some(u64::from(cur)),
+                    report: None,
+                }));
+            }
+            match self.in_flight.compare_exchange_weak(
+                cur,
+                cur + 1,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    return Ok(Permit {
+                        in_flight: self.in_flight.clone(),
+                    })
+                }
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Invocations admitted and not yet finished.
+    pub fn in_flight(&self) -> u32 {
+        self.in_flight.load(std::sync::atomic::Ordering::Acquire)
     }
 }

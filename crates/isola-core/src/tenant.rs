@@ -290,6 +290,17 @@ impl Tenant {
         self.runtime.is_some()
     }
 
+    /// Runs a full, memory-reducing garbage collection in the tenant's
+    /// isolate (e.g. when the host is under memory pressure).
+    pub fn collect_garbage(&mut self) {
+        if let Some(rt) = self.runtime.as_mut() {
+            rt.collect_garbage();
+            let heap = rt.heap_usage();
+            self.stats.record_heap(heap);
+        }
+        crate::runtime::release_freed_memory();
+    }
+
     /// Drops the isolate (e.g. to free memory); the next call recreates it.
     pub fn evict(&mut self) {
         self.runtime = None;
@@ -382,6 +393,7 @@ impl Tenant {
         self.stats.record_heap(heap);
         if !healthy {
             self.runtime = None;
+            crate::runtime::release_freed_memory();
         }
         match result {
             Ok(output) => Ok(Invoked {

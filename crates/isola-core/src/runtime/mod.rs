@@ -169,6 +169,11 @@ impl JsRuntime {
         r
     }
 
+    /// Asks V8 for a full, memory-reducing garbage collection.
+    pub fn collect_garbage(&mut self) {
+        self.entered(|rt| rt.isolate.low_memory_notification());
+    }
+
     /// Heap figures right now.
     pub fn heap_usage(&mut self) -> HeapUsage {
         self.entered(|rt| rt.heap_usage_inner())
@@ -369,6 +374,17 @@ impl Drop for JsRuntime {
         // `OwnedIsolate`'s drop exits the isolate before disposing it.
         // SAFETY: balances that exit; the isolate is not entered otherwise.
         unsafe { self.isolate.enter() };
+    }
+}
+
+/// Returns freed heap memory to the OS after an isolate was disposed, so a
+/// tenant that is killed and recreated again and again does not ratchet up
+/// the process's RSS through allocator fragmentation.
+pub(crate) fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own arenas; no preconditions.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
@@ -665,8 +681,18 @@ fn read_record<'s>(
             let json = get_prop(scope, rec, "json")
                 .ok_or_else(bad)?
                 .to_rust_string_lossy(scope);
-            let value = serde_json::from_str(&json)
-                .map_err(|e| Error::Internal(format!("result JSON: {e}")))?;
+            let value = serde_json::from_str(&json).map_err(|e| {
+                if e.to_string().starts_with("recursion limit exceeded") {
+                    Error::Js(crate::error::JsError {
+                        name: "RangeError".into(),
+                        message: "the handler's result is nested more than 128 levels deep".into(),
+                        stack: String::new(),
+                        location: None,
+                    })
+                } else {
+                    Error::Internal(format!("result JSON: {e}"))
+                }
+            })?;
             Ok(Output::Json(value))
         }
     }

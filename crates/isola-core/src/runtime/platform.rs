@@ -13,7 +13,13 @@ use std::sync::Once;
 /// `--stack-size=900`: V8's stack limit in KiB, below the 2 MiB of the
 /// threads isola runs isolates on, so deep recursion is a `RangeError`, never
 /// a native stack overflow.
-pub const V8_FLAGS: &str = "--stack-size=900";
+///
+/// `--no-turboshaft-loop-unrolling`: in V8 14.0, loops that Turboshaft
+/// unrolls lose their interrupt checks; a loop such as
+/// `for (;;) a.push(new Array(64))` then ignores `TerminateExecution` and
+/// runs until the heap is exhausted. Without unrolling every loop back-edge
+/// checks for interrupts, so CPU and wall limits hold.
+pub const V8_FLAGS: &str = "--stack-size=900 --no-turboshaft-loop-unrolling";
 
 static INIT: Once = Once::new();
 

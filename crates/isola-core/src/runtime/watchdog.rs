@@ -148,10 +148,17 @@ pub(crate) unsafe extern "C" fn near_heap_limit(
     } else {
         ks.handle.terminate_execution();
     }
-    // Headroom so the termination can unwind without a fatal OOM; the isolate
-    // is discarded afterwards, so the raised limit never serves another call.
-    current + (initial / 2).max(8 << 20)
+    // Headroom so the termination can unwind without a fatal OOM, large
+    // enough for a single huge allocation (`new Array(5e7)`) that triggered
+    // this; the isolate is discarded afterwards, so the raised limit never
+    // serves another call.
+    let _ = initial;
+    current + (current * 2).max(HEAP_HEADROOM)
 }
+
+/// Extra heap granted when a tenant reaches its heap limit, so that V8 can
+/// unwind the terminated code instead of aborting the process.
+const HEAP_HEADROOM: usize = 1 << 30;
 
 struct Watch {
     handle: Arc<KillState>,

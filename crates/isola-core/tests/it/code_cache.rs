@@ -1,7 +1,7 @@
 //! The persistent code cache: hits across engines, exact invalidation,
 //! integrity checks and V8 rejections.
 
-use isola_core::{CacheEvent, CacheKey, CodeCacheStore, Engine, EngineConfig, Tenant, TenantCode};
+use isola_core::{CacheEvent, CacheKey, Engine, EngineConfig, Tenant, TenantCode};
 use serde_json::json;
 
 use crate::util::{call_json, config};

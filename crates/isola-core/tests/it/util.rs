@@ -9,13 +9,14 @@ use isola_core::{
 /// An engine with its own temporary data directory.
 pub struct TestEngine {
     pub engine: Engine,
-    pub dir: tempfile::TempDir,
+    /// Kept so the directory lives as long as the engine.
+    pub _dir: tempfile::TempDir,
 }
 
 pub fn engine() -> TestEngine {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::new(EngineConfig::with_data_dir(dir.path())).unwrap();
-    TestEngine { engine, dir }
+    TestEngine { engine, _dir: dir }
 }
 
 /// Collects console lines.
