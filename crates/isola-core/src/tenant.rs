@@ -15,7 +15,7 @@ use crate::code_cache::CacheEvent;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::runtime::{CacheCtx, JsRuntime};
+use crate::runtime::{CacheCtx, JsRuntime, RunMeasure, Step};
 
 /// Severity of a console line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -222,6 +222,15 @@ pub struct Invoked {
     pub cold: bool,
 }
 
+/// Where a non-blocking invocation stands.
+#[derive(Debug)]
+pub enum Progress {
+    /// Finished.
+    Done(Result<Invoked>),
+    /// Waiting for a timer: call [`Tenant::resume`] at or after this instant.
+    Wait(Instant),
+}
+
 /// One tenant: one isolate, its code, limits and accounting.
 pub struct Tenant {
     engine: Engine,
@@ -230,6 +239,7 @@ pub struct Tenant {
     runtime: Option<JsRuntime>,
     stats: TenantStats,
     load: LoadInfo,
+    cold: bool,
 }
 
 impl std::fmt::Debug for Tenant {
@@ -255,6 +265,7 @@ impl Tenant {
             runtime: None,
             stats: TenantStats::default(),
             load: LoadInfo::default(),
+            cold: false,
         };
         t.ensure_runtime()?;
         Ok(t)
@@ -370,22 +381,72 @@ impl Tenant {
         }
     }
 
-    /// Runs one invocation. A broken limit returns [`Error::Limit`] and the
-    /// isolate is recreated on the next call; an uncaught exception returns
-    /// [`Error::Js`] and the isolate stays.
+    /// Runs one invocation to completion, sleeping while it waits for timers.
+    /// A broken limit returns [`Error::Limit`] and the isolate is recreated
+    /// on the next call; an uncaught exception returns [`Error::Js`] and the
+    /// isolate stays.
     pub fn invoke(&mut self, inv: Invocation) -> Result<Invoked> {
+        let mut progress = self.begin(inv);
+        loop {
+            match progress {
+                Progress::Done(result) => return result,
+                Progress::Wait(until) => {
+                    let now = Instant::now();
+                    if until > now {
+                        std::thread::sleep(until - now);
+                    }
+                    progress = self.resume();
+                }
+            }
+        }
+    }
+
+    /// Starts an invocation without blocking: it runs until it finishes or
+    /// waits for a timer. On [`Progress::Wait`], call [`Tenant::resume`] at or
+    /// after the given instant; meanwhile the thread can serve other tenants.
+    /// One invocation at a time per tenant: queue others until `Done`.
+    pub fn begin(&mut self, inv: Invocation) -> Progress {
         self.stats.invocations += 1;
         let cold = match self.ensure_runtime() {
             Ok(c) => c,
-            Err(e) => {
-                // `ensure_runtime` recorded the error already.
-                return Err(e);
-            }
+            Err(e) => return Progress::Done(Err(e)),
         };
+        self.cold = cold;
         let Some(rt) = self.runtime.as_mut() else {
-            return Err(Error::Internal("no runtime after creation".into()));
+            return Progress::Done(Err(Error::Internal("no runtime after creation".into())));
         };
-        let (result, m) = rt.invoke(&inv, &self.config.env);
+        let step = rt.start(&inv, &self.config.env);
+        self.after(step)
+    }
+
+    /// Continues the invocation started by [`Tenant::begin`].
+    pub fn resume(&mut self) -> Progress {
+        let Some(rt) = self.runtime.as_mut() else {
+            return Progress::Done(Err(Error::Internal("no invocation in flight".into())));
+        };
+        let step = rt.resume();
+        self.after(step)
+    }
+
+    /// Whether an invocation is in flight (begun and not yet done).
+    pub fn is_busy(&self) -> bool {
+        self.runtime.as_ref().is_some_and(|r| r.is_busy())
+    }
+
+    fn after(&mut self, step: Step) -> Progress {
+        match step {
+            Step::Wait(until) => Progress::Wait(until),
+            Step::Done(result, m) => Progress::Done(self.finish(result, m)),
+        }
+    }
+
+    fn finish(&mut self, result: Result<Output>, m: RunMeasure) -> Result<Invoked> {
+        let cold = self.cold;
+        let Some(rt) = self.runtime.as_mut() else {
+            return Err(Error::Internal(
+                "runtime vanished during an invocation".into(),
+            ));
+        };
         let heap = rt.heap_usage();
         let healthy = rt.is_healthy();
         self.stats.cpu.observe(m.cpu);

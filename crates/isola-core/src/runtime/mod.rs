@@ -65,12 +65,30 @@ pub(crate) struct RunMeasure {
     pub wall: Duration,
 }
 
+/// Where an invocation stands after a step.
+pub(crate) enum Step {
+    /// Finished, with its result and measurements.
+    Done(Result<Output>, RunMeasure),
+    /// Waiting for a timer (or its deadline): call `resume` at or after this instant.
+    Wait(Instant),
+}
+
+/// The invocation in flight on an isolate.
+struct InFlight {
+    promise: Option<v8::Global<v8::Promise>>,
+    t0: Instant,
+    deadline: Instant,
+    cpu: Duration,
+    wake: Option<Instant>,
+}
+
 /// One isolate, its context, and the tenant code loaded into it.
 pub(crate) struct JsRuntime {
     // Handles first: they must be released before the isolate is disposed.
     context: v8::Global<v8::Context>,
     internals: v8::Global<v8::Object>,
     namespace: Option<v8::Global<v8::Object>>,
+    in_flight: Option<InFlight>,
     entry: String,
     tenant: String,
     limits: Limits,
@@ -141,6 +159,7 @@ impl JsRuntime {
             context,
             internals,
             namespace: None,
+            in_flight: None,
             entry: String::new(),
             tenant: tenant.to_string(),
             limits: limits.clone(),
@@ -241,55 +260,122 @@ impl JsRuntime {
         Ok(report)
     }
 
-    /// Runs one invocation of the loaded code.
-    pub fn invoke(
-        &mut self,
-        inv: &Invocation,
-        env: &serde_json::Value,
-    ) -> (Result<Output>, RunMeasure) {
-        self.entered(|rt| rt.invoke_inner(inv, env))
+    /// Starts an invocation and runs it until it settles or waits for a timer.
+    pub fn start(&mut self, inv: &Invocation, env: &serde_json::Value) -> Step {
+        if self.in_flight.is_some() {
+            return Step::Done(
+                Err(Error::Internal(
+                    "an invocation is already in flight on this isolate".into(),
+                )),
+                RunMeasure::default(),
+            );
+        }
+        let seq = self.begin();
+        let t0 = Instant::now();
+        self.in_flight = Some(InFlight {
+            promise: None,
+            t0,
+            deadline: t0 + self.limits.wall,
+            cpu: Duration::ZERO,
+            wake: None,
+        });
+        let _ = seq;
+        self.entered(|rt| rt.slice(Some((inv, env))))
     }
 
-    fn invoke_inner(
-        &mut self,
-        inv: &Invocation,
-        env: &serde_json::Value,
-    ) -> (Result<Output>, RunMeasure) {
-        let seq = self.begin();
-        let guard = self.watchdog.watch(
+    /// Continues the invocation in flight (after the instant its last step asked for).
+    pub fn resume(&mut self) -> Step {
+        if self.in_flight.is_none() {
+            return Step::Done(
+                Err(Error::Internal("no invocation in flight".into())),
+                RunMeasure::default(),
+            );
+        }
+        self.entered(|rt| rt.slice(None))
+    }
+
+    /// Whether an invocation is in flight (started, not yet done).
+    pub fn is_busy(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// One slice of the invocation in flight, under the watchdog.
+    fn slice(&mut self, call: Option<(&Invocation, &serde_json::Value)>) -> Step {
+        let Some(mut fl) = self.in_flight.take() else {
+            return Step::Done(
+                Err(Error::Internal("no invocation in flight".into())),
+                RunMeasure::default(),
+            );
+        };
+        let guard = self.watchdog.watch_slice(
             &self.kill,
-            seq,
+            self.seq,
             LimitKind::Cpu,
             self.limits.cpu,
+            fl.cpu,
+            fl.deadline,
             self.limits.wall,
             self.limits.termination_grace,
         );
         let cpu0 = watchdog::thread_cpu_time();
-        let t0 = Instant::now();
-        let deadline = t0 + self.limits.wall;
-        let result = match &self.namespace {
+        let outcome: Result<Option<Output>> = match &self.namespace {
             None => Err(Error::Internal("invoke before load".into())),
             Some(ns) => {
                 let ctx = Loop {
                     ops: &self.ops,
                     kill: &self.kill,
-                    deadline,
+                    deadline: fl.deadline,
                     wall_limit: self.limits.wall,
                 };
                 v8::scope!(let scope, &mut self.isolate);
                 let context = v8::Local::new(scope, &self.context);
                 let scope = &mut v8::ContextScope::new(scope, context);
                 let internals = v8::Local::new(scope, &self.internals);
-                let ns = v8::Local::new(scope, ns);
-                invoke(scope, internals, ns, &self.entry, inv, env, &ctx)
+                let promise = match (call, &fl.promise) {
+                    (Some((inv, env)), _) => {
+                        let ns = v8::Local::new(scope, ns);
+                        start_invoke(scope, internals, ns, &self.entry, inv, env)
+                    }
+                    (None, Some(p)) => Ok(v8::Local::new(scope, p)),
+                    (None, None) => Err(Error::Internal("no promise in flight".into())),
+                };
+                match promise {
+                    Err(e) => Err(e),
+                    Ok(promise) => match drive(scope, internals, promise, &ctx) {
+                        Err(e) => Err(e),
+                        Ok(Drive::Settled(record)) => read_record(scope, record).map(Some),
+                        Ok(Drive::Wait(until)) => {
+                            fl.promise = Some(v8::Global::new(scope, promise));
+                            fl.wake = Some(until);
+                            Ok(None)
+                        }
+                    },
+                }
             }
         };
         drop(guard);
-        let measure = RunMeasure {
-            cpu: watchdog::thread_cpu_time().saturating_sub(cpu0),
-            wall: t0.elapsed(),
-        };
-        (self.end(result), measure)
+        fl.cpu += watchdog::thread_cpu_time().saturating_sub(cpu0);
+        match outcome {
+            Ok(None) => {
+                let until = fl.wake.take().unwrap_or_else(Instant::now);
+                self.in_flight = Some(fl);
+                Step::Wait(until)
+            }
+            Ok(Some(out)) => {
+                let m = RunMeasure {
+                    cpu: fl.cpu,
+                    wall: fl.t0.elapsed(),
+                };
+                Step::Done(self.end(Ok(out)), m)
+            }
+            Err(e) => {
+                let m = RunMeasure {
+                    cpu: fl.cpu,
+                    wall: fl.t0.elapsed(),
+                };
+                Step::Done(self.end(Err(e)), m)
+            }
+        }
     }
 
     fn begin(&mut self) -> u64 {
@@ -302,6 +388,7 @@ impl JsRuntime {
 
     /// Ends an invocation: turns a termination into the limit error that caused it.
     fn end<T>(&mut self, result: Result<T>) -> Result<T> {
+        self.in_flight = None;
         self.kill.running.store(false, Ordering::SeqCst);
         let kill = self.kill.take_kill();
         let stack = self.kill.take_stack();
@@ -420,26 +507,30 @@ pub(crate) fn call_error(
     }
 }
 
-/// Drives microtasks and timers until `promise` settles.
-pub(crate) fn run_until_settled<'s>(
+/// What one non-blocking turn of the event loop found.
+pub(crate) enum Drive<'s> {
+    /// The promise settled with this value.
+    Settled(v8::Local<'s, v8::Value>),
+    /// Still pending; nothing to do before this instant (next timer or the deadline).
+    Wait(Instant),
+}
+
+/// Runs microtasks and due timers until `promise` settles or only future
+/// timers are left; never sleeps.
+pub(crate) fn drive<'s>(
     scope: &mut v8::PinScope<'s, '_>,
     internals: v8::Local<'s, v8::Object>,
     promise: v8::Local<'s, v8::Promise>,
     ctx: &Loop<'_>,
-) -> Result<v8::Local<'s, v8::Value>> {
-    let fire_key =
-        v8::String::new(scope, "fireTimer").ok_or_else(|| Error::Internal("string".into()))?;
-    let fire = internals
-        .get(scope, fire_key.into())
-        .and_then(|f| v8::Local::<v8::Function>::try_from(f).ok())
-        .ok_or_else(|| Error::Internal("internals.fireTimer missing".into()))?;
+) -> Result<Drive<'s>> {
+    let fire = get_fn(scope, internals, "fireTimer")?;
     loop {
         scope.perform_microtask_checkpoint();
         if scope.is_execution_terminating() {
             return Err(Error::Internal("terminated".into()));
         }
         match promise.state() {
-            v8::PromiseState::Fulfilled => return Ok(promise.result(scope)),
+            v8::PromiseState::Fulfilled => return Ok(Drive::Settled(promise.result(scope))),
             v8::PromiseState::Rejected => {
                 let exc = promise.result(scope);
                 let msg = v8::Exception::create_message(scope, exc);
@@ -457,19 +548,15 @@ pub(crate) fn run_until_settled<'s>(
             return Err(Error::NeverSettled);
         };
         let now = Instant::now();
+        if now >= ctx.deadline {
+            return Err(wall_kill(ctx));
+        }
         if next > now {
-            if next >= ctx.deadline {
-                if ctx.deadline > now {
-                    std::thread::sleep(ctx.deadline - now);
-                }
-                return Err(wall_kill(ctx));
-            }
-            std::thread::sleep(next - now);
+            return Ok(Drive::Wait(next.min(ctx.deadline)));
         }
         if ctx.kill.kill.lock().map(|k| k.is_some()).unwrap_or(false) {
             return Err(Error::Internal("terminated".into()));
         }
-        let now = Instant::now();
         loop {
             let id = ctx.ops.borrow_mut().timers.pop_due(now);
             let Some(id) = id else { break };
@@ -491,6 +578,27 @@ pub(crate) fn run_until_settled<'s>(
                 }
             }
             tc.perform_microtask_checkpoint();
+        }
+    }
+}
+
+/// Drives `promise` to completion, sleeping until timers are due (used for
+/// module evaluation at load, which runs to completion before serving).
+pub(crate) fn run_until_settled<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    internals: v8::Local<'s, v8::Object>,
+    promise: v8::Local<'s, v8::Promise>,
+    ctx: &Loop<'_>,
+) -> Result<v8::Local<'s, v8::Value>> {
+    loop {
+        match drive(scope, internals, promise, ctx)? {
+            Drive::Settled(v) => return Ok(v),
+            Drive::Wait(until) => {
+                let now = Instant::now();
+                if until > now {
+                    std::thread::sleep(until - now);
+                }
+            }
         }
     }
 }
@@ -570,15 +678,14 @@ fn make_request<'s>(
     }
 }
 
-fn invoke<'s>(
+fn start_invoke<'s>(
     scope: &mut v8::PinScope<'s, '_>,
     internals: v8::Local<'s, v8::Object>,
     ns: v8::Local<'s, v8::Object>,
     entry: &str,
     inv: &Invocation,
     env: &serde_json::Value,
-    ctx: &Loop<'_>,
-) -> Result<Output> {
+) -> Result<v8::Local<'s, v8::Promise>> {
     let f = get_fn(scope, internals, "invoke")?;
     let entry_v = v8::String::new(scope, entry).ok_or_else(|| Error::Internal("string".into()))?;
     let (request, args) = match inv {
@@ -604,10 +711,8 @@ fn invoke<'s>(
             None => return Err(call_error(tc, internals)),
         }
     };
-    let promise = v8::Local::<v8::Promise>::try_from(promise)
-        .map_err(|_| Error::Internal("internals.invoke did not return a promise".into()))?;
-    let record = run_until_settled(scope, internals, promise, ctx)?;
-    read_record(scope, record)
+    v8::Local::<v8::Promise>::try_from(promise)
+        .map_err(|_| Error::Internal("internals.invoke did not return a promise".into()))
 }
 
 fn get_prop<'s>(

@@ -164,6 +164,7 @@ struct Watch {
     handle: Arc<KillState>,
     clock: libc::clockid_t,
     cpu_start: Duration,
+    cpu_spent: Duration,
     cpu_limit: Duration,
     cpu_kind: LimitKind,
     wall_deadline: Instant,
@@ -228,13 +229,41 @@ fn current_thread_clock() -> libc::clockid_t {
 }
 
 impl Watchdog {
-    /// Starts watching the calling thread's invocation `seq` of `ks`.
+    /// Starts watching the calling thread's invocation `seq` of `ks`, with a
+    /// fresh CPU budget and a wall deadline `wall_limit` from now.
     pub fn watch(
         &self,
         ks: &Arc<KillState>,
         seq: u64,
         cpu_kind: LimitKind,
         cpu_limit: Duration,
+        wall_limit: Duration,
+        grace: Duration,
+    ) -> WatchGuard {
+        let deadline = Instant::now() + wall_limit;
+        self.watch_slice(
+            ks,
+            seq,
+            cpu_kind,
+            cpu_limit,
+            Duration::ZERO,
+            deadline,
+            wall_limit,
+            grace,
+        )
+    }
+
+    /// Watches one slice of an invocation that has already used `cpu_spent`
+    /// of its `cpu_limit` and must end by `wall_deadline`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn watch_slice(
+        &self,
+        ks: &Arc<KillState>,
+        seq: u64,
+        cpu_kind: LimitKind,
+        cpu_limit: Duration,
+        cpu_spent: Duration,
+        wall_deadline: Instant,
         wall_limit: Duration,
         grace: Duration,
     ) -> WatchGuard {
@@ -251,9 +280,10 @@ impl Watchdog {
             handle: ks.clone(),
             clock,
             cpu_start: clock_time(clock).unwrap_or_default(),
+            cpu_spent,
             cpu_limit,
             cpu_kind,
-            wall_deadline: Instant::now() + wall_limit,
+            wall_deadline,
             wall_limit,
             grace,
             seq,
@@ -294,7 +324,7 @@ fn run(shared: Arc<Shared>) {
                 }
                 continue;
             }
-            let cpu = clock_time(w.clock).map(|t| t.saturating_sub(w.cpu_start));
+            let cpu = clock_time(w.clock).map(|t| t.saturating_sub(w.cpu_start) + w.cpu_spent);
             let kill = if let Some(cpu) = cpu.filter(|c| *c > w.cpu_limit) {
                 Some(Kill {
                     kind: w.cpu_kind,

@@ -214,3 +214,48 @@ fn text_encoding_round_trips_utf8() {
     );
     assert_eq!(call_json(&mut t), json!([10, "héllo ✓"]));
 }
+
+#[test]
+fn waiting_invocations_of_several_tenants_interleave_on_one_thread() {
+    use isola_core::Progress;
+    use std::time::{Duration, Instant};
+    let e = engine();
+    let src =
+        "export default async (ms) => { await new Promise(r => setTimeout(r, ms)); return ms; };";
+    let mut tenants: Vec<Tenant> = (0..5)
+        .map(|i| tenant(&e.engine, &format!("w{i}"), src))
+        .collect();
+    let start = Instant::now();
+    let mut waits: Vec<Option<Instant>> = tenants
+        .iter_mut()
+        .map(
+            |t| match t.begin(isola_core::Invocation::Call(vec![json!(100)])) {
+                Progress::Wait(until) => Some(until),
+                Progress::Done(r) => panic!("finished early: {r:?}"),
+            },
+        )
+        .collect();
+    let mut done = 0;
+    while done < tenants.len() {
+        let next = waits.iter().flatten().min().copied().unwrap();
+        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+        for (t, w) in tenants.iter_mut().zip(waits.iter_mut()) {
+            if w.is_some_and(|until| until <= Instant::now()) {
+                match t.resume() {
+                    Progress::Wait(until) => *w = Some(until),
+                    Progress::Done(r) => {
+                        assert_eq!(r.unwrap().output, Output::Json(json!(100)));
+                        *w = None;
+                        done += 1;
+                    }
+                }
+            }
+        }
+    }
+    // Five 100 ms waits overlapped instead of adding up to 500 ms.
+    assert!(
+        start.elapsed() < Duration::from_millis(300),
+        "{:?}",
+        start.elapsed()
+    );
+}
