@@ -1,6 +1,7 @@
 //! `isola`: the command-line front end (parse flags, validate, run).
 
 mod run;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -31,11 +32,29 @@ enum Command {
     /// (or its global `handler(...args)`) is the result. Console output goes to
     /// stderr; the result (JSON) to stdout.
     Run(run::RunArgs),
+    /// Serve many tenants over HTTP: data plane, admin API (deploy, config,
+    /// rollback, logs) and /metrics. Deployed tenants persist in the data dir.
+    Serve(serve::ServeArgs),
+    /// Deploy code to a tenant through the admin API (validated before the switch).
+    Deploy(serve::DeployArgs),
+    /// List or inspect tenants through the admin API.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+    /// Print a tenant's recent console output (and kill reports).
+    Logs(serve::LogsArgs),
     /// Inspect or clear the code cache.
     Cache {
         #[command(subcommand)]
         command: CacheCommand,
     },
+}
+
+#[derive(Debug, Subcommand)]
+enum TenantsCommand {
+    /// List tenants with their serving version.
+    Ls(serve::ClientArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -68,6 +87,12 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(&data_dir, args),
         Command::Cache { command } => cache(&data_dir, command),
+        Command::Serve(args) => serve::serve(&data_dir, args),
+        Command::Deploy(args) => serve::deploy(&data_dir, args),
+        Command::Tenants {
+            command: TenantsCommand::Ls(args),
+        } => serve::tenants_ls(&data_dir, args),
+        Command::Logs(args) => serve::logs(&data_dir, args),
     };
     match result {
         Ok(code) => code,

@@ -29,6 +29,10 @@ use crate::error::{Error, Result};
 
 type HmacSha256 = Hmac<Sha256>;
 
+/// Opens isola's SQLite file the way the code cache does (WAL mode; a corrupt
+/// file is set aside with a warning, never wiped), for stores that share it.
+pub use crate::sqlite::open as open_sqlite;
+
 /// The identity of one code cache entry.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CacheKey(String);

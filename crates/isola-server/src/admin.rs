@@ -1,0 +1,302 @@
+//! The admin API (its own listener, bearer-token auth, JSON) and `/metrics`.
+//!
+//! Routes are described by the OpenAPI document served at `/v1/openapi.json`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::{DefaultBodyLimit, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use bytes::Bytes;
+use isola_core::{HttpRequest, TenantCode};
+use serde_json::json;
+
+use crate::config::{validate_tenant_id, TenantSettings};
+use crate::errors::ApiError;
+use crate::AppState;
+
+/// The OpenAPI document of this API.
+pub const OPENAPI: &str = include_str!("../openapi.json");
+
+/// Largest admin request body (code uploads): 64 MiB.
+const MAX_ADMIN_BODY: usize = 64 << 20;
+
+/// Builds the admin router.
+pub fn router(state: Arc<AppState>) -> Router {
+    let api = Router::new()
+        .route("/v1/tenants", get(list_tenants))
+        .route(
+            "/v1/tenants/{id}",
+            put(put_tenant).get(get_tenant).delete(delete_tenant),
+        )
+        .route("/v1/tenants/{id}/code", put(put_code))
+        .route("/v1/tenants/{id}/rollback", post(rollback))
+        .route("/v1/tenants/{id}/logs", get(logs))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth));
+    Router::new()
+        .merge(api)
+        .route("/v1/openapi.json", get(openapi))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(|| async { "ok" }))
+        .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY))
+        .with_state(state)
+}
+
+/// Constant-time comparison, so the token cannot be guessed byte by byte.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+async fn auth(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let given = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if !same(given.as_bytes(), state.admin_token.as_bytes()) {
+        // The token is never logged, right or wrong.
+        tracing::warn!(path = %req.uri().path(), "admin request with a missing or wrong token");
+        return ApiError::Unauthorized.into_response();
+    }
+    next.run(req).await
+}
+
+fn check_id(id: &str) -> Result<(), ApiError> {
+    validate_tenant_id(id).map_err(ApiError::BadRequest)
+}
+
+async fn openapi() -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+}
+
+async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
+    let text = state.metrics.render(&crate::metrics::ProcessGauges {
+        tenants: state.registry.len(),
+        rss_bytes: crate::metrics::rss_bytes(),
+        code_cache: state.engine.code_cache().and_then(|c| c.stats().ok()),
+    });
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+async fn list_tenants(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let tenants = state.store.list()?;
+    let items: Vec<_> = tenants
+        .iter()
+        .map(|t| json!({"id": t.id, "version": t.current, "routes": t.settings.routes}))
+        .collect();
+    Ok(Json(json!({ "tenants": items })))
+}
+
+async fn put_tenant(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_id(&id)?;
+    let settings: TenantSettings = if body.is_empty() {
+        TenantSettings::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("tenant settings: {e}")))?
+    };
+    settings.validate().map_err(ApiError::Invalid)?;
+    state.store.put_settings(&id, &settings)?;
+    state.registry.put_settings(&id, settings.clone());
+    Ok(Json(json!({"id": id, "settings": settings.redacted()})))
+}
+
+async fn get_tenant(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_id(&id)?;
+    let t = state
+        .store
+        .get(&id)?
+        .ok_or_else(|| ApiError::UnknownTenant(id.clone()))?;
+    let versions = state.store.versions(&id)?;
+    Ok(Json(json!({
+        "id": t.id,
+        "settings": t.settings.redacted(),
+        "version": t.current,
+        "versions": versions,
+        "usage": state.metrics.tenant(&id),
+    })))
+}
+
+async fn delete_tenant(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    check_id(&id)?;
+    if !state.store.delete(&id)? {
+        return Err(ApiError::UnknownTenant(id));
+    }
+    state.registry.remove(&id);
+    state.pool.evict(&id);
+    state.logs.remove(&id);
+    state.metrics.remove(&id);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The JSON form of a code upload.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Upload {
+    /// Entry file name (default `index.js`, or the only file).
+    entry: Option<String>,
+    /// File name to source.
+    files: BTreeMap<String, String>,
+    /// A request to run against the new version before switching (must not answer 5xx).
+    smoke: Option<HttpRequest>,
+}
+
+#[derive(serde::Deserialize)]
+struct CodeQuery {
+    /// With a raw (non-JSON) upload: the file's name (default `index.js`).
+    name: Option<String>,
+}
+
+async fn put_code(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<CodeQuery>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    check_id(&id)?;
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let (code, smoke) = if is_json {
+        let up: Upload = serde_json::from_slice(&body)
+            .map_err(|e| ApiError::BadRequest(format!("code upload: {e}")))?;
+        let entry = match (up.entry, up.files.len()) {
+            (Some(e), _) => e,
+            (None, 1) => up.files.keys().next().cloned().unwrap_or_default(),
+            (None, _) => "index.js".to_string(),
+        };
+        (
+            TenantCode::bundle(entry, up.files).map_err(|e| ApiError::Invalid(e.to_string()))?,
+            up.smoke,
+        )
+    } else {
+        let source = String::from_utf8(body.to_vec())
+            .map_err(|_| ApiError::BadRequest("the code must be UTF-8 text".into()))?;
+        (
+            TenantCode::single(q.name.unwrap_or_else(|| "index.js".into()), source),
+            None,
+        )
+    };
+    let limit = state
+        .registry
+        .settings(&id)
+        .map(|s| s.limits.code_size_bytes)
+        .unwrap_or_else(|| TenantSettings::default().limits.code_size_bytes);
+    if code.size() > limit {
+        return Err(ApiError::Invalid(format!(
+            "code is {} bytes; the tenant's code size limit is {limit} bytes",
+            code.size()
+        )));
+    }
+    // Compile, load and smoke-test before anything is stored or switched.
+    let candidate = state.registry.candidate(&id, code.clone());
+    let smoke = smoke.map(|mut r| {
+        if r.url.starts_with('/') {
+            r.url = format!("http://{id}.{}{}", state.config.base_domain, r.url);
+        }
+        r
+    });
+    state
+        .pool
+        .validate(candidate, smoke)
+        .await
+        .map_err(ApiError::Invalid)?;
+    let version = state.store.deploy(&id, &code)?;
+    if state.registry.settings(&id).is_none() {
+        if let Some(t) = state.store.get(&id)? {
+            state.registry.put_settings(&id, t.settings);
+        }
+    }
+    state.registry.set_current(&id, version, code);
+    tracing::info!(tenant = %id, version, "deployed");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"id": id, "version": version})),
+    ))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RollbackBody {
+    version: Option<u64>,
+}
+
+async fn rollback(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_id(&id)?;
+    let req: RollbackBody = if body.is_empty() {
+        RollbackBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("rollback: {e}")))?
+    };
+    let t = state
+        .store
+        .get(&id)?
+        .ok_or_else(|| ApiError::UnknownTenant(id.clone()))?;
+    let target = match req.version {
+        Some(v) => v,
+        None => {
+            let current = t.current.ok_or_else(|| ApiError::NoCode(id.clone()))?;
+            state
+                .store
+                .versions(&id)?
+                .iter()
+                .map(|v| v.version)
+                .filter(|v| *v < current)
+                .max()
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!("tenant \"{id}\" has no version before {current}"))
+                })?
+        }
+    };
+    let code = state
+        .store
+        .code(&id, target)?
+        .ok_or_else(|| ApiError::NotFound(format!("tenant \"{id}\" has no version {target}")))?;
+    state.store.set_current(&id, target)?;
+    state.registry.set_current(&id, target, code);
+    tracing::info!(tenant = %id, version = target, "rolled back");
+    Ok(Json(json!({"id": id, "version": target})))
+}
+
+#[derive(serde::Deserialize)]
+struct LogQuery {
+    limit: Option<usize>,
+}
+
+async fn logs(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+    Query(q): Query<LogQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_id(&id)?;
+    if state.registry.settings(&id).is_none() {
+        return Err(ApiError::UnknownTenant(id));
+    }
+    let lines = state
+        .logs
+        .recent(&id, q.limit.unwrap_or(100).min(crate::logs::RING_LINES));
+    Ok(Json(json!({"id": id, "lines": lines})))
+}

@@ -1,0 +1,187 @@
+//! Server and per-tenant configuration, with validation.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use isola_core::Limits;
+
+/// How `isola serve` runs.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Data plane listener (tenant traffic).
+    pub listen: SocketAddr,
+    /// Admin API listener (its own port; keep it off the public network).
+    pub admin_listen: SocketAddr,
+    /// Bearer token for the admin API. `None`: read or create `DATA_DIR/admin-token`.
+    pub admin_token: Option<String>,
+    /// Requests to `{tenant}.{base_domain}` go to that tenant.
+    pub base_domain: String,
+    /// Worker threads, each owning a set of tenant isolates (default: cores).
+    pub workers: usize,
+    /// Data directory (store, code cache, snapshot, admin token).
+    pub data_dir: PathBuf,
+    /// Warm isolates kept at most (LRU eviction of idle tenants past it).
+    pub max_warm_isolates: usize,
+    /// Heap bytes all warm isolates may hold together (LRU eviction past it).
+    pub memory_budget_bytes: u64,
+    /// Blank isolates each worker keeps ready for tenants' first requests.
+    pub prewarm_per_worker: usize,
+    /// Requests queued per worker before new ones get 503 + Retry-After.
+    pub max_queue_per_worker: usize,
+}
+
+impl ServerConfig {
+    /// Defaults on loopback: data plane :8787, admin :8788, base domain `localhost`.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        let workers = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        ServerConfig {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
+            admin_listen: SocketAddr::from(([127, 0, 0, 1], 8788)),
+            admin_token: None,
+            base_domain: "localhost".into(),
+            workers,
+            data_dir: data_dir.into(),
+            max_warm_isolates: 1000,
+            memory_budget_bytes: 4 << 30,
+            prewarm_per_worker: 2,
+            max_queue_per_worker: 4096,
+        }
+    }
+}
+
+/// A tenant's configuration, as set by `PUT /v1/tenants/{id}`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TenantSettings {
+    /// Budgets (missing fields keep their defaults).
+    pub limits: Limits,
+    /// Variables handed to handlers as `env.NAME`.
+    pub env: BTreeMap<String, String>,
+    /// Secrets handed to handlers as `env.NAME`; never returned by the admin API nor logged.
+    pub secrets: BTreeMap<String, String>,
+    /// Extra host names routed to this tenant (besides `{id}.{base_domain}`).
+    pub routes: Vec<String>,
+    /// Largest request body accepted (bytes); larger ones get 413.
+    pub max_body_bytes: u64,
+    /// Whether a 500 response carries the exception's stack (default: logs only).
+    pub expose_errors: bool,
+}
+
+impl Default for TenantSettings {
+    fn default() -> Self {
+        TenantSettings {
+            limits: Limits::default(),
+            env: BTreeMap::new(),
+            secrets: BTreeMap::new(),
+            routes: Vec::new(),
+            max_body_bytes: 1 << 20,
+            expose_errors: false,
+        }
+    }
+}
+
+impl TenantSettings {
+    /// The `env` object a handler sees: variables and secrets.
+    pub fn env_json(&self) -> serde_json::Value {
+        let mut m = serde_json::Map::new();
+        for (k, v) in self.env.iter().chain(self.secrets.iter()) {
+            m.insert(k.clone(), serde_json::Value::String(v.clone()));
+        }
+        serde_json::Value::Object(m)
+    }
+
+    /// The settings as the admin API shows them: secret values redacted.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut v = serde_json::to_value(self).unwrap_or_default();
+        if let Some(obj) = v.as_object_mut() {
+            let names: Vec<String> = self.secrets.keys().cloned().collect();
+            obj.insert("secrets".into(), serde_json::json!(names));
+        }
+        v
+    }
+
+    /// Checks values that would make the tenant unusable.
+    pub fn validate(&self) -> Result<(), String> {
+        let l = &self.limits;
+        if l.heap_bytes < (4 << 20) {
+            return Err("limits.heap_bytes must be at least 4 MiB".into());
+        }
+        if l.cpu.is_zero() || l.wall.is_zero() || l.startup_cpu.is_zero() {
+            return Err(
+                "limits.cpu, limits.wall and limits.startup_cpu must be positive (milliseconds)"
+                    .into(),
+            );
+        }
+        if l.max_concurrency == 0 {
+            return Err("limits.max_concurrency must be at least 1".into());
+        }
+        for r in &self.routes {
+            if r.is_empty() || r.contains('/') || r.contains(' ') {
+                return Err(format!("route \"{r}\" must be a host name"));
+            }
+        }
+        for k in self.env.keys().chain(self.secrets.keys()) {
+            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "env/secret name \"{k}\" must be letters, digits and _"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Tenant ids: 1-63 characters of `a-z`, `0-9` and `-`, not starting or ending with `-`
+/// (so they are valid DNS labels for `{id}.{base_domain}` routing).
+pub fn validate_tenant_id(id: &str) -> Result<(), String> {
+    let ok = !id.is_empty()
+        && id.len() <= 63
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !id.starts_with('-')
+        && !id.ends_with('-');
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "invalid tenant id \"{}\": use 1-63 of a-z, 0-9 and '-', not starting or ending with '-'",
+            id.chars().take(80).collect::<String>()
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids_are_dns_labels() {
+        assert!(validate_tenant_id("acme").is_ok());
+        assert!(validate_tenant_id("acme-2").is_ok());
+        for bad in [
+            "",
+            "Acme",
+            "-a",
+            "a-",
+            "a.b",
+            "a/b",
+            "../x",
+            &"a".repeat(64),
+        ] {
+            assert!(validate_tenant_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn secrets_are_redacted_but_reach_env() {
+        let mut s = TenantSettings::default();
+        s.secrets.insert("API_KEY".into(), "hunter2".into());
+        s.env.insert("MODE".into(), "prod".into());
+        assert!(!s.redacted().to_string().contains("hunter2"));
+        assert_eq!(s.env_json()["API_KEY"], "hunter2");
+    }
+}

@@ -1,0 +1,165 @@
+//! The one place where errors become HTTP responses (data plane and admin API).
+
+use isola_core::{Error, JsError, LimitError, LimitKind};
+use serde_json::json;
+
+/// Every error the HTTP layers answer with.
+#[derive(Debug)]
+pub enum ApiError {
+    /// No tenant is routed for this host/path, or the admin API names an unknown one.
+    UnknownTenant(String),
+    /// The tenant exists but has no deployed code.
+    NoCode(String),
+    /// A limit stopped the request (CPU, memory, wall, concurrency).
+    Limit(LimitError),
+    /// The handler threw.
+    Exception {
+        /// Request id (also in the logs).
+        request_id: String,
+        /// The exception.
+        error: JsError,
+        /// Whether the tenant opted in to stacks in responses.
+        expose: bool,
+    },
+    /// The handler failed otherwise (never settled, bad return value, ...).
+    HandlerFailed {
+        /// Request id.
+        request_id: String,
+        /// What happened.
+        message: String,
+    },
+    /// The server is at capacity; retry later.
+    Overloaded,
+    /// The request body exceeds the tenant's limit.
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// Malformed admin request.
+    BadRequest(String),
+    /// Code or settings failed validation.
+    Invalid(String),
+    /// Missing or wrong admin token.
+    Unauthorized,
+    /// Something else is not there (a version, a route).
+    NotFound(String),
+    /// A bug or a store failure.
+    Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::UnknownTenant(_) | ApiError::NoCode(_) | ApiError::NotFound(_) => 404,
+            ApiError::Limit(_) | ApiError::Overloaded => 503,
+            ApiError::Exception { .. } | ApiError::HandlerFailed { .. } | ApiError::Internal(_) => {
+                500
+            }
+            ApiError::BodyTooLarge { .. } => 413,
+            ApiError::BadRequest(_) => 400,
+            ApiError::Invalid(_) => 422,
+            ApiError::Unauthorized => 401,
+        }
+    }
+
+    /// Seconds for a `Retry-After` header, where retrying makes sense.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            ApiError::Overloaded => Some(1),
+            ApiError::Limit(l) if l.kind == LimitKind::Concurrency => Some(1),
+            _ => None,
+        }
+    }
+
+    /// The JSON body.
+    pub fn body(&self) -> serde_json::Value {
+        match self {
+            ApiError::UnknownTenant(t) => {
+                json!({"error": "unknown_tenant", "message": format!("no tenant \"{t}\"")})
+            }
+            ApiError::NoCode(t) => {
+                json!({"error": "not_deployed", "message": format!("tenant \"{t}\" has no deployed code")})
+            }
+            ApiError::Limit(l) => json!({
+                "error": "limit_exceeded",
+                "limit": l.kind.name(),
+                "value": l.limit,
+                "used": l.used,
+                "tenant": l.tenant,
+                "message": l.to_string(),
+            }),
+            ApiError::Exception {
+                request_id,
+                error,
+                expose,
+            } => {
+                let mut b = json!({"error": "exception", "request_id": request_id, "message": "the handler threw an exception; see the tenant's logs"});
+                if *expose {
+                    b["exception"] =
+                        json!({"name": error.name, "message": error.message, "stack": error.stack});
+                }
+                b
+            }
+            ApiError::HandlerFailed {
+                request_id,
+                message,
+            } => {
+                json!({"error": "handler_failed", "request_id": request_id, "message": message})
+            }
+            ApiError::Overloaded => {
+                json!({"error": "overloaded", "message": "the server is at capacity; retry later"})
+            }
+            ApiError::BodyTooLarge { limit } => {
+                json!({"error": "body_too_large", "limit": limit, "message": format!("request body larger than {limit} bytes")})
+            }
+            ApiError::BadRequest(m) => json!({"error": "bad_request", "message": m}),
+            ApiError::Invalid(m) => json!({"error": "invalid", "message": m}),
+            ApiError::Unauthorized => {
+                json!({"error": "unauthorized", "message": "missing or wrong bearer token"})
+            }
+            ApiError::NotFound(m) => json!({"error": "not_found", "message": m}),
+            ApiError::Internal(m) => json!({"error": "internal", "message": m}),
+        }
+    }
+
+    /// Maps a core error from a tenant invocation.
+    pub fn from_invocation(err: Error, request_id: &str, expose: bool) -> ApiError {
+        match err {
+            Error::Limit(l) => ApiError::Limit(l),
+            Error::Js(error) => ApiError::Exception {
+                request_id: request_id.to_string(),
+                error,
+                expose,
+            },
+            Error::Store { .. } | Error::Snapshot(_) | Error::Io { .. } | Error::Internal(_) => {
+                ApiError::Internal(format!("{err} (request {request_id})"))
+            }
+            other => ApiError::HandlerFailed {
+                request_id: request_id.to_string(),
+                message: other.to_string(),
+            },
+        }
+    }
+}
+
+impl axum::response::IntoResponse for ApiError {
+    fn into_response(self) -> axum::response::Response {
+        let status = axum::http::StatusCode::from_u16(self.status())
+            .unwrap_or(axum::http::StatusCode::INTERNAL_SERVER_ERROR);
+        let mut resp = (status, axum::Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after() {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string()) {
+                resp.headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, v);
+            }
+        }
+        resp
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::Internal(e.to_string())
+    }
+}

@@ -1,0 +1,314 @@
+//! # isola-server
+//!
+//! `isola serve`: one process hosting many tenants behind HTTP.
+//!
+//! - **Data plane** ([`dataplane`]): routes by `Host: {tenant}.{base_domain}`,
+//!   a custom route, or `/t/{tenant}/...`; hands the tenant's `fetch` handler a
+//!   `Request` and returns its `Response`.
+//! - **Workers** ([`pool`]): threads that each own a set of tenant isolates
+//!   and interleave their invocations.
+//! - **Admin API** ([`admin`]): its own listener, bearer token, JSON; deploy,
+//!   configure, roll back, delete, read logs; `/metrics` in Prometheus format.
+//! - **Store** ([`store`]): tenants, settings and code versions in SQLite;
+//!   after a restart every deployed tenant serves again.
+//!
+//! Errors become HTTP responses in one place ([`errors::ApiError`]).
+
+pub mod admin;
+pub mod config;
+pub mod dataplane;
+pub mod errors;
+pub mod logs;
+pub mod metrics;
+pub mod pool;
+pub mod registry;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use isola_core::Engine;
+use tokio::sync::oneshot;
+
+pub use config::{ServerConfig, TenantSettings};
+use logs::Logs;
+use metrics::Metrics;
+use pool::{Pool, WorkerBudget};
+use registry::Registry;
+use store::{SqliteTenantStore, TenantStore};
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// A listener could not be bound.
+    #[error(
+        "cannot listen on {addr}: {source}; pick another address with --listen / --admin-listen"
+    )]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// The OS error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The store or engine failed.
+    #[error(transparent)]
+    Core(#[from] isola_core::Error),
+    /// The tenant store failed.
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    /// Something else (runtime creation, token file).
+    #[error("{0}")]
+    Other(String),
+}
+
+/// State shared by the HTTP layers.
+pub struct AppState {
+    /// The engine.
+    pub engine: Engine,
+    /// Server configuration.
+    pub config: ServerConfig,
+    /// Durable tenant store.
+    pub store: Arc<dyn TenantStore>,
+    /// Serving registry.
+    pub registry: Registry,
+    /// Worker pool.
+    pub pool: Pool,
+    /// Metrics.
+    pub metrics: Metrics,
+    /// Console rings.
+    pub logs: Arc<Logs>,
+    /// The admin bearer token.
+    pub admin_token: String,
+    next_request: AtomicU64,
+    request_salt: u64,
+}
+
+impl AppState {
+    /// A new request id (16 hex digits).
+    pub fn request_id(&self) -> String {
+        let n = self.next_request.fetch_add(1, Ordering::Relaxed);
+        format!(
+            "{:016x}",
+            n.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.request_salt
+        )
+    }
+}
+
+/// Reads `DATA_DIR/admin-token`, creating it (random, mode 0600) if missing.
+pub fn admin_token_file(data_dir: &Path) -> Result<String, ServerError> {
+    let path = data_dir.join("admin-token");
+    match std::fs::read_to_string(&path) {
+        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
+        _ => {
+            std::fs::create_dir_all(data_dir)
+                .map_err(|e| ServerError::Other(format!("{}: {e}", data_dir.display())))?;
+            let mut bytes = [0u8; 24];
+            let mut f = std::fs::File::open("/dev/urandom")
+                .map_err(|e| ServerError::Other(format!("/dev/urandom: {e}")))?;
+            std::io::Read::read_exact(&mut f, &mut bytes)
+                .map_err(|e| ServerError::Other(format!("/dev/urandom: {e}")))?;
+            let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            use std::io::Write;
+            #[cfg(unix)]
+            use std::os::unix::fs::OpenOptionsExt;
+            let mut opts = std::fs::OpenOptions::new();
+            opts.write(true).create(true).truncate(true);
+            #[cfg(unix)]
+            opts.mode(0o600);
+            let mut out = opts
+                .open(&path)
+                .map_err(|e| ServerError::Other(format!("{}: {e}", path.display())))?;
+            out.write_all(token.as_bytes())
+                .map_err(|e| ServerError::Other(format!("{}: {e}", path.display())))?;
+            Ok(token)
+        }
+    }
+}
+
+/// A configured server, not yet listening.
+pub struct Server {
+    state: Arc<AppState>,
+}
+
+impl Server {
+    /// Opens the store, loads every deployed tenant and starts the workers.
+    /// `engine` must have been created on the main thread first.
+    pub fn new(engine: Engine, config: ServerConfig) -> Result<Server, ServerError> {
+        let store: Arc<dyn TenantStore> = Arc::new(SqliteTenantStore::open(&config.data_dir)?);
+        let admin_token = match &config.admin_token {
+            Some(t) => t.clone(),
+            None => admin_token_file(&config.data_dir)?,
+        };
+        let registry = Registry::default();
+        for t in store.list()? {
+            registry.put_settings(&t.id, t.settings.clone());
+            if let Some(v) = t.current {
+                match store.code(&t.id, v)? {
+                    Some(code) => {
+                        registry.set_current(&t.id, v, code);
+                    }
+                    None => {
+                        tracing::warn!(tenant = %t.id, version = v, "current version missing from the store")
+                    }
+                }
+            }
+        }
+        let logs = Arc::new(Logs::default());
+        let workers = config.workers.max(1);
+        let budget = WorkerBudget {
+            max_warm: (config.max_warm_isolates / workers).max(1),
+            max_heap: config.memory_budget_bytes / workers as u64,
+        };
+        let pool = Pool::start(
+            &engine,
+            workers,
+            budget,
+            config.max_queue_per_worker,
+            logs.clone(),
+        );
+        let salt = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0);
+        Ok(Server {
+            state: Arc::new(AppState {
+                engine,
+                config,
+                store,
+                registry,
+                pool,
+                metrics: Metrics::default(),
+                logs,
+                admin_token,
+                next_request: AtomicU64::new(1),
+                request_salt: salt,
+            }),
+        })
+    }
+
+    /// Shared state (for embedding and tests).
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// Binds both listeners and serves on a background runtime.
+    pub fn start(self) -> Result<RunningServer, ServerError> {
+        let cfg = &self.state.config;
+        let bind = |addr: SocketAddr| -> Result<std::net::TcpListener, ServerError> {
+            let l = std::net::TcpListener::bind(addr)
+                .map_err(|source| ServerError::Bind { addr, source })?;
+            l.set_nonblocking(true)
+                .map_err(|source| ServerError::Bind { addr, source })?;
+            Ok(l)
+        };
+        let data = bind(cfg.listen)?;
+        let admin = bind(cfg.admin_listen)?;
+        let data_addr = data
+            .local_addr()
+            .map_err(|e| ServerError::Other(e.to_string()))?;
+        let admin_addr = admin
+            .local_addr()
+            .map_err(|e| ServerError::Other(e.to_string()))?;
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let state = self.state.clone();
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("isola-http")
+            .enable_all()
+            .build()
+            .map_err(|e| ServerError::Other(format!("tokio runtime: {e}")))?;
+        let thread = std::thread::Builder::new()
+            .name("isola-serve".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let data = tokio::net::TcpListener::from_std(data).expect("listener from std");
+                    let admin =
+                        tokio::net::TcpListener::from_std(admin).expect("listener from std");
+                    let admin_app = admin::router(state.clone());
+                    let admin_task = tokio::spawn(async move {
+                        let _ = axum::serve(admin, admin_app).await;
+                    });
+                    let data_task = tokio::spawn(serve_data(data, state));
+                    let _ = stop_rx.await;
+                    admin_task.abort();
+                    data_task.abort();
+                });
+                runtime.shutdown_background();
+            })
+            .map_err(|e| ServerError::Other(format!("spawning the server thread: {e}")))?;
+        Ok(RunningServer {
+            data_addr,
+            admin_addr,
+            admin_token: self.state.admin_token.clone(),
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        })
+    }
+}
+
+async fn serve_data(listener: tokio::net::TcpListener, state: Arc<AppState>) {
+    loop {
+        let (stream, _) = match listener.accept().await {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!("accept: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let state = state.clone();
+        tokio::spawn(async move {
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let svc = hyper::service::service_fn(move |req| dataplane::handle(state.clone(), req));
+            let _ = hyper::server::conn::http1::Builder::new()
+                .keep_alive(true)
+                .serve_connection(io, svc)
+                .await;
+        });
+    }
+}
+
+/// A server that is listening.
+pub struct RunningServer {
+    /// Where the data plane listens.
+    pub data_addr: SocketAddr,
+    /// Where the admin API listens.
+    pub admin_addr: SocketAddr,
+    /// The admin bearer token.
+    pub admin_token: String,
+    stop: Option<oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl RunningServer {
+    /// Stops listening and waits for the server thread (workers stay until the process ends).
+    pub fn shutdown(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    /// Blocks until the server thread ends (it does not end on its own).
+    pub fn wait(mut self) {
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}

@@ -1,0 +1,459 @@
+//! The worker pool: threads that own tenant isolates.
+//!
+//! A tenant always lives on the same worker (`hash(id) % workers`); requests
+//! reach it over the worker's queue. Each worker runs an event loop over its
+//! tenants: it begins queued invocations, resumes those whose timers are due
+//! and sleeps until the next wake-up or job, so one tenant awaiting a timer
+//! never holds up the others. A tenant runs one invocation at a time; later
+//! requests wait in its queue (bounded by its concurrency limit).
+//!
+//! A new version is switched to only between invocations, so in-flight
+//! requests finish on the version they started on. Idle tenants are evicted
+//! least-recently-used when the worker holds more warm isolates, or more
+//! heap, than its share of the budgets.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use isola_core::{
+    CacheEvent, ConcurrencyGate, Engine, Error, HttpRequest, Invocation, Invoked, Output, Permit,
+    Progress, Tenant, TenantCode, TenantConfig,
+};
+use tokio::sync::oneshot;
+
+use crate::config::TenantSettings;
+use crate::logs::Logs;
+
+/// A deployed tenant version: what the workers run.
+#[derive(Debug)]
+pub struct Deployment {
+    /// Tenant id.
+    pub id: String,
+    /// Code version.
+    pub version: u64,
+    /// Unique per deployment (a new version or new settings); workers switch on it.
+    pub generation: u64,
+    /// Settings at deploy time.
+    pub settings: Arc<TenantSettings>,
+    /// The code.
+    pub code: Arc<TenantCode>,
+    /// The tenant's in-flight gate (shared across versions).
+    pub gate: ConcurrencyGate,
+}
+
+/// What a worker reports back for one request.
+#[derive(Debug)]
+pub struct Reply {
+    /// The handler's result.
+    pub result: Result<Invoked, Error>,
+    /// Whether the isolate was created for this request.
+    pub cold: bool,
+    /// Whether that creation used a pre-created blank isolate.
+    pub prewarmed: bool,
+    /// Code cache outcomes of the load, when cold.
+    pub cache: Vec<CacheEvent>,
+    /// Heap bytes in use after the request.
+    pub heap_bytes: u64,
+}
+
+pub(crate) enum Job {
+    Invoke {
+        dep: Arc<Deployment>,
+        request: HttpRequest,
+        reply: oneshot::Sender<Reply>,
+        permit: Permit,
+    },
+    Validate {
+        dep: Arc<Deployment>,
+        smoke: Option<HttpRequest>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    Evict {
+        id: String,
+    },
+}
+
+struct Worker {
+    tx: Sender<Job>,
+    queued: Arc<AtomicUsize>,
+}
+
+/// The pool's handle, used by the HTTP layers.
+pub struct Pool {
+    workers: Vec<Worker>,
+    max_queue: usize,
+}
+
+/// Why a request could not be queued.
+#[derive(Debug)]
+pub enum DispatchError {
+    /// The worker's queue is full.
+    Overloaded,
+    /// The worker is gone (shutting down).
+    Closed,
+}
+
+/// Sizes a worker works within.
+#[derive(Debug, Clone)]
+pub struct WorkerBudget {
+    /// Warm isolates at most.
+    pub max_warm: usize,
+    /// Heap bytes of warm isolates at most.
+    pub max_heap: u64,
+}
+
+impl Pool {
+    /// Starts `n` worker threads. Call after `Engine::new` (V8 is initialised).
+    pub fn start(
+        engine: &Engine,
+        n: usize,
+        budget: WorkerBudget,
+        max_queue: usize,
+        logs: Arc<Logs>,
+    ) -> Pool {
+        let workers = (0..n.max(1))
+            .map(|i| {
+                let (tx, rx) = mpsc::channel();
+                let queued = Arc::new(AtomicUsize::new(0));
+                let (engine, q, budget, logs) =
+                    (engine.clone(), queued.clone(), budget.clone(), logs.clone());
+                std::thread::Builder::new()
+                    .name(format!("isola-worker-{i}"))
+                    .stack_size(8 << 20)
+                    .spawn(move || {
+                        // Tenants (isolates) are created on, and never leave, this thread.
+                        WorkerLoop {
+                            engine,
+                            rx,
+                            queued: q,
+                            budget,
+                            logs,
+                            slots: HashMap::new(),
+                        }
+                        .run()
+                    })
+                    .expect("spawning a worker thread");
+                Worker { tx, queued }
+            })
+            .collect();
+        Pool { workers, max_queue }
+    }
+
+    fn worker(&self, id: &str) -> &Worker {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        id.hash(&mut h);
+        &self.workers[(h.finish() % self.workers.len() as u64) as usize]
+    }
+
+    /// Queues a request for its tenant's worker and waits for the reply.
+    pub async fn invoke(
+        &self,
+        dep: Arc<Deployment>,
+        request: HttpRequest,
+        permit: Permit,
+    ) -> Result<Reply, DispatchError> {
+        let w = self.worker(&dep.id);
+        if w.queued.load(Ordering::Relaxed) >= self.max_queue {
+            return Err(DispatchError::Overloaded);
+        }
+        let (reply, rx) = oneshot::channel();
+        w.queued.fetch_add(1, Ordering::Relaxed);
+        if w.tx
+            .send(Job::Invoke {
+                dep,
+                request,
+                reply,
+                permit,
+            })
+            .is_err()
+        {
+            w.queued.fetch_sub(1, Ordering::Relaxed);
+            return Err(DispatchError::Closed);
+        }
+        rx.await.map_err(|_| DispatchError::Closed)
+    }
+
+    /// Compiles and loads `dep` in a scratch isolate (and runs the optional
+    /// smoke request) on the tenant's worker; `Err` says what is wrong.
+    pub async fn validate(
+        &self,
+        dep: Arc<Deployment>,
+        smoke: Option<HttpRequest>,
+    ) -> Result<(), String> {
+        let w = self.worker(&dep.id);
+        let (reply, rx) = oneshot::channel();
+        w.tx.send(Job::Validate { dep, smoke, reply })
+            .map_err(|_| "the server is shutting down".to_string())?;
+        rx.await
+            .map_err(|_| "the server is shutting down".to_string())?
+    }
+
+    /// Drops a tenant's isolate (after a delete).
+    pub fn evict(&self, id: &str) {
+        let _ = self.worker(id).tx.send(Job::Evict { id: id.to_string() });
+    }
+}
+
+struct Pending {
+    request: HttpRequest,
+    reply: oneshot::Sender<Reply>,
+    _permit: Permit,
+    dep: Arc<Deployment>,
+}
+
+struct Slot {
+    dep: Arc<Deployment>,
+    tenant: Tenant,
+    queue: VecDeque<Pending>,
+    current: Option<(Pending, Instant)>,
+    last_used: Instant,
+    fresh: Option<(Vec<CacheEvent>, bool)>,
+}
+
+struct WorkerLoop {
+    engine: Engine,
+    rx: Receiver<Job>,
+    queued: Arc<AtomicUsize>,
+    budget: WorkerBudget,
+    logs: Arc<Logs>,
+    slots: HashMap<String, Slot>,
+}
+
+const IDLE_WAIT: Duration = Duration::from_millis(250);
+
+impl WorkerLoop {
+    fn run(mut self) {
+        loop {
+            let now = Instant::now();
+            let next_wake = self
+                .slots
+                .values()
+                .filter_map(|s| s.current.as_ref().map(|c| c.1))
+                .min();
+            let timeout = next_wake
+                .map(|w| w.saturating_duration_since(now))
+                .unwrap_or(IDLE_WAIT);
+            match self.rx.recv_timeout(timeout) {
+                Ok(job) => {
+                    self.accept(job);
+                    while let Ok(job) = self.rx.try_recv() {
+                        self.accept(job);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => return,
+            }
+            self.step();
+            self.evict_over_budget();
+        }
+    }
+
+    fn config(&self, dep: &Deployment) -> TenantConfig {
+        TenantConfig::new(&dep.id)
+            .limits(dep.settings.limits.clone())
+            .env(dep.settings.env_json())
+            .console(self.logs.sink(&dep.id))
+    }
+
+    fn accept(&mut self, job: Job) {
+        match job {
+            Job::Invoke {
+                dep,
+                request,
+                reply,
+                permit,
+            } => {
+                let id = dep.id.clone();
+                let pending = Pending {
+                    request,
+                    reply,
+                    _permit: permit,
+                    dep,
+                };
+                match self.slots.get_mut(&id) {
+                    Some(slot) => slot.queue.push_back(pending),
+                    None => self.cold_start(pending),
+                }
+            }
+            Job::Validate { dep, smoke, reply } => {
+                let result = self.validate(&dep, smoke);
+                let _ = reply.send(result);
+            }
+            Job::Evict { id } => {
+                if let Some(slot) = self.slots.remove(&id) {
+                    for p in slot.queue.into_iter().chain(slot.current.map(|c| c.0)) {
+                        self.queued.fetch_sub(1, Ordering::Relaxed);
+                        let _ = p.reply.send(Reply {
+                            result: Err(Error::InvalidCode(format!("tenant {id} was deleted"))),
+                            cold: false,
+                            prewarmed: false,
+                            cache: Vec::new(),
+                            heap_bytes: 0,
+                        });
+                    }
+                }
+            }
+        }
+    }
+
+    fn validate(&self, dep: &Deployment, smoke: Option<HttpRequest>) -> Result<(), String> {
+        let mut t = Tenant::new(&self.engine, self.config(dep), (*dep.code).clone())
+            .map_err(|e| e.to_string())?;
+        if let Some(req) = smoke {
+            match t.fetch(req) {
+                Ok(Invoked {
+                    output: Output::Response(r),
+                    ..
+                }) if r.status < 500 => {}
+                Ok(Invoked {
+                    output: Output::Response(r),
+                    ..
+                }) => return Err(format!("smoke request answered {}", r.status)),
+                Ok(other) => return Err(format!("smoke request returned {:?}", other.output)),
+                Err(e) => return Err(format!("smoke request failed: {e}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates the tenant's isolate for its first queued request.
+    fn cold_start(&mut self, pending: Pending) {
+        let dep = pending.dep.clone();
+        match Tenant::new(&self.engine, self.config(&dep), (*dep.code).clone()) {
+            Ok(tenant) => {
+                let cache = tenant.load_info().cache.iter().map(|(_, e)| *e).collect();
+                let mut queue = VecDeque::new();
+                queue.push_back(pending);
+                self.slots.insert(
+                    dep.id.clone(),
+                    Slot {
+                        dep,
+                        tenant,
+                        queue,
+                        current: None,
+                        last_used: Instant::now(),
+                        fresh: Some((cache, false)),
+                    },
+                );
+            }
+            Err(e) => {
+                self.queued.fetch_sub(1, Ordering::Relaxed);
+                let _ = pending.reply.send(Reply {
+                    result: Err(e),
+                    cold: true,
+                    prewarmed: false,
+                    cache: Vec::new(),
+                    heap_bytes: 0,
+                });
+            }
+        }
+    }
+
+    fn step(&mut self) {
+        let now = Instant::now();
+        let ids: Vec<String> = self.slots.keys().cloned().collect();
+        let mut to_restart = Vec::new();
+        for id in ids {
+            let Some(slot) = self.slots.get_mut(&id) else {
+                continue;
+            };
+            // Resume a due invocation.
+            if let Some((_, wake)) = &slot.current {
+                if *wake <= now {
+                    let progress = slot.tenant.resume();
+                    Self::settle(&self.queued, slot, progress);
+                }
+            }
+            // Begin queued ones while the tenant is free.
+            while slot.current.is_none() {
+                let Some(next) = slot.queue.pop_front() else {
+                    break;
+                };
+                if next.dep.generation != slot.dep.generation {
+                    // Switch versions between invocations only.
+                    slot.queue.push_front(next);
+                    to_restart.push(id.clone());
+                    break;
+                }
+                slot.last_used = Instant::now();
+                let progress = slot.tenant.begin(Invocation::Fetch(next.request.clone()));
+                slot.current = Some((next, Instant::now()));
+                Self::settle(&self.queued, slot, progress);
+            }
+        }
+        for id in to_restart {
+            if let Some(slot) = self.slots.remove(&id) {
+                let mut queue = slot.queue.into_iter();
+                if let Some(first) = queue.next() {
+                    self.cold_start(first);
+                    if let Some(new_slot) = self.slots.get_mut(&id) {
+                        new_slot.queue.extend(queue);
+                    }
+                }
+            }
+        }
+    }
+
+    fn settle(queued: &AtomicUsize, slot: &mut Slot, progress: Progress) {
+        match progress {
+            Progress::Wait(until) => {
+                if let Some(cur) = slot.current.as_mut() {
+                    cur.1 = until;
+                }
+            }
+            Progress::Done(result) => {
+                let Some((pending, _)) = slot.current.take() else {
+                    return;
+                };
+                queued.fetch_sub(1, Ordering::Relaxed);
+                let (cache, prewarmed, cold) = match slot.fresh.take() {
+                    Some((c, p)) => (c, p, true),
+                    None => (
+                        Vec::new(),
+                        false,
+                        result.as_ref().map(|i| i.cold).unwrap_or(false),
+                    ),
+                };
+                let heap_bytes = slot.tenant.stats().heap.used_bytes;
+                let _ = pending.reply.send(Reply {
+                    result,
+                    cold,
+                    prewarmed,
+                    cache,
+                    heap_bytes,
+                });
+            }
+        }
+    }
+
+    fn evict_over_budget(&mut self) {
+        loop {
+            let warm = self.slots.len();
+            let heap: u64 = self
+                .slots
+                .values()
+                .map(|s| s.tenant.stats().heap.used_bytes)
+                .sum();
+            if warm <= self.budget.max_warm && heap <= self.budget.max_heap {
+                return;
+            }
+            let victim = self
+                .slots
+                .iter()
+                .filter(|(_, s)| s.current.is_none() && s.queue.is_empty())
+                .min_by_key(|(_, s)| s.last_used)
+                .map(|(id, _)| id.clone());
+            match victim {
+                Some(id) => {
+                    tracing::debug!(tenant = %id, "evicting idle isolate (budget)");
+                    self.slots.remove(&id);
+                }
+                None => return,
+            }
+        }
+    }
+}

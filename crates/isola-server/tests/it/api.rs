@@ -1,0 +1,395 @@
+//! The data plane, the admin API and persistence, end to end.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::util::{config, start, start_with};
+
+const HELLO: &str = r#"export default { async fetch(req, env) {
+    const u = req.url;
+    return new Response(`hello from ${env.NAME ?? "nobody"} at ${u}`, { headers: { "x-tenant": "acme" } });
+} };"#;
+
+fn versioned(v: &str) -> String {
+    format!("export default {{ async fetch(req) {{ await new Promise(r => setTimeout(r, 1)); return new Response('{v}'); }} }};")
+}
+
+#[test]
+fn deploy_then_call_by_host_and_by_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let r = s.admin(
+        "PUT",
+        "/v1/tenants/acme",
+        Some(json!({"env": {"NAME": "acme"}})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = s.deploy("acme", HELLO);
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(r.json()["version"], json!(1));
+
+    let by_host = s.data("acme.localhost", "/hi?x=1");
+    assert_eq!(by_host.status, 200);
+    assert_eq!(
+        by_host.body,
+        "hello from acme at http://acme.localhost/hi?x=1"
+    );
+    assert!(by_host.request_id.is_some());
+
+    let by_path = s.data("127.0.0.1", "/t/acme/deep/path?q=2");
+    assert_eq!(by_path.status, 200);
+    assert_eq!(
+        by_path.body, "hello from acme at http://127.0.0.1/deep/path?q=2",
+        "prefix stripped"
+    );
+    let root = s.data("127.0.0.1", "/t/acme");
+    assert_eq!(root.body, "hello from acme at http://127.0.0.1/");
+}
+
+#[test]
+fn a_custom_route_reaches_its_tenant() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    s.admin(
+        "PUT",
+        "/v1/tenants/shop",
+        Some(json!({"routes": ["shop.example.com"]})),
+    );
+    s.deploy(
+        "shop",
+        "export default { fetch() { return new Response('shop'); } };",
+    );
+    assert_eq!(s.data("shop.example.com", "/").body, "shop");
+}
+
+#[test]
+fn request_bodies_and_methods_reach_the_handler() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    s.deploy("echo", "export default { async fetch(req) { return Response.json({ m: req.method, b: await req.text(), ct: req.headers.get('content-type') }); } };");
+    let r = s.post("echo.localhost", "/", "payload");
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["m"], "POST");
+    assert_eq!(r.json()["b"], "payload");
+}
+
+#[test]
+fn updating_under_load_fails_no_request_and_each_answer_comes_from_one_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(start(dir.path()));
+    assert_eq!(s.deploy("live", &versioned("v1")).status, 201);
+    let stop = Arc::new(AtomicBool::new(false));
+    let v2_seen = Arc::new(AtomicUsize::new(0));
+    let clients: Vec<_> = (0..4)
+        .map(|_| {
+            let (s, stop, v2_seen) = (s.clone(), stop.clone(), v2_seen.clone());
+            std::thread::spawn(move || {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let r = s.data("live.localhost", "/");
+                    assert_eq!(
+                        r.status, 200,
+                        "request failed during the update: {}",
+                        r.body
+                    );
+                    assert!(r.body == "v1" || r.body == "v2", "mixed answer: {}", r.body);
+                    if r.body == "v2" {
+                        v2_seen.fetch_add(1, Ordering::Relaxed);
+                    }
+                    n += 1;
+                }
+                n
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(s.deploy("live", &versioned("v2")).status, 201);
+    std::thread::sleep(Duration::from_millis(300));
+    stop.store(true, Ordering::Relaxed);
+    let total: usize = clients
+        .into_iter()
+        .map(|c| c.join().expect("client thread"))
+        .sum();
+    assert!(total > 20, "only {total} requests");
+    assert!(v2_seen.load(Ordering::Relaxed) > 0);
+    // After the switch, every answer is v2.
+    for _ in 0..10 {
+        assert_eq!(s.data("live.localhost", "/").body, "v2");
+    }
+}
+
+#[test]
+fn rollback_and_delete() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    s.deploy("app", &versioned("v1"));
+    s.deploy("app", &versioned("v2"));
+    assert_eq!(s.data("app.localhost", "/").body, "v2");
+    let r = s.admin("POST", "/v1/tenants/app/rollback", None);
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["version"], json!(1));
+    assert_eq!(s.data("app.localhost", "/").body, "v1");
+    let r = s.admin(
+        "POST",
+        "/v1/tenants/app/rollback",
+        Some(json!({"version": 2})),
+    );
+    assert_eq!(r.json()["version"], json!(2));
+    assert_eq!(s.data("app.localhost", "/").body, "v2");
+    let info = s.admin("GET", "/v1/tenants/app", None).json();
+    assert_eq!(info["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(s.admin("DELETE", "/v1/tenants/app", None).status, 204);
+    let gone = s.data("app.localhost", "/");
+    assert_eq!(gone.status, 404);
+    assert_eq!(gone.json()["error"], "unknown_tenant");
+    assert_eq!(s.admin("GET", "/v1/tenants/app", None).status, 404);
+}
+
+#[test]
+fn after_a_restart_deployed_tenants_serve_again_from_the_code_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let s = start(dir.path());
+        s.admin(
+            "PUT",
+            "/v1/tenants/keep",
+            Some(json!({"env": {"NAME": "kept"}})),
+        );
+        s.deploy("keep", HELLO);
+        assert_eq!(s.data("keep.localhost", "/").status, 200);
+        s.server_shutdown();
+    }
+    let s = start(dir.path());
+    let r = s.data("keep.localhost", "/again");
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.body, "hello from kept at http://keep.localhost/again");
+    let m = s.admin_with_token("GET", "/metrics", None).body;
+    assert!(
+        m.contains("isola_code_cache_lookups_total{tenant=\"keep\",result=\"hit\"} 1"),
+        "first request after restart hits the code cache:\n{m}"
+    );
+    assert!(
+        m.contains("isola_starts_total{tenant=\"keep\",state=\"cold\"} 1"),
+        "{m}"
+    );
+}
+
+#[test]
+fn admin_requests_without_the_right_token_get_401() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    assert_eq!(s.admin_with_token("GET", "/v1/tenants", None).status, 401);
+    assert_eq!(
+        s.admin_with_token("GET", "/v1/tenants", Some("wrong"))
+            .status,
+        401
+    );
+    assert_eq!(
+        s.admin_with_token("GET", "/v1/tenants", Some("test-token"))
+            .status,
+        200
+    );
+    assert_eq!(s.admin("PUT", "/v1/tenants/Bad_Id", None).status, 400);
+}
+
+#[test]
+fn secrets_reach_the_handler_but_never_the_admin_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let r = s.admin(
+        "PUT",
+        "/v1/tenants/sec",
+        Some(json!({"secrets": {"API_KEY": "hunter2"}})),
+    );
+    assert!(!r.body.contains("hunter2"), "{}", r.body);
+    s.deploy(
+        "sec",
+        "export default { fetch(req, env) { return new Response(env.API_KEY.length + ''); } };",
+    );
+    assert_eq!(s.data("sec.localhost", "/").body, "7");
+    let info = s.admin("GET", "/v1/tenants/sec", None).body;
+    assert!(
+        !info.contains("hunter2") && info.contains("API_KEY"),
+        "{info}"
+    );
+}
+
+#[test]
+fn errors_map_to_http_statuses() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.workers = 1;
+    c.max_queue_per_worker = 2;
+    let s = Arc::new(start_with(c));
+    // Unknown tenant: 404.
+    let r = s.data("nobody.localhost", "/");
+    assert_eq!(
+        (r.status, r.json()["error"].clone()),
+        (404, json!("unknown_tenant"))
+    );
+    // Limit exceeded: 503 naming the limit.
+    s.admin(
+        "PUT",
+        "/v1/tenants/spin",
+        Some(json!({"limits": {"cpu": 20}})),
+    );
+    s.deploy("spin", "export default { fetch() { for (;;) {} } };");
+    let r = s.data("spin.localhost", "/");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["error"], "limit_exceeded");
+    assert_eq!(r.json()["limit"], "cpu");
+    assert_eq!(r.json()["value"], 20);
+    // Handler exception: 500 with a request id, no stack unless opted in.
+    s.deploy(
+        "boom",
+        "export default { fetch() { throw new Error('secret detail'); } };",
+    );
+    let r = s.data("boom.localhost", "/");
+    assert_eq!(r.status, 500);
+    assert!(r.json()["request_id"].is_string());
+    assert!(!r.body.contains("secret detail"), "{}", r.body);
+    s.admin(
+        "PUT",
+        "/v1/tenants/boom",
+        Some(json!({"expose_errors": true})),
+    );
+    let r = s.data("boom.localhost", "/");
+    assert!(r.body.contains("secret detail"), "{}", r.body);
+    // Body too large: 413.
+    s.admin(
+        "PUT",
+        "/v1/tenants/small",
+        Some(json!({"max_body_bytes": 10})),
+    );
+    s.deploy(
+        "small",
+        "export default { fetch() { return new Response('ok'); } };",
+    );
+    assert_eq!(s.post("small.localhost", "/", &"x".repeat(100)).status, 413);
+    // Concurrency past the tenant's limit: 503 + Retry-After.
+    s.admin(
+        "PUT",
+        "/v1/tenants/slow",
+        Some(json!({"limits": {"max_concurrency": 1}})),
+    );
+    s.deploy("slow", "export default { async fetch() { await new Promise(r => setTimeout(r, 400)); return new Response('done'); } };");
+    let s2 = s.clone();
+    let first = std::thread::spawn(move || s2.data("slow.localhost", "/"));
+    std::thread::sleep(Duration::from_millis(100));
+    let r = s.data("slow.localhost", "/");
+    assert_eq!(r.status, 503);
+    assert_eq!(r.json()["limit"], "concurrency");
+    assert_eq!(r.retry_after.as_deref(), Some("1"));
+    assert_eq!(first.join().unwrap().body, "done");
+    // Overload (the worker's queue is full): 503 + Retry-After.
+    s.admin(
+        "PUT",
+        "/v1/tenants/slow",
+        Some(json!({"limits": {"max_concurrency": 16}})),
+    );
+    let waiting: Vec<_> = (0..2)
+        .map(|_| {
+            let s2 = s.clone();
+            std::thread::spawn(move || s2.data("slow.localhost", "/"))
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(100));
+    let r = s.data("slow.localhost", "/");
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["error"], "overloaded");
+    assert_eq!(r.retry_after.as_deref(), Some("1"));
+    for w in waiting {
+        assert_eq!(w.join().unwrap().status, 200);
+    }
+}
+
+#[test]
+fn bad_code_is_refused_before_the_switch_and_the_old_version_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    s.deploy("safe", &versioned("v1"));
+    let r = s.deploy(
+        "safe",
+        "export default { fetch() { return new Response(; } };",
+    );
+    assert_eq!(r.status, 422);
+    assert!(
+        r.json()["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("index.js:1:"),
+        "{}",
+        r.body
+    );
+    let smoke = s.admin(
+        "PUT",
+        "/v1/tenants/safe/code",
+        Some(json!({"files": {"index.js": "export default { fetch() { throw new Error('x'); } };"}, "smoke": {"method": "GET", "url": "/health"}})),
+    );
+    assert_eq!(smoke.status, 422, "{}", smoke.body);
+    assert_eq!(s.data("safe.localhost", "/").body, "v1");
+    assert_eq!(
+        s.admin("GET", "/v1/tenants/safe", None).json()["version"],
+        json!(1)
+    );
+}
+
+#[test]
+fn multi_file_bundles_deploy() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let r = s.admin(
+        "PUT",
+        "/v1/tenants/multi/code",
+        Some(json!({"entry": "index.js", "files": {
+            "index.js": "import { greet } from './lib/greet.js'; export default { fetch() { return new Response(greet('bundle')); } };",
+            "lib/greet.js": "export const greet = (n) => `hi ${n}`;"
+        }})),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    assert_eq!(s.data("multi.localhost", "/").body, "hi bundle");
+}
+
+#[test]
+fn logs_and_metrics_show_what_tenants_did() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    s.admin(
+        "PUT",
+        "/v1/tenants/chatty",
+        Some(json!({"limits": {"cpu": 20}})),
+    );
+    s.deploy("chatty", "export default { fetch(req) { console.log('visit', req.url); if (req.url.endsWith('/spin')) for (;;) {} return new Response('ok'); } };");
+    s.data("chatty.localhost", "/a");
+    s.data("chatty.localhost", "/spin");
+    let logs = s.admin("GET", "/v1/tenants/chatty/logs", None).json();
+    let text = logs["lines"].to_string();
+    assert!(text.contains("visit http://chatty.localhost/a"), "{text}");
+    assert!(
+        text.contains("exceeded its CPU time limit of 20 ms"),
+        "kill report in the logs: {text}"
+    );
+    assert!(
+        text.contains("index.js:1:"),
+        "kill report names the file and line: {text}"
+    );
+    let m = s.admin_with_token("GET", "/metrics", None).body;
+    for series in [
+        "isola_requests_total{tenant=\"chatty\",status=\"200\"} 1",
+        "isola_requests_total{tenant=\"chatty\",status=\"503\"} 1",
+        "isola_terminations_total{tenant=\"chatty\",cause=\"cpu\"} 1",
+        "isola_cpu_seconds_total{tenant=\"chatty\"}",
+        "isola_wall_seconds_bucket{tenant=\"chatty\",le=\"+Inf\"} 2",
+        "isola_heap_bytes{tenant=\"chatty\"}",
+        "isola_process_resident_bytes",
+    ] {
+        assert!(m.contains(series), "missing {series} in\n{m}");
+    }
+    let usage = &s.admin("GET", "/v1/tenants/chatty", None).json()["usage"];
+    assert_eq!(usage["terminations"]["cpu"], json!(1));
+    let openapi = s.admin_with_token("GET", "/v1/openapi.json", None).json();
+    assert_eq!(openapi["openapi"], "3.0.3");
+}
