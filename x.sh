@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Developer entry point. `./x.sh run` builds isola (release) and runs the main
-# job on the embedded defaults; `./x.sh test` runs what CI runs.
+# Developer entry point. `./x.sh run` builds isola (release) and starts
+# `isola serve` on the embedded defaults (data plane 127.0.0.1:8787, admin API
+# 127.0.0.1:8788, data in ~/.local/share/isola); `./x.sh test` runs what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")"
 . ./scripts/env.sh
@@ -9,7 +10,7 @@ shift || true
 case "$cmd" in
   run)
     cargo build --release -p isola-cli
-    exec ./target/release/isola run examples/hello/worker.js --verbose --request '{"url":"http://acme.localhost/hello"}' "$@"
+    exec ./target/release/isola serve "$@"
     ;;
   test)
     cargo fmt --all -- --check
@@ -17,7 +18,8 @@ case "$cmd" in
     cargo test --workspace "$@"
     ;;
   bench)
-    exec bash bench/startup.sh "$@"
+    bash bench/startup.sh
+    exec bash bench/load.sh
     ;;
   *)
     echo "usage: ./x.sh run | test | bench" >&2

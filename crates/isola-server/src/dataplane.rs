@@ -118,6 +118,7 @@ pub async fn handle(
                 ApiError::Limit(l) => l.kind.name().to_string(),
                 ApiError::Exception { .. } => "exception".into(),
                 ApiError::Overloaded => "overloaded".into(),
+                ApiError::Suspended { .. } => "suspended".into(),
                 ApiError::BodyTooLarge { .. } => "body_too_large".into(),
                 ApiError::NoCode(_) => "not_deployed".into(),
                 _ => "handler_failed".into(),
@@ -235,6 +236,10 @@ async fn serve(
         .await
         .map_err(|e| match e {
             DispatchError::Overloaded => fail(ApiError::Overloaded),
+            DispatchError::Suspended(wait) => fail(ApiError::Suspended {
+                tenant: tenant.to_string(),
+                retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+            }),
             DispatchError::Closed => fail(ApiError::Internal("the server is shutting down".into())),
         })?;
     let mut info = ReplyInfo {

@@ -17,7 +17,7 @@ pub enum ApiError {
         /// Request id (also in the logs).
         request_id: String,
         /// The exception.
-        error: JsError,
+        error: Box<JsError>,
         /// Whether the tenant opted in to stacks in responses.
         expose: bool,
     },
@@ -30,6 +30,13 @@ pub enum ApiError {
     },
     /// The server is at capacity; retry later.
     Overloaded,
+    /// The tenant broke a limit and is cooling down.
+    Suspended {
+        /// Tenant id.
+        tenant: String,
+        /// Seconds until it is served again.
+        retry_after: u64,
+    },
     /// The request body exceeds the tenant's limit.
     BodyTooLarge {
         /// The limit in bytes.
@@ -52,7 +59,7 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::UnknownTenant(_) | ApiError::NoCode(_) | ApiError::NotFound(_) => 404,
-            ApiError::Limit(_) | ApiError::Overloaded => 503,
+            ApiError::Limit(_) | ApiError::Overloaded | ApiError::Suspended { .. } => 503,
             ApiError::Exception { .. } | ApiError::HandlerFailed { .. } | ApiError::Internal(_) => {
                 500
             }
@@ -67,6 +74,7 @@ impl ApiError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             ApiError::Overloaded => Some(1),
+            ApiError::Suspended { retry_after, .. } => Some(*retry_after),
             ApiError::Limit(l) if l.kind == LimitKind::Concurrency => Some(1),
             _ => None,
         }
@@ -110,6 +118,13 @@ impl ApiError {
             ApiError::Overloaded => {
                 json!({"error": "overloaded", "message": "the server is at capacity; retry later"})
             }
+            ApiError::Suspended {
+                tenant,
+                retry_after,
+            } => json!({
+                "error": "suspended",
+                "message": format!("tenant \"{tenant}\" exceeded a limit and is cooling down; retry in {retry_after} s"),
+            }),
             ApiError::BodyTooLarge { limit } => {
                 json!({"error": "body_too_large", "limit": limit, "message": format!("request body larger than {limit} bytes")})
             }
@@ -129,7 +144,7 @@ impl ApiError {
             Error::Limit(l) => ApiError::Limit(l),
             Error::Js(error) => ApiError::Exception {
                 request_id: request_id.to_string(),
-                error,
+                error: Box::new(error),
                 expose,
             },
             Error::Store { .. } | Error::Snapshot(_) | Error::Io { .. } | Error::Internal(_) => {

@@ -82,9 +82,83 @@ struct Worker {
     queued: Arc<AtomicUsize>,
 }
 
+/// Tenants that broke a limit recently. They run on a separate penalty
+/// worker, so well-behaved tenants' workers never run their code again, and
+/// after each kill they are refused for a cool-down that doubles per kill.
+#[derive(Default)]
+pub(crate) struct Quarantine {
+    entries: std::sync::Mutex<HashMap<String, Penalty>>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Penalty {
+    kills: u32,
+    last_kill: Instant,
+    cooldown_until: Instant,
+}
+
+/// How long a tenant stays on the penalty worker after its last kill.
+const QUARANTINE_KEEP: Duration = Duration::from_secs(60);
+/// First cool-down after a kill; doubles per kill up to [`MAX_COOLDOWN`].
+const FIRST_COOLDOWN: Duration = Duration::from_millis(250);
+const MAX_COOLDOWN: Duration = Duration::from_secs(10);
+
+impl Quarantine {
+    fn record_kill(&self, id: &str) {
+        let now = Instant::now();
+        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let p = e.entry(id.to_string()).or_insert(Penalty {
+            kills: 0,
+            last_kill: now,
+            cooldown_until: now,
+        });
+        p.kills += 1;
+        p.last_kill = now;
+        let cooldown = FIRST_COOLDOWN
+            .saturating_mul(1 << (p.kills - 1).min(8))
+            .min(MAX_COOLDOWN);
+        p.cooldown_until = now + cooldown;
+        tracing::warn!(tenant = %id, kills = p.kills, cooldown_ms = cooldown.as_millis() as u64, "tenant quarantined after a limit kill");
+    }
+
+    /// `Err(wait)` while cooling down; `Ok(true)` if it runs on the penalty worker.
+    fn check(&self, id: &str) -> Result<bool, Duration> {
+        let now = Instant::now();
+        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let Some(p) = e.get(id).copied() else {
+            return Ok(false);
+        };
+        if now.duration_since(p.last_kill) > QUARANTINE_KEEP {
+            e.remove(id);
+            return Ok(false);
+        }
+        if now < p.cooldown_until {
+            return Err(p.cooldown_until - now);
+        }
+        Ok(true)
+    }
+
+    /// Whether `id` is quarantined now.
+    pub fn contains(&self, id: &str) -> bool {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(id)
+    }
+
+    fn remove(&self, id: &str) {
+        self.entries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(id);
+    }
+}
+
 /// The pool's handle, used by the HTTP layers.
 pub struct Pool {
     workers: Vec<Worker>,
+    penalty: Worker,
+    quarantine: Arc<Quarantine>,
     max_queue: usize,
 }
 
@@ -95,6 +169,8 @@ pub enum DispatchError {
     Overloaded,
     /// The worker is gone (shutting down).
     Closed,
+    /// The tenant broke a limit and is cooling down for this long.
+    Suspended(Duration),
 }
 
 /// Sizes a worker works within.
@@ -107,7 +183,8 @@ pub struct WorkerBudget {
 }
 
 impl Pool {
-    /// Starts `n` worker threads. Call after `Engine::new` (V8 is initialised).
+    /// Starts `n` worker threads plus the penalty worker. Call after
+    /// `Engine::new` (V8 is initialised).
     pub fn start(
         engine: &Engine,
         n: usize,
@@ -115,38 +192,57 @@ impl Pool {
         max_queue: usize,
         logs: Arc<Logs>,
     ) -> Pool {
+        let quarantine = Arc::new(Quarantine::default());
+        let spawn = |name: String| {
+            let (tx, rx) = mpsc::channel();
+            let queued = Arc::new(AtomicUsize::new(0));
+            let (engine, q, budget, logs, quarantine) = (
+                engine.clone(),
+                queued.clone(),
+                budget.clone(),
+                logs.clone(),
+                quarantine.clone(),
+            );
+            std::thread::Builder::new()
+                .name(name)
+                .stack_size(8 << 20)
+                .spawn(move || {
+                    // Tenants (isolates) are created on, and never leave, this thread.
+                    WorkerLoop {
+                        engine,
+                        rx,
+                        queued: q,
+                        budget,
+                        logs,
+                        quarantine,
+                        slots: HashMap::new(),
+                    }
+                    .run()
+                })
+                .expect("spawning a worker thread");
+            Worker { tx, queued }
+        };
         let workers = (0..n.max(1))
-            .map(|i| {
-                let (tx, rx) = mpsc::channel();
-                let queued = Arc::new(AtomicUsize::new(0));
-                let (engine, q, budget, logs) =
-                    (engine.clone(), queued.clone(), budget.clone(), logs.clone());
-                std::thread::Builder::new()
-                    .name(format!("isola-worker-{i}"))
-                    .stack_size(8 << 20)
-                    .spawn(move || {
-                        // Tenants (isolates) are created on, and never leave, this thread.
-                        WorkerLoop {
-                            engine,
-                            rx,
-                            queued: q,
-                            budget,
-                            logs,
-                            slots: HashMap::new(),
-                        }
-                        .run()
-                    })
-                    .expect("spawning a worker thread");
-                Worker { tx, queued }
-            })
+            .map(|i| spawn(format!("isola-worker-{i}")))
             .collect();
-        Pool { workers, max_queue }
+        let penalty = spawn("isola-penalty".to_string());
+        Pool {
+            workers,
+            penalty,
+            quarantine,
+            max_queue,
+        }
     }
 
     fn worker(&self, id: &str) -> &Worker {
         let mut h = std::collections::hash_map::DefaultHasher::new();
         id.hash(&mut h);
         &self.workers[(h.finish() % self.workers.len() as u64) as usize]
+    }
+
+    /// Whether `id` currently runs on the penalty worker.
+    pub fn is_quarantined(&self, id: &str) -> bool {
+        self.quarantine.contains(id)
     }
 
     /// Queues a request for its tenant's worker and waits for the reply.
@@ -156,7 +252,11 @@ impl Pool {
         request: HttpRequest,
         permit: Permit,
     ) -> Result<Reply, DispatchError> {
-        let w = self.worker(&dep.id);
+        let w = match self.quarantine.check(&dep.id) {
+            Err(wait) => return Err(DispatchError::Suspended(wait)),
+            Ok(true) => &self.penalty,
+            Ok(false) => self.worker(&dep.id),
+        };
         if w.queued.load(Ordering::Relaxed) >= self.max_queue {
             return Err(DispatchError::Overloaded);
         }
@@ -195,6 +295,8 @@ impl Pool {
     /// Drops a tenant's isolate (after a delete).
     pub fn evict(&self, id: &str) {
         let _ = self.worker(id).tx.send(Job::Evict { id: id.to_string() });
+        let _ = self.penalty.tx.send(Job::Evict { id: id.to_string() });
+        self.quarantine.remove(id);
     }
 }
 
@@ -220,6 +322,7 @@ struct WorkerLoop {
     queued: Arc<AtomicUsize>,
     budget: WorkerBudget,
     logs: Arc<Logs>,
+    quarantine: Arc<Quarantine>,
     slots: HashMap<String, Slot>,
 }
 
@@ -365,7 +468,7 @@ impl WorkerLoop {
             if let Some((_, wake)) = &slot.current {
                 if *wake <= now {
                     let progress = slot.tenant.resume();
-                    Self::settle(&self.queued, slot, progress);
+                    Self::settle(&self.queued, &self.quarantine, slot, progress);
                 }
             }
             // Begin queued ones while the tenant is free.
@@ -382,7 +485,7 @@ impl WorkerLoop {
                 slot.last_used = Instant::now();
                 let progress = slot.tenant.begin(Invocation::Fetch(next.request.clone()));
                 slot.current = Some((next, Instant::now()));
-                Self::settle(&self.queued, slot, progress);
+                Self::settle(&self.queued, &self.quarantine, slot, progress);
             }
         }
         for id in to_restart {
@@ -398,7 +501,7 @@ impl WorkerLoop {
         }
     }
 
-    fn settle(queued: &AtomicUsize, slot: &mut Slot, progress: Progress) {
+    fn settle(queued: &AtomicUsize, quarantine: &Quarantine, slot: &mut Slot, progress: Progress) {
         match progress {
             Progress::Wait(until) => {
                 if let Some(cur) = slot.current.as_mut() {
@@ -419,6 +522,11 @@ impl WorkerLoop {
                     ),
                 };
                 let heap_bytes = slot.tenant.stats().heap.used_bytes;
+                if let Err(Error::Limit(l)) = &result {
+                    if l.kind != isola_core::LimitKind::Concurrency {
+                        quarantine.record_kill(&slot.dep.id);
+                    }
+                }
                 let _ = pending.reply.send(Reply {
                     result,
                     cold,

@@ -393,3 +393,23 @@ fn logs_and_metrics_show_what_tenants_did() {
     let openapi = s.admin_with_token("GET", "/v1/openapi.json", None).json();
     assert_eq!(openapi["openapi"], "3.0.3");
 }
+
+#[test]
+fn a_tenant_that_breaks_a_limit_cools_down_then_serves_again_on_the_penalty_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    s.admin(
+        "PUT",
+        "/v1/tenants/rogue",
+        Some(json!({"limits": {"cpu": 20}})),
+    );
+    s.deploy("rogue", "export default { fetch(req) { if (req.url.endsWith('/spin')) for (;;) {} return new Response('fine'); } };");
+    assert_eq!(s.data("rogue.localhost", "/spin").json()["limit"], "cpu");
+    let r = s.data("rogue.localhost", "/");
+    assert_eq!(r.status, 503, "{}", r.body);
+    assert_eq!(r.json()["error"], "suspended");
+    assert!(r.retry_after.is_some());
+    std::thread::sleep(Duration::from_millis(400));
+    let r = s.data("rogue.localhost", "/");
+    assert_eq!((r.status, r.body.as_str()), (200, "fine"));
+}
