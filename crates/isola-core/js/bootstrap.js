@@ -147,8 +147,12 @@
     get encoding() {
       return "utf-8";
     }
-    encode(input = "") {
-      return ops.encodeUtf8(String(input));
+        encode(input = "") {
+      const s = String(input);
+      // Allocated here, through the tenant's counted ArrayBuffer allocator.
+      const out = new Uint8Array(ops.utf8Length(s));
+      ops.encodeUtf8Into(s, out);
+      return out;
     }
   }
   class TextDecoder {
@@ -424,8 +428,19 @@
       const handler = def && typeof def.fetch === "function" ? def : null;
       if (!handler) throw new TypeError(`${entry} has no fetch handler: export default { async fetch(request, env, ctx) { ... } }`);
       const waits = [];
-      const ctx = { waitUntil: (p) => waits.push(Promise.resolve(p)), passThroughOnException() {} };
-      result = await handler.fetch(request, env, ctx);
+      const ctx = {
+        waitUntil(p) {
+          waits.push(
+            Promise.resolve(p).catch((e) => console.error("Uncaught (in ctx.waitUntil promise)", e)),
+          );
+        },
+        passThroughOnException() {},
+      };
+      try {
+        result = await handler.fetch(request, env, ctx);
+      } finally {
+        if (waits.length) background.push(Promise.all(waits));
+      }
       if (!(result instanceof Response)) {
         throw new TypeError(`fetch handler in ${entry} must return a Response, got ${result === null ? "null" : typeof result}`);
       }
@@ -443,5 +458,12 @@
     return finish(result);
   }
 
-  return { invoke, finish, fireTimer, errorRecord, makeRequest, hasTimers: () => timers.size > 0 };
+  // Work handed to ctx.waitUntil, kept alive after the response is sent.
+  const background = [];
+  function takeBackground() {
+    if (!background.length) return null;
+    return Promise.all(background.splice(0));
+  }
+
+  return { invoke, finish, fireTimer, errorRecord, makeRequest, takeBackground };
 });

@@ -64,7 +64,7 @@ pub use error::{Error, JsError, LimitError, Location, Result};
 pub use limits::{ConcurrencyGate, LimitKind, Limits, Permit};
 pub use tenant::{
     stderr_console, ConsoleLevel, ConsoleSink, HttpRequest, HttpResponse, Invocation, Invoked,
-    LoadInfo, Output, Progress, Tenant, TenantConfig,
+    IsolatePool, LoadInfo, Output, Progress, Tenant, TenantConfig,
 };
 
 /// Initialises V8's platform for this process (idempotent). [`Engine::new`]

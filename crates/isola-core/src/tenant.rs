@@ -267,8 +267,32 @@ impl Tenant {
             load: LoadInfo::default(),
             cold: false,
         };
-        t.ensure_runtime()?;
+        t.runtime_from(None)?;
         Ok(t)
+    }
+
+    /// Like [`Tenant::new`], but takes a pre-created isolate from `pool`
+    /// when one fits (same heap limit), skipping isolate creation. Returns
+    /// whether a pooled isolate was used.
+    pub fn new_pooled(
+        engine: &Engine,
+        config: TenantConfig,
+        code: TenantCode,
+        pool: &mut IsolatePool,
+    ) -> Result<(Self, bool)> {
+        let mut t = Tenant {
+            engine: engine.clone(),
+            config,
+            code,
+            runtime: None,
+            stats: TenantStats::default(),
+            load: LoadInfo::default(),
+            cold: false,
+        };
+        let pooled = pool.take(t.config.limits.heap_bytes);
+        let used = pooled.is_some();
+        t.runtime_from(pooled)?;
+        Ok((t, used))
     }
 
     /// The tenant's name.
@@ -321,6 +345,12 @@ impl Tenant {
         if self.runtime.as_ref().is_some_and(|r| r.is_healthy()) {
             return Ok(false);
         }
+        self.runtime_from(None)?;
+        Ok(true)
+    }
+
+    /// Creates (or adopts `pooled`) the runtime and loads the code into it.
+    fn runtime_from(&mut self, pooled: Option<JsRuntime>) -> Result<()> {
         self.runtime = None;
         let t0 = Instant::now();
         let inner = &self.engine.inner;
@@ -329,13 +359,20 @@ impl Tenant {
             .console
             .clone()
             .unwrap_or_else(|| crate::tenant::stderr_console(&self.config.name));
-        let mut rt = JsRuntime::new(
-            inner.snapshot.blob,
-            &self.config.name,
-            &self.config.limits,
-            console,
-            inner.watchdog.clone(),
-        )?;
+        let adopted = pooled.and_then(|mut rt| {
+            rt.adopt(&self.config.name, &self.config.limits, console.clone())
+                .then_some(rt)
+        });
+        let mut rt = match adopted {
+            Some(rt) => rt,
+            None => JsRuntime::new(
+                inner.snapshot.blob,
+                &self.config.name,
+                &self.config.limits,
+                console,
+                inner.watchdog.clone(),
+            )?,
+        };
         self.stats.isolate_creations += 1;
         let isolate_time = t0.elapsed();
         let cache = inner.cache.as_deref().map(|store| CacheCtx {
@@ -363,7 +400,7 @@ impl Tenant {
             total_time: t0.elapsed(),
         };
         self.runtime = Some(rt);
-        Ok(true)
+        Ok(())
     }
 
     fn record_error(&mut self, e: &Error) {
@@ -389,7 +426,17 @@ impl Tenant {
         let mut progress = self.begin(inv);
         loop {
             match progress {
-                Progress::Done(result) => return result,
+                Progress::Done(result) => {
+                    // Let ctx.waitUntil work finish (within its wall deadline).
+                    while let Some(until) = self.background_wake() {
+                        let now = Instant::now();
+                        if until > now {
+                            std::thread::sleep(until - now);
+                        }
+                        self.poll_background();
+                    }
+                    return result;
+                }
                 Progress::Wait(until) => {
                     let now = Instant::now();
                     if until > now {
@@ -426,6 +473,28 @@ impl Tenant {
         };
         let step = rt.resume();
         self.after(step)
+    }
+
+    /// When work handed to `ctx.waitUntil` needs driving next (while no
+    /// invocation is in flight); `None` when there is none.
+    pub fn background_wake(&self) -> Option<Instant> {
+        self.runtime.as_ref().and_then(|r| r.background_wake())
+    }
+
+    /// Drives `ctx.waitUntil` work. A limit it breaks is counted like any
+    /// termination and its isolate is recreated on the next call.
+    pub fn poll_background(&mut self) {
+        let Some(rt) = self.runtime.as_mut() else {
+            return;
+        };
+        if let Err(e) = rt.poll_background() {
+            let healthy = rt.is_healthy();
+            self.record_error(&e);
+            if !healthy {
+                self.runtime = None;
+                crate::runtime::release_freed_memory();
+            }
+        }
     }
 
     /// Whether an invocation is in flight (begun and not yet done).
@@ -495,5 +564,77 @@ impl Tenant {
     /// Shorthand for `invoke(Invocation::Call(args))`.
     pub fn call(&mut self, args: Vec<serde_json::Value>) -> Result<Invoked> {
         self.invoke(Invocation::Call(args))
+    }
+}
+
+/// Blank isolates created ahead of time from the base snapshot, so a new
+/// tenant's first request skips isolate creation. Not `Send`: keep one per
+/// thread that creates tenants, and [`IsolatePool::refill`] it when idle.
+pub struct IsolatePool {
+    engine: Engine,
+    limits: Limits,
+    ready: Vec<JsRuntime>,
+    target: usize,
+}
+
+impl std::fmt::Debug for IsolatePool {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IsolatePool")
+            .field("ready", &self.ready.len())
+            .field("target", &self.target)
+            .finish()
+    }
+}
+
+impl IsolatePool {
+    /// A pool that keeps `target` isolates with `limits.heap_bytes` ready
+    /// (only tenants with that heap limit can use them).
+    pub fn new(engine: &Engine, limits: Limits, target: usize) -> Self {
+        IsolatePool {
+            engine: engine.clone(),
+            limits,
+            ready: Vec::new(),
+            target,
+        }
+    }
+
+    /// Isolates ready now.
+    pub fn len(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Whether no isolate is ready.
+    pub fn is_empty(&self) -> bool {
+        self.ready.is_empty()
+    }
+
+    /// Creates one isolate if below target; returns whether it did.
+    pub fn refill_one(&mut self) -> Result<bool> {
+        if self.ready.len() >= self.target {
+            return Ok(false);
+        }
+        let inner = &self.engine.inner;
+        let rt = JsRuntime::new(
+            inner.snapshot.blob,
+            "(prewarmed)",
+            &self.limits,
+            Arc::new(|_, _| {}),
+            inner.watchdog.clone(),
+        )?;
+        self.ready.push(rt);
+        Ok(true)
+    }
+
+    /// Fills the pool up to its target.
+    pub fn refill(&mut self) -> Result<()> {
+        while self.refill_one()? {}
+        Ok(())
+    }
+
+    fn take(&mut self, heap_bytes: u64) -> Option<JsRuntime> {
+        if heap_bytes != self.limits.heap_bytes {
+            return None;
+        }
+        self.ready.pop()
     }
 }

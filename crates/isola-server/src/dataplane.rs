@@ -94,83 +94,71 @@ pub async fn handle(
         state.metrics.unknown_tenant();
         return Ok(error_response(&ApiError::UnknownTenant(host), &request_id));
     };
-    let result = serve(&state, &tenant, &host, &path, req, &request_id).await;
+    let (result, info) = serve(&state, &tenant, &host, &path, req, &request_id).await;
     let wall = t0.elapsed();
-    let (resp, obs_error, termination, cpu, cold, cache, heap) = match result {
-        Ok((resp, reply_info)) => (
-            resp,
-            None,
-            None,
-            reply_info.cpu,
-            reply_info.cold,
-            reply_info.cache,
-            reply_info.heap,
-        ),
-        Err((e, info)) => {
-            if let ApiError::UnknownTenant(_) = e {
-                state.metrics.unknown_tenant();
-                return Ok(error_response(&e, &request_id));
-            }
-            if let ApiError::Overloaded = e {
-                state.metrics.overloaded();
+    let (resp, error_kind, termination) = match result {
+        Ok(resp) => (resp, None, None),
+        Err(e) => {
+            match &e {
+                ApiError::UnknownTenant(_) => {
+                    state.metrics.unknown_tenant();
+                    return Ok(error_response(&e, &request_id));
+                }
+                ApiError::Overloaded => state.metrics.overloaded(),
+                ApiError::Exception { error, .. } => {
+                    tracing::warn!(tenant = %tenant, request_id = %request_id, "handler threw: {error}");
+                }
+                _ => {}
             }
             let kind = match &e {
-                ApiError::Limit(l) => l.kind.name().to_string(),
-                ApiError::Exception { .. } => "exception".into(),
-                ApiError::Overloaded => "overloaded".into(),
-                ApiError::Suspended { .. } => "suspended".into(),
-                ApiError::BodyTooLarge { .. } => "body_too_large".into(),
-                ApiError::NoCode(_) => "not_deployed".into(),
-                _ => "handler_failed".into(),
+                ApiError::Limit(l) => l.kind.name(),
+                ApiError::Exception { .. } => "exception",
+                ApiError::Overloaded => "overloaded",
+                ApiError::Suspended { .. } => "suspended",
+                ApiError::BodyTooLarge { .. } => "body_too_large",
+                ApiError::NoCode(_) => "not_deployed",
+                _ => "handler_failed",
             };
             let termination = match &e {
                 ApiError::Limit(l) if l.kind != isola_core::LimitKind::Concurrency => {
-                    Some(l.kind.name().to_string())
+                    Some(l.kind.name())
                 }
                 _ => None,
             };
-            if let ApiError::Exception { error, .. } = &e {
-                tracing::warn!(tenant = %tenant, request_id = %request_id, "handler threw: {error}");
-            }
-            (
-                error_response(&e, &request_id),
-                Some(kind),
-                termination,
-                info.cpu,
-                info.cold,
-                info.cache,
-                info.heap,
-            )
+            (error_response(&e, &request_id), Some(kind), termination)
         }
     };
     let status = resp.status().as_u16();
     state.metrics.observe(Observation {
         tenant: &tenant,
         status,
-        error: obs_error.as_deref(),
-        termination: termination.as_deref(),
-        cpu,
+        error: error_kind,
+        termination,
+        cpu: info.cpu,
         wall,
-        cold,
-        cache: &cache,
-        heap_bytes: heap,
+        cold: info.cold,
+        prewarmed: info.prewarmed,
+        cache: &info.cache,
+        heap_bytes: info.heap,
     });
     tracing::info!(
         tenant = %tenant,
         status,
-        cpu_ms = cpu.as_secs_f64() * 1000.0,
+        cpu_ms = info.cpu.as_secs_f64() * 1000.0,
         wall_ms = wall.as_secs_f64() * 1000.0,
-        cold,
+        cold = info.cold,
         request_id = %request_id,
         "request"
     );
     Ok(resp)
 }
 
+/// What the worker said about a request, for metrics and logs.
 #[derive(Default)]
 struct ReplyInfo {
     cpu: std::time::Duration,
     cold: bool,
+    prewarmed: bool,
     cache: Vec<isola_core::CacheEvent>,
     heap: u64,
 }
@@ -182,37 +170,43 @@ async fn serve(
     path: &str,
     req: Request<Incoming>,
     request_id: &str,
-) -> Result<(Response<Full<Bytes>>, ReplyInfo), (ApiError, ReplyInfo)> {
-    let fail = |e| (e, ReplyInfo::default());
-    let dep = state.registry.current(tenant).map_err(fail)?;
-    let permit = dep.gate.try_acquire().map_err(|e| match e {
-        Error::Limit(l) => fail(ApiError::Limit(l)),
-        other => fail(ApiError::Internal(other.to_string())),
-    })?;
+) -> (Result<Response<Full<Bytes>>, ApiError>, ReplyInfo) {
+    let none = ReplyInfo::default;
+    let dep = match state.registry.current(tenant) {
+        Ok(d) => d,
+        Err(e) => return (Err(e), none()),
+    };
+    let permit = match dep.gate.try_acquire() {
+        Ok(p) => p,
+        Err(Error::Limit(l)) => return (Err(ApiError::Limit(l)), none()),
+        Err(other) => return (Err(ApiError::Internal(other.to_string())), none()),
+    };
     let max_body = dep.settings.max_body_bytes;
     let expose = dep.settings.expose_errors;
     let (parts, body) = req.into_parts();
-    if parts
+    let declared = parts
         .headers
         .get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n > max_body)
-    {
-        return Err(fail(ApiError::BodyTooLarge { limit: max_body }));
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max_body) {
+        return (Err(ApiError::BodyTooLarge { limit: max_body }), none());
     }
     let body = match Limited::new(body, max_body as usize).collect().await {
         Ok(b) => b.to_bytes().to_vec(),
+        Err(e)
+            if e.downcast_ref::<http_body_util::LengthLimitError>()
+                .is_some() =>
+        {
+            return (Err(ApiError::BodyTooLarge { limit: max_body }), none())
+        }
         Err(e) => {
-            return Err(fail(
-                if e.downcast_ref::<http_body_util::LengthLimitError>()
-                    .is_some()
-                {
-                    ApiError::BodyTooLarge { limit: max_body }
-                } else {
-                    ApiError::BadRequest(format!("reading the request body: {e}"))
-                },
-            ))
+            return (
+                Err(ApiError::BadRequest(format!(
+                    "reading the request body: {e}"
+                ))),
+                none(),
+            )
         }
     };
     let headers = parts
@@ -230,42 +224,43 @@ async fn serve(
         headers,
         body,
     };
-    let reply = state
-        .pool
-        .invoke(dep, request, permit)
-        .await
-        .map_err(|e| match e {
-            DispatchError::Overloaded => fail(ApiError::Overloaded),
-            DispatchError::Suspended(wait) => fail(ApiError::Suspended {
+    let reply = match state.pool.invoke(dep, request, permit).await {
+        Ok(r) => r,
+        Err(DispatchError::Overloaded) => return (Err(ApiError::Overloaded), none()),
+        Err(DispatchError::Suspended(wait)) => {
+            let e = ApiError::Suspended {
                 tenant: tenant.to_string(),
                 retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
-            }),
-            DispatchError::Closed => fail(ApiError::Internal("the server is shutting down".into())),
-        })?;
-    let mut info = ReplyInfo {
+            };
+            return (Err(e), none());
+        }
+        Err(DispatchError::Closed) => {
+            return (
+                Err(ApiError::Internal("the server is shutting down".into())),
+                none(),
+            )
+        }
+    };
+    let info = ReplyInfo {
         cpu: reply.result.as_ref().map(|i| i.cpu).unwrap_or_default(),
         cold: reply.cold,
+        prewarmed: reply.prewarmed,
         cache: reply.cache,
         heap: reply.heap_bytes,
     };
-    match reply.result {
-        Ok(invoked) => {
-            info.cpu = invoked.cpu;
-            match invoked.output {
-                Output::Response(r) => {
-                    let mut headers = r.headers;
-                    headers.push(("x-request-id".into(), request_id.to_string()));
-                    Ok((respond(r.status, &headers, r.body), info))
-                }
-                other => Err((
-                    ApiError::HandlerFailed {
-                        request_id: request_id.to_string(),
-                        message: format!("the handler returned {other:?} instead of a Response"),
-                    },
-                    info,
-                )),
+    let result = match reply.result {
+        Ok(invoked) => match invoked.output {
+            Output::Response(r) => {
+                let mut headers = r.headers;
+                headers.push(("x-request-id".into(), request_id.to_string()));
+                Ok(respond(r.status, &headers, r.body))
             }
-        }
-        Err(e) => Err((ApiError::from_invocation(e, request_id, expose), info)),
-    }
+            other => Err(ApiError::HandlerFailed {
+                request_id: request_id.to_string(),
+                message: format!("the handler returned {other:?} instead of a Response"),
+            }),
+        },
+        Err(e) => Err(ApiError::from_invocation(e, request_id, expose)),
+    };
+    (result, info)
 }

@@ -159,6 +159,7 @@ impl Server {
         let logs = Arc::new(Logs::default());
         let workers = config.workers.max(1);
         let budget = WorkerBudget {
+            prewarm: config.prewarm_per_worker,
             max_warm: (config.max_warm_isolates / workers).max(1),
             max_heap: config.memory_budget_bytes / workers as u64,
         };

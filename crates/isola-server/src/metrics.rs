@@ -27,6 +27,8 @@ pub struct TenantMetrics {
     pub cold_starts: u64,
     /// Requests served by a warm isolate.
     pub warm_starts: u64,
+    /// Cold starts that used a pre-created blank isolate.
+    pub prewarmed_starts: u64,
     /// Code cache hits/misses when loading.
     pub code_cache_hits: u64,
     /// Code cache misses when loading.
@@ -57,6 +59,8 @@ pub struct Observation<'a> {
     pub wall: Duration,
     /// Cold start?
     pub cold: bool,
+    /// Cold start on a pre-created isolate?
+    pub prewarmed: bool,
     /// Code cache events of a cold load.
     pub cache: &'a [CacheEvent],
     /// Heap after.
@@ -79,6 +83,9 @@ impl Metrics {
         m.wall.observe(o.wall);
         if o.heap_bytes > 0 {
             m.heap_bytes = o.heap_bytes;
+        }
+        if o.prewarmed {
+            m.prewarmed_starts += 1;
         }
         if o.cold {
             m.cold_starts += 1;
@@ -226,6 +233,19 @@ impl Metrics {
                 out,
                 "isola_starts_total{{tenant=\"{id}\",state=\"warm\"}} {}",
                 t[*id].warm_starts
+            );
+        }
+        family(
+            "isola_prewarmed_starts_total",
+            "counter",
+            "Cold starts that took a pre-created blank isolate.",
+            &mut out,
+        );
+        for id in &ids {
+            let _ = writeln!(
+                out,
+                "isola_prewarmed_starts_total{{tenant=\"{id}\"}} {}",
+                t[*id].prewarmed_starts
             );
         }
         family(

@@ -20,8 +20,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use isola_core::{
-    CacheEvent, ConcurrencyGate, Engine, Error, HttpRequest, Invocation, Invoked, Output, Permit,
-    Progress, Tenant, TenantCode, TenantConfig,
+    CacheEvent, ConcurrencyGate, Engine, Error, HttpRequest, Invocation, Invoked, IsolatePool,
+    Limits, Output, Permit, Progress, Tenant, TenantCode, TenantConfig,
 };
 use tokio::sync::oneshot;
 
@@ -176,6 +176,8 @@ pub enum DispatchError {
 /// Sizes a worker works within.
 #[derive(Debug, Clone)]
 pub struct WorkerBudget {
+    /// Blank isolates kept ready for tenants' first requests.
+    pub prewarm: usize,
     /// Warm isolates at most.
     pub max_warm: usize,
     /// Heap bytes of warm isolates at most.
@@ -208,6 +210,7 @@ impl Pool {
                 .stack_size(8 << 20)
                 .spawn(move || {
                     // Tenants (isolates) are created on, and never leave, this thread.
+                    let prewarmed = IsolatePool::new(&engine, Limits::default(), budget.prewarm);
                     WorkerLoop {
                         engine,
                         rx,
@@ -215,6 +218,7 @@ impl Pool {
                         budget,
                         logs,
                         quarantine,
+                        prewarmed,
                         slots: HashMap::new(),
                     }
                     .run()
@@ -323,6 +327,7 @@ struct WorkerLoop {
     budget: WorkerBudget,
     logs: Arc<Logs>,
     quarantine: Arc<Quarantine>,
+    prewarmed: IsolatePool,
     slots: HashMap<String, Slot>,
 }
 
@@ -330,12 +335,18 @@ const IDLE_WAIT: Duration = Duration::from_millis(250);
 
 impl WorkerLoop {
     fn run(mut self) {
+        if let Err(e) = self.prewarmed.refill() {
+            tracing::warn!("could not pre-create isolates: {e}");
+        }
         loop {
             let now = Instant::now();
             let next_wake = self
                 .slots
                 .values()
-                .filter_map(|s| s.current.as_ref().map(|c| c.1))
+                .filter_map(|s| match &s.current {
+                    Some(c) => Some(c.1),
+                    None => s.tenant.background_wake(),
+                })
                 .min();
             let timeout = next_wake
                 .map(|w| w.saturating_duration_since(now))
@@ -347,7 +358,12 @@ impl WorkerLoop {
                         self.accept(job);
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Timeout) => {
+                    // Idle: top up the blank isolates used for first requests.
+                    if next_wake.is_none() {
+                        let _ = self.prewarmed.refill_one();
+                    }
+                }
                 Err(RecvTimeoutError::Disconnected) => return,
             }
             self.step();
@@ -426,8 +442,14 @@ impl WorkerLoop {
     /// Creates the tenant's isolate for its first queued request.
     fn cold_start(&mut self, pending: Pending) {
         let dep = pending.dep.clone();
-        match Tenant::new(&self.engine, self.config(&dep), (*dep.code).clone()) {
-            Ok(tenant) => {
+        let config = self.config(&dep);
+        match Tenant::new_pooled(
+            &self.engine,
+            config,
+            (*dep.code).clone(),
+            &mut self.prewarmed,
+        ) {
+            Ok((tenant, prewarmed)) => {
                 let cache = tenant.load_info().cache.iter().map(|(_, e)| *e).collect();
                 let mut queue = VecDeque::new();
                 queue.push_back(pending);
@@ -439,7 +461,7 @@ impl WorkerLoop {
                         queue,
                         current: None,
                         last_used: Instant::now(),
-                        fresh: Some((cache, false)),
+                        fresh: Some((cache, prewarmed)),
                     },
                 );
             }
@@ -470,6 +492,10 @@ impl WorkerLoop {
                     let progress = slot.tenant.resume();
                     Self::settle(&self.queued, &self.quarantine, slot, progress);
                 }
+            }
+            // Drive ctx.waitUntil work of an idle tenant.
+            if slot.current.is_none() && slot.tenant.background_wake().is_some_and(|w| w <= now) {
+                slot.tenant.poll_background();
             }
             // Begin queued ones while the tenant is free.
             while slot.current.is_none() {

@@ -16,7 +16,7 @@ use std::sync::Arc;
 pub(crate) struct AbCounter {
     used: AtomicUsize,
     peak: AtomicUsize,
-    limit: usize,
+    limit: AtomicUsize,
     refused: AtomicBool,
 }
 
@@ -25,13 +25,18 @@ impl AbCounter {
         Arc::new(AbCounter {
             used: AtomicUsize::new(0),
             peak: AtomicUsize::new(0),
-            limit,
+            limit: AtomicUsize::new(limit),
             refused: AtomicBool::new(false),
         })
     }
 
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
+    }
+
+    /// Changes the budget (for an isolate created ahead of its tenant).
+    pub fn set_limit(&self, limit: usize) {
+        self.limit.store(limit, Ordering::Relaxed);
     }
 
     /// Whether an allocation was refused since the last call (and clears it).
@@ -42,7 +47,8 @@ impl AbCounter {
     fn reserve(&self, len: usize) -> bool {
         let mut cur = self.used.load(Ordering::Relaxed);
         loop {
-            let Some(next) = cur.checked_add(len).filter(|n| *n <= self.limit) else {
+            let limit = self.limit.load(Ordering::Relaxed);
+            let Some(next) = cur.checked_add(len).filter(|n| *n <= limit) else {
                 self.refused.store(true, Ordering::Relaxed);
                 return false;
             };

@@ -82,6 +82,12 @@ struct InFlight {
     wake: Option<Instant>,
 }
 
+/// Work handed to `ctx.waitUntil`, still running after its response.
+struct Background {
+    promise: v8::Global<v8::Promise>,
+    deadline: Instant,
+}
+
 /// One isolate, its context, and the tenant code loaded into it.
 pub(crate) struct JsRuntime {
     // Handles first: they must be released before the isolate is disposed.
@@ -89,6 +95,7 @@ pub(crate) struct JsRuntime {
     internals: v8::Global<v8::Object>,
     namespace: Option<v8::Global<v8::Object>>,
     in_flight: Option<InFlight>,
+    background: Vec<Background>,
     entry: String,
     tenant: String,
     limits: Limits,
@@ -160,6 +167,7 @@ impl JsRuntime {
             internals,
             namespace: None,
             in_flight: None,
+            background: Vec::new(),
             entry: String::new(),
             tenant: tenant.to_string(),
             limits: limits.clone(),
@@ -343,7 +351,20 @@ impl JsRuntime {
                     Err(e) => Err(e),
                     Ok(promise) => match drive(scope, internals, promise, &ctx) {
                         Err(e) => Err(e),
-                        Ok(Drive::Settled(record)) => read_record(scope, record).map(Some),
+                        Ok(Drive::Settled(record)) => {
+                            let out = read_record(scope, record);
+                            if out.is_ok() {
+                                // Work the handler passed to ctx.waitUntil goes on
+                                // after the response, within the same wall deadline.
+                                if let Ok(Some(bg)) = take_background(scope, internals) {
+                                    self.background.push(Background {
+                                        promise: v8::Global::new(scope, bg),
+                                        deadline: fl.deadline,
+                                    });
+                                }
+                            }
+                            out.map(Some)
+                        }
                         Ok(Drive::Wait(until)) => {
                             fl.promise = Some(v8::Global::new(scope, promise));
                             fl.wake = Some(until);
@@ -376,6 +397,102 @@ impl JsRuntime {
                 Step::Done(self.end(Err(e)), m)
             }
         }
+    }
+
+    /// When background work (`ctx.waitUntil`) needs driving next, if any
+    /// and no invocation is in flight (an invocation drives it too).
+    pub fn background_wake(&self) -> Option<Instant> {
+        if self.in_flight.is_some() || self.background.is_empty() {
+            return None;
+        }
+        let deadline = self.background.iter().map(|b| b.deadline).min()?;
+        let timer = self.ops.borrow().timers.next_deadline();
+        Some(timer.map_or(Instant::now(), |t| t.min(deadline)))
+    }
+
+    /// Drives background work; returns a limit error if it broke one (the
+    /// runtime is then unhealthy and must be dropped).
+    pub fn poll_background(&mut self) -> Result<()> {
+        if self.in_flight.is_some() || self.background.is_empty() {
+            return Ok(());
+        }
+        self.entered(|rt| rt.poll_background_inner())
+    }
+
+    fn poll_background_inner(&mut self) -> Result<()> {
+        let seq = self.begin();
+        let items = std::mem::take(&mut self.background);
+        let mut keep = Vec::new();
+        let mut failure = Ok(());
+        for bg in items {
+            let guard = self.watchdog.watch_slice(
+                &self.kill,
+                seq,
+                LimitKind::Cpu,
+                self.limits.cpu,
+                Duration::ZERO,
+                bg.deadline,
+                self.limits.wall,
+                self.limits.termination_grace,
+            );
+            let outcome = {
+                let ctx = Loop {
+                    ops: &self.ops,
+                    kill: &self.kill,
+                    deadline: bg.deadline,
+                    wall_limit: self.limits.wall,
+                };
+                v8::scope!(let scope, &mut self.isolate);
+                let context = v8::Local::new(scope, &self.context);
+                let scope = &mut v8::ContextScope::new(scope, context);
+                let internals = v8::Local::new(scope, &self.internals);
+                let promise = v8::Local::new(scope, &bg.promise);
+                match drive(scope, internals, promise, &ctx) {
+                    Ok(Drive::Wait(_)) => Ok(true),
+                    Ok(Drive::Settled(_)) | Err(Error::NeverSettled) => Ok(false),
+                    Err(e) => Err(e),
+                }
+            };
+            drop(guard);
+            match outcome {
+                Ok(true) => keep.push(bg),
+                Ok(false) => {}
+                Err(e) => {
+                    if failure.is_ok() {
+                        failure = Err(e);
+                    }
+                }
+            }
+        }
+        self.background = keep;
+        match self.end(failure) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let sink = self.ops.borrow().console.clone();
+                sink(
+                    ConsoleLevel::Error,
+                    &format!("ctx.waitUntil work stopped: {e}"),
+                );
+                if self.background.is_empty() && self.in_flight.is_none() {
+                    self.ops.borrow_mut().timers.clear_all();
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Gives an isolate created ahead of time (see [`crate::tenant::IsolatePool`])
+    /// to a tenant: its name, console and limits. The heap limit is fixed at
+    /// creation, so `limits.heap_bytes` must equal the one it was created with.
+    pub fn adopt(&mut self, tenant: &str, limits: &Limits, console: ConsoleSink) -> bool {
+        if limits.heap_bytes != self.limits.heap_bytes {
+            return false;
+        }
+        self.tenant = tenant.to_string();
+        self.limits = limits.clone();
+        self.ab.set_limit(limits.external_memory_bytes as usize);
+        self.ops.borrow_mut().console = console;
+        true
     }
 
     fn begin(&mut self) -> u64 {
@@ -713,6 +830,19 @@ fn start_invoke<'s>(
     };
     v8::Local::<v8::Promise>::try_from(promise)
         .map_err(|_| Error::Internal("internals.invoke did not return a promise".into()))
+}
+
+fn take_background<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    internals: v8::Local<'s, v8::Object>,
+) -> Result<Option<v8::Local<'s, v8::Promise>>> {
+    let f = get_fn(scope, internals, "takeBackground")?;
+    v8::tc_scope!(let tc, scope);
+    let undef = v8::undefined(tc).into();
+    match f.call(tc, undef, &[]) {
+        Some(v) => Ok(v8::Local::<v8::Promise>::try_from(v).ok()),
+        None => Err(call_error(tc, internals)),
+    }
 }
 
 fn get_prop<'s>(

@@ -108,7 +108,8 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
             ("print", op_print.map_fn_to()),
             ("timerStart", op_timer_start.map_fn_to()),
             ("timerClear", op_timer_clear.map_fn_to()),
-            ("encodeUtf8", op_encode_utf8.map_fn_to()),
+            ("utf8Length", op_utf8_length.map_fn_to()),
+            ("encodeUtf8Into", op_encode_utf8_into.map_fn_to()),
             ("decodeUtf8", op_decode_utf8.map_fn_to()),
             ("bootstrapMarker", op_bootstrap_marker.map_fn_to()),
         ]
@@ -219,13 +220,13 @@ fn op_timer_clear(
     }
 }
 
-fn op_encode_utf8(
+fn op_utf8_length(
     scope: &mut v8::PinScope,
     args: v8::FunctionCallbackArguments,
     mut rv: v8::ReturnValue<v8::Value>,
 ) {
     let Ok(s) = v8::Local::<v8::String>::try_from(args.get(0)) else {
-        throw_type_error(scope, "encodeUtf8: expected a string");
+        throw_type_error(scope, "utf8Length: expected a string");
         return;
     };
     if s.length() > MAX_CODEC_INPUT {
@@ -235,13 +236,37 @@ fn op_encode_utf8(
         );
         return;
     }
-    let bytes = s.to_rust_string_lossy(scope).into_bytes();
-    let len = bytes.len();
-    let store = v8::ArrayBuffer::new_backing_store_from_vec(bytes).make_shared();
-    let ab = v8::ArrayBuffer::with_backing_store(scope, &store);
-    if let Some(u8a) = v8::Uint8Array::new(scope, ab, 0, len) {
-        rv.set(u8a.into());
+    let n = s.utf8_length(scope);
+    rv.set(v8::Number::new(scope, n as f64).into());
+}
+
+/// Writes a string as UTF-8 into a `Uint8Array` the bootstrap allocated (so
+/// the bytes count against the tenant's ArrayBuffer budget).
+fn op_encode_utf8_into(
+    scope: &mut v8::PinScope,
+    args: v8::FunctionCallbackArguments,
+    mut rv: v8::ReturnValue<v8::Value>,
+) {
+    let (Ok(s), Ok(view)) = (
+        v8::Local::<v8::String>::try_from(args.get(0)),
+        v8::Local::<v8::Uint8Array>::try_from(args.get(1)),
+    ) else {
+        throw_type_error(scope, "encodeUtf8Into: expected a string and a Uint8Array");
+        return;
+    };
+    let len = view.byte_length();
+    let shared = view.get_backing_store().is_none_or(|b| b.is_shared());
+    if len == 0 || shared {
+        rv.set(v8::Number::new(scope, 0.0).into());
+        return;
     }
+    let data = view.data() as *mut u8;
+    // SAFETY: `view` is a live, non-shared Uint8Array held by this call's
+    // arguments; `data` points at its first byte and `len` bytes follow. No
+    // JS runs while the slice exists, so nothing else touches that memory.
+    let buf = unsafe { std::slice::from_raw_parts_mut(data, len) };
+    let written = s.write_utf8_v2(scope, buf, v8::WriteFlags::kReplaceInvalidUtf8, None);
+    rv.set(v8::Number::new(scope, written as f64).into());
 }
 
 fn op_decode_utf8(

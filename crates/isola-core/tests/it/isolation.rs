@@ -259,3 +259,102 @@ fn waiting_invocations_of_several_tenants_interleave_on_one_thread() {
         start.elapsed()
     );
 }
+
+#[test]
+fn wait_until_work_continues_after_the_response() {
+    use isola_core::Progress;
+    use std::time::{Duration, Instant};
+    let e = engine();
+    let console = crate::util::Console::default();
+    let code = TenantCode::single(
+        "bg.js",
+        "export default { fetch(req, env, ctx) {
+            ctx.waitUntil(new Promise(r => setTimeout(() => { console.log('background done'); r(); }, 80)));
+            return new Response('sent');
+        } };",
+    );
+    let mut t = Tenant::new(
+        &e.engine,
+        isola_core::TenantConfig::new("bg").console(console.sink()),
+        code,
+    )
+    .unwrap();
+    let start = Instant::now();
+    let Progress::Done(Ok(out)) = t.begin(isola_core::Invocation::Fetch(HttpRequest::default()))
+    else {
+        panic!("the response should be ready at once")
+    };
+    assert!(matches!(out.output, Output::Response(ref r) if r.body == b"sent"));
+    assert!(start.elapsed() < Duration::from_millis(60));
+    assert!(!console.text().contains("background done"));
+    let wake = t.background_wake().expect("background work pending");
+    std::thread::sleep(wake.saturating_duration_since(Instant::now()));
+    t.poll_background();
+    assert!(
+        console.text().contains("background done"),
+        "{}",
+        console.text()
+    );
+    assert!(t.background_wake().is_none());
+    // The blocking API waits for it.
+    let start = Instant::now();
+    t.fetch(HttpRequest::default()).unwrap();
+    assert!(start.elapsed() >= Duration::from_millis(80));
+}
+
+#[test]
+fn wait_until_work_is_cut_at_the_wall_limit() {
+    let e = engine();
+    let console = crate::util::Console::default();
+    let code = TenantCode::single(
+        "bgw.js",
+        "export default { fetch(req, env, ctx) { ctx.waitUntil(new Promise(r => setTimeout(r, 1e9))); return new Response('ok'); } };",
+    );
+    let limits = isola_core::Limits {
+        wall: std::time::Duration::from_millis(200),
+        ..Default::default()
+    };
+    let mut t = Tenant::new(
+        &e.engine,
+        isola_core::TenantConfig::new("bgw")
+            .limits(limits)
+            .console(console.sink()),
+        code,
+    )
+    .unwrap();
+    let start = std::time::Instant::now();
+    assert!(t.fetch(HttpRequest::default()).is_ok());
+    assert!(start.elapsed() < std::time::Duration::from_secs(2));
+    assert!(
+        console.text().contains("wall time limit of 200 ms"),
+        "{}",
+        console.text()
+    );
+    // Serves again.
+    assert!(t.fetch(HttpRequest::default()).is_ok());
+}
+
+#[test]
+fn pre_created_isolates_are_adopted_by_new_tenants() {
+    let e = engine();
+    let mut pool = isola_core::IsolatePool::new(&e.engine, isola_core::Limits::default(), 2);
+    pool.refill().unwrap();
+    assert_eq!(pool.len(), 2);
+    let code = TenantCode::single(
+        "p.js",
+        "globalThis.x = (globalThis.x || 0) + 1; export default () => [x, typeof Response];",
+    );
+    let (mut a, used) =
+        Tenant::new_pooled(&e.engine, config("pa"), code.clone(), &mut pool).unwrap();
+    assert!(used);
+    assert_eq!(call_json(&mut a), json!([1, "function"]));
+    let big = isola_core::Limits {
+        heap_bytes: 256 << 20,
+        ..Default::default()
+    };
+    let (mut b, used) =
+        Tenant::new_pooled(&e.engine, config("pb").limits(big), code, &mut pool).unwrap();
+    assert!(!used, "a different heap limit needs its own isolate");
+    assert_eq!(call_json(&mut b), json!([1, "function"]));
+    assert_eq!(pool.len(), 1);
+}

@@ -351,11 +351,15 @@ fn accounting_is_plausible_for_busy_and_idle_invocations() {
         };",
         limits(),
     );
-    let busy = t.call(vec![json!("busy")]).unwrap();
+    // The busy loop spins on the wall clock; on a loaded 2-core machine the
+    // thread may be preempted, so the best of three runs is checked.
+    let busy = (0..3)
+        .map(|_| t.call(vec![json!("busy")]).unwrap().cpu)
+        .max()
+        .unwrap();
     assert!(
-        busy.cpu >= Duration::from_millis(15),
-        "busy loop CPU {:?}",
-        busy.cpu
+        busy >= Duration::from_millis(15),
+        "20 ms busy loop accounted as {busy:?} CPU"
     );
     let idle = t.call(vec![json!("idle")]).unwrap();
     assert!(
@@ -368,12 +372,11 @@ fn accounting_is_plausible_for_busy_and_idle_invocations() {
         "idle wall {:?}",
         idle.wall
     );
-    let _ = t.call(vec![json!("busy")]);
     let s = t.stats();
-    assert_eq!(s.invocations, 3);
-    assert_eq!(s.cpu.count, 3);
-    assert!(s.cpu.sum >= Duration::from_millis(30));
-    assert!(s.wall.sum >= Duration::from_millis(90));
+    assert_eq!(s.invocations, 4);
+    assert_eq!(s.cpu.count, 4);
+    assert!(s.cpu.sum >= busy);
+    assert!(s.wall.sum >= Duration::from_millis(110));
     assert!(s.heap.used_bytes > 0 && s.heap.limit_bytes == 32 << 20);
     assert!(s.peak_heap_bytes >= s.heap.used_bytes);
     assert_eq!(s.isolate_creations, 1);
@@ -522,4 +525,13 @@ fn soak_child() {
         rss_end >> 20
     );
     println!("soak: done");
+}
+
+#[test]
+fn text_encoder_output_counts_against_the_array_buffer_budget() {
+    check_with(
+        memory_limits(),
+        "const kept = []; const s = 'x'.repeat(1 << 20); for (;;) kept.push(new TextEncoder().encode(s));",
+        is_limit(LimitKind::ExternalMemory),
+    );
 }

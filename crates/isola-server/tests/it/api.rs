@@ -413,3 +413,34 @@ fn a_tenant_that_breaks_a_limit_cools_down_then_serves_again_on_the_penalty_work
     let r = s.data("rogue.localhost", "/");
     assert_eq!((r.status, r.body.as_str()), (200, "fine"));
 }
+
+#[test]
+fn wait_until_runs_after_the_response_and_first_requests_use_prewarmed_isolates() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    std::thread::sleep(Duration::from_millis(300)); // workers pre-create their blank isolates
+    s.deploy(
+        "later",
+        "export default { fetch(req, env, ctx) {
+            ctx.waitUntil(new Promise(r => setTimeout(() => { console.log('background done'); r(); }, 150)));
+            return new Response('now');
+        } };",
+    );
+    let t0 = std::time::Instant::now();
+    let r = s.data("later.localhost", "/");
+    assert_eq!(r.body, "now");
+    assert!(
+        t0.elapsed() < Duration::from_millis(140),
+        "the response did not wait: {:?}",
+        t0.elapsed()
+    );
+    let logs = || s.admin("GET", "/v1/tenants/later/logs", None).json()["lines"].to_string();
+    assert!(!logs().contains("background done"));
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(logs().contains("background done"), "{}", logs());
+    let m = s.admin_with_token("GET", "/metrics", None).body;
+    assert!(
+        m.contains("isola_prewarmed_starts_total{tenant=\"later\"} 1"),
+        "{m}"
+    );
+}
