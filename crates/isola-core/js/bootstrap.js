@@ -247,39 +247,204 @@
     return encoder.encode(String(body));
   }
 
+  // ---------- streams ----------
+  class ReadableStream {
+    #source;
+    #controller;
+    #queue = [];
+    #waiters = [];
+    #closed = false;
+    #errored = null;
+    #pulling = false;
+    #locked = false;
+    constructor(source = {}) {
+      this.#source = source || {};
+      const stream = this;
+      this.#controller = {
+        enqueue(chunk) {
+          stream.#enqueue(chunk);
+        },
+        close() {
+          stream.#close();
+        },
+        error(e) {
+          stream.#fail(e);
+        },
+        get desiredSize() {
+          return 1 - stream.#queue.length;
+        },
+      };
+      if (typeof this.#source.start === "function") {
+        try {
+          const r = this.#source.start(this.#controller);
+          if (r && typeof r.then === "function") r.then(null, (e) => this.#fail(e));
+        } catch (e) {
+          this.#fail(e);
+        }
+      }
+    }
+    #enqueue(chunk) {
+      if (this.#closed || this.#errored) throw new TypeError("ReadableStream: enqueue after close");
+      const w = this.#waiters.shift();
+      if (w) w.resolve({ value: chunk, done: false });
+      else this.#queue.push(chunk);
+    }
+    #close() {
+      this.#closed = true;
+      if (!this.#queue.length) for (const w of this.#waiters.splice(0)) w.resolve({ value: undefined, done: true });
+    }
+    #fail(e) {
+      this.#errored = e === undefined ? new TypeError("ReadableStream errored") : e;
+      this.#queue = [];
+      for (const w of this.#waiters.splice(0)) w.reject(this.#errored);
+    }
+    #pull() {
+      if (this.#pulling || this.#closed || this.#errored || typeof this.#source.pull !== "function") return;
+      this.#pulling = true;
+      Promise.resolve()
+        .then(() => this.#source.pull(this.#controller))
+        .then(
+          () => {
+            this.#pulling = false;
+            if (this.#waiters.length && !this.#queue.length) this.#pull();
+          },
+          (e) => {
+            this.#pulling = false;
+            this.#fail(e);
+          },
+        );
+    }
+    #read() {
+      if (this.#errored) return Promise.reject(this.#errored);
+      if (this.#queue.length) return Promise.resolve({ value: this.#queue.shift(), done: false });
+      if (this.#closed) return Promise.resolve({ value: undefined, done: true });
+      return new Promise((resolve, reject) => {
+        this.#waiters.push({ resolve, reject });
+        this.#pull();
+      });
+    }
+    get locked() {
+      return this.#locked;
+    }
+    getReader() {
+      if (this.#locked) throw new TypeError("ReadableStream is locked to a reader");
+      this.#locked = true;
+      const stream = this;
+      return {
+        read: () => stream.#read(),
+        releaseLock: () => {
+          stream.#locked = false;
+        },
+        cancel: (reason) => stream.#cancel(reason),
+      };
+    }
+    cancel(reason) {
+      if (this.#locked) return Promise.reject(new TypeError("ReadableStream is locked to a reader"));
+      return this.#cancel(reason);
+    }
+    async #cancel(reason) {
+      this.#queue = [];
+      this.#close();
+      if (typeof this.#source.cancel === "function") await this.#source.cancel(reason);
+    }
+    async *[Symbol.asyncIterator]() {
+      const reader = this.getReader();
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) return;
+          yield value;
+        }
+      } finally {
+        reader.releaseLock();
+      }
+    }
+    static from(iterable) {
+      const it = iterable[Symbol.asyncIterator] ? iterable[Symbol.asyncIterator]() : iterable[Symbol.iterator]();
+      return new ReadableStream({
+        async pull(c) {
+          const { value, done } = await it.next();
+          if (done) c.close();
+          else c.enqueue(value);
+        },
+      });
+    }
+  }
+
+  function chunkBytes(chunk) {
+    if (chunk instanceof Uint8Array) return chunk;
+    if (typeof chunk === "string") return encoder.encode(chunk);
+    if (ArrayBuffer.isView(chunk)) return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk);
+    throw new TypeError("stream chunks must be strings or byte arrays");
+  }
+
+  async function readAll(stream) {
+    const parts = [];
+    let n = 0;
+    for await (const chunk of stream) {
+      const b = chunkBytes(chunk);
+      parts.push(b);
+      n += b.length;
+    }
+    const out = new Uint8Array(n);
+    let at = 0;
+    for (const p of parts) {
+      out.set(p, at);
+      at += p.length;
+    }
+    return out;
+  }
+
   class Body {
-    #bytes;
+    #bytes = null;
+    #stream = null;
     #used = false;
     constructor(body) {
-      this.#bytes = bodyToBytes(body);
+      if (body instanceof ReadableStream) this.#stream = body;
+      else this.#bytes = bodyToBytes(body);
     }
     get bodyUsed() {
       return this.#used;
     }
     get body() {
-      return this.#bytes;
+      if (this.#stream) return this.#stream;
+      if (this.#bytes === null) return null;
+      const bytes = this.#bytes;
+      this.#bytes = null;
+      this.#stream = new ReadableStream({
+        start(c) {
+          c.enqueue(bytes);
+          c.close();
+        },
+      });
+      return this.#stream;
     }
-    #take() {
+    async #take() {
       if (this.#used) throw new TypeError("Body has already been consumed");
       this.#used = true;
+      if (this.#stream) return readAll(this.#stream);
       return this.#bytes || new Uint8Array(0);
     }
     async arrayBuffer() {
-      const b = this.#take();
+      const b = await this.#take();
       return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
     }
     async bytes() {
-      return this.#take().slice();
+      return (await this.#take()).slice();
     }
     async text() {
-      return decoder.decode(this.#take());
+      return decoder.decode(await this.#take());
     }
     async json() {
       return JSON.parse(await this.text());
     }
-    // Internal: the raw bytes without marking the body used.
+    // Internal: the raw bytes (or stream) without marking the body used.
     static peek(b) {
       return b.#bytes;
+    }
+    static stream(b) {
+      return b.#stream;
     }
   }
 
@@ -289,7 +454,7 @@
     #headers;
     constructor(input, init = {}) {
       const base = input instanceof Request ? input : null;
-      super(init.body !== undefined ? init.body : base ? Body.peek(base) : null);
+            super(init.body !== undefined ? init.body : base ? Body.stream(base) || Body.peek(base) : null);
       this.#url = base ? base.url : String(input);
       this.#method = String(init.method || (base ? base.method : "GET")).toUpperCase();
       this.#headers = new Headers(init.headers || (base ? base.headers : undefined));
@@ -363,7 +528,8 @@
   define("TextDecoder", TextDecoder);
   define("Headers", Headers);
   define("Request", Request);
-  define("Response", Response);
+    define("Response", Response);
+  define("ReadableStream", ReadableStream);
   define("self", globalThis);
 
   // Resizable and growable buffers reserve memory through V8's page
@@ -405,10 +571,15 @@
 
   // Turns a handler's result into a record Rust can read without calling
   // back into tenant code.
-  function finish(v) {
+    function finish(v) {
     if (v instanceof Response) {
       const headers = [];
       for (const [k, val] of v.headers) headers.push([k, val]);
+      const stream = Body.stream(v);
+      if (stream) {
+        // Streamed: Rust pulls the chunks through `readChunk`.
+        return { kind: "response", status: v.status, headers, stream: stream.getReader() };
+      }
       return { kind: "response", status: v.status, headers, body: Body.peek(v) || new Uint8Array(0) };
     }
     if (v === undefined) return { kind: "json", json: "null" };
@@ -417,8 +588,25 @@
     return { kind: "json", json: json === undefined ? "null" : json };
   }
 
-  function makeRequest(method, url, headers, body) {
+    function makeRequest(method, url, headers, body, streamed) {
+    if (streamed) {
+      // The body arrives while the handler runs: each pull asks Rust for the next chunk.
+      const stream = new ReadableStream({
+        async pull(c) {
+          const chunk = await ops.readBody();
+          if (chunk === null) c.close();
+          else c.enqueue(chunk);
+        },
+      });
+      return new Request(url, { method, headers, body: stream });
+    }
     return new Request(url, { method, headers, body: body && body.length ? body : null });
+  }
+
+  // One step of a streamed response: the next chunk as bytes, or null at the end.
+  async function readChunk(reader) {
+    const { value, done } = await reader.read();
+    return done ? null : chunkBytes(value);
   }
 
   async function invoke(ns, entry, request, args, env) {
@@ -465,5 +653,5 @@
     return Promise.all(background.splice(0));
   }
 
-  return { invoke, finish, fireTimer, errorRecord, makeRequest, takeBackground };
+    return { invoke, finish, fireTimer, errorRecord, makeRequest, takeBackground, readChunk };
 });

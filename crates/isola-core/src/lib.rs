@@ -63,8 +63,9 @@ pub use engine::{default_data_dir, Engine, EngineConfig};
 pub use error::{Error, JsError, LimitError, Location, Result};
 pub use limits::{ConcurrencyGate, LimitKind, Limits, Permit};
 pub use tenant::{
-    stderr_console, ConsoleLevel, ConsoleSink, HttpRequest, HttpResponse, Invocation, Invoked,
-    IsolatePool, LoadInfo, Output, Progress, Tenant, TenantConfig,
+    stderr_console, BodyPoll, BodyProgress, BodySource, ConsoleLevel, ConsoleSink, HttpRequest,
+    HttpResponse, Invocation, Invoked, IsolatePool, LoadInfo, Output, Progress, Tenant,
+    TenantConfig,
 };
 
 /// Initialises V8's platform for this process (idempotent). [`Engine::new`]

@@ -91,8 +91,44 @@ pub struct HttpResponse {
     pub status: u16,
     /// Header name/value pairs (names lowercase).
     pub headers: Vec<(String, String)>,
-    /// The body bytes.
+    /// The body bytes (empty when `streamed`).
     pub body: Vec<u8>,
+    /// The handler returned a `ReadableStream` body: pull it with
+    /// [`Tenant::poll_body`] (the blocking [`Tenant::invoke`] collects it).
+    pub streamed: bool,
+}
+
+/// What a request body source has for the handler.
+#[derive(Debug)]
+pub enum BodyPoll {
+    /// The next bytes.
+    Chunk(Vec<u8>),
+    /// Nothing yet; poll again later.
+    Pending,
+    /// The body is complete.
+    End,
+    /// The body broke off (e.g. over the size limit); the handler's read rejects with this.
+    Error(String),
+}
+
+/// A request body that arrives while the handler runs (`request.body`
+/// pulls from it). Polled on the tenant's thread without blocking.
+pub trait BodySource: Send {
+    /// The next piece of the body.
+    fn poll(&mut self) -> BodyPoll;
+}
+
+/// One step of pulling a streamed response body.
+#[derive(Debug)]
+pub enum BodyProgress {
+    /// The next bytes.
+    Chunk(Vec<u8>),
+    /// Nothing before this instant; call again then.
+    Wait(Instant),
+    /// The body is complete.
+    End,
+    /// The stream failed (an exception or a limit); the response is cut.
+    Failed(Error),
 }
 
 impl HttpResponse {
@@ -426,7 +462,18 @@ impl Tenant {
         let mut progress = self.begin(inv);
         loop {
             match progress {
-                Progress::Done(result) => {
+                Progress::Done(mut result) => {
+                    if let Ok(Invoked {
+                        output: Output::Response(r),
+                        ..
+                    }) = &mut result
+                    {
+                        if r.streamed {
+                            if let Err(e) = self.collect_body(r) {
+                                result = Err(e);
+                            }
+                        }
+                    }
                     // Let ctx.waitUntil work finish (within its wall deadline).
                     while let Some(until) = self.background_wake() {
                         let now = Instant::now();
@@ -453,6 +500,16 @@ impl Tenant {
     /// after the given instant; meanwhile the thread can serve other tenants.
     /// One invocation at a time per tenant: queue others until `Done`.
     pub fn begin(&mut self, inv: Invocation) -> Progress {
+        self.begin_with_body(inv, None)
+    }
+
+    /// Like [`Tenant::begin`], with a request body that arrives while the
+    /// handler runs (for `Invocation::Fetch`; the request's `body` is ignored).
+    pub fn begin_with_body(
+        &mut self,
+        inv: Invocation,
+        body: Option<Box<dyn BodySource>>,
+    ) -> Progress {
         self.stats.invocations += 1;
         let cold = match self.ensure_runtime() {
             Ok(c) => c,
@@ -462,7 +519,7 @@ impl Tenant {
         let Some(rt) = self.runtime.as_mut() else {
             return Progress::Done(Err(Error::Internal("no runtime after creation".into())));
         };
-        let step = rt.start(&inv, &self.config.env);
+        let step = rt.start(&inv, &self.config.env, body);
         self.after(step)
     }
 
@@ -473,6 +530,62 @@ impl Tenant {
         };
         let step = rt.resume();
         self.after(step)
+    }
+
+    /// Pulls the next piece of a streamed response body (after a `Done`
+    /// whose response has `streamed` set). The tenant stays busy until `End`
+    /// or `Failed`.
+    pub fn poll_body(&mut self) -> BodyProgress {
+        let Some(rt) = self.runtime.as_mut() else {
+            return BodyProgress::Failed(Error::Internal("no streamed response".into()));
+        };
+        let step = rt.poll_body();
+        if let BodyProgress::Failed(e) = &step {
+            let healthy = rt.is_healthy();
+            self.record_error(e);
+            if let Error::Limit(l) = e {
+                let sink = self
+                    .config
+                    .console
+                    .clone()
+                    .unwrap_or_else(|| stderr_console(&self.config.name));
+                sink(
+                    ConsoleLevel::Error,
+                    &format!("isola: response stream stopped: {l}"),
+                );
+            }
+            if !healthy {
+                self.runtime = None;
+                crate::runtime::release_freed_memory();
+            }
+        }
+        step
+    }
+
+    /// Abandons a streamed response (e.g. the client went away).
+    pub fn cancel_body(&mut self) {
+        if let Some(rt) = self.runtime.as_mut() {
+            rt.cancel_body();
+        }
+    }
+
+    fn collect_body(&mut self, r: &mut HttpResponse) -> Result<()> {
+        loop {
+            match self.poll_body() {
+                BodyProgress::Chunk(c) => r.body.extend_from_slice(&c),
+                BodyProgress::Wait(until) => {
+                    let now = Instant::now();
+                    if until > now {
+                        std::thread::sleep(until - now);
+                    }
+                }
+                BodyProgress::End => {
+                    r.streamed = false;
+                    return Ok(());
+                }
+                BodyProgress::Failed(e) => return Err(e),
+            }
+        }
     }
 
     /// When work handed to `ctx.waitUntil` needs driving next (while no

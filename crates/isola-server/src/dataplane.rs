@@ -8,11 +8,16 @@ use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Instant;
 
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Frame, Incoming};
 use hyper::{Request, Response};
-use isola_core::{Error, HttpRequest, Output};
+use isola_core::{BodyPoll, BodySource, Error, HttpRequest, Output};
+use tokio::sync::mpsc;
 
 use crate::config::validate_tenant_id;
 use crate::errors::ApiError;
@@ -46,21 +51,100 @@ fn route(state: &AppState, host: &str, path_and_query: &str) -> Option<(String, 
     Some((t.to_string(), tail))
 }
 
-fn respond(status: u16, headers: &[(String, String)], body: Vec<u8>) -> Response<Full<Bytes>> {
+/// Response bodies: whole (`Full`) or streamed from a worker (`ChannelBody`).
+pub type Body = BoxBody<Bytes, std::io::Error>;
+
+fn full(bytes: Vec<u8>) -> Body {
+    Full::new(Bytes::from(bytes))
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+fn respond(status: u16, headers: &[(String, String)], body: Body) -> Response<Body> {
     let mut b = Response::builder().status(status);
     for (k, v) in headers {
         b = b.header(k.as_str(), v.as_str());
     }
-    b.body(Full::new(Bytes::from(body))).unwrap_or_else(|_| {
-        let mut r = Response::new(Full::new(Bytes::from_static(
-            b"handler returned an invalid header",
-        )));
+    b.body(body).unwrap_or_else(|_| {
+        let mut r = Response::new(full(
+            b"handler returned an invalid status or header".to_vec(),
+        ));
         *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
         r
     })
 }
 
-fn error_response(e: &ApiError, request_id: &str) -> Response<Full<Bytes>> {
+/// A response body the worker streams in: each chunk as the handler's
+/// `ReadableStream` produces it; a worker-side failure aborts the response.
+struct ChannelBody {
+    rx: mpsc::Receiver<Result<Bytes, std::io::Error>>,
+}
+
+impl hyper::body::Body for ChannelBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        self.rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data)))
+    }
+}
+
+/// A request body the handler reads while it arrives, fed by a task that
+/// reads the connection (bounded channel: the client is slowed down when the
+/// handler reads slowly).
+struct ChannelSource {
+    rx: mpsc::Receiver<Result<Bytes, String>>,
+}
+
+impl BodySource for ChannelSource {
+    fn poll(&mut self) -> BodyPoll {
+        match self.rx.try_recv() {
+            Ok(Ok(b)) => BodyPoll::Chunk(b.to_vec()),
+            Ok(Err(e)) => BodyPoll::Error(e),
+            Err(mpsc::error::TryRecvError::Empty) => BodyPoll::Pending,
+            Err(mpsc::error::TryRecvError::Disconnected) => BodyPoll::End,
+        }
+    }
+}
+
+/// Request bodies up to this size (declared by Content-Length) are read
+/// whole before the handler starts; larger or chunked ones are streamed.
+const BUFFERED_BODY_MAX: u64 = 64 << 10;
+
+fn stream_request_body(mut body: Incoming, max: u64) -> ChannelSource {
+    let (tx, rx) = mpsc::channel(16);
+    tokio::spawn(async move {
+        let mut seen = 0u64;
+        while let Some(frame) = body.frame().await {
+            match frame {
+                Ok(f) => {
+                    if let Ok(data) = f.into_data() {
+                        seen += data.len() as u64;
+                        if seen > max {
+                            let _ = tx
+                                .send(Err(format!("request body larger than {max} bytes")))
+                                .await;
+                            return;
+                        }
+                        if tx.send(Ok(data)).await.is_err() {
+                            return;
+                        }
+                    }
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(format!("reading the request body: {e}"))).await;
+                    return;
+                }
+            }
+        }
+    });
+    ChannelSource { rx }
+}
+
+fn error_response(e: &ApiError, request_id: &str) -> Response<Body> {
     let mut headers = vec![
         ("content-type".to_string(), "application/json".to_string()),
         ("x-request-id".to_string(), request_id.to_string()),
@@ -68,14 +152,18 @@ fn error_response(e: &ApiError, request_id: &str) -> Response<Full<Bytes>> {
     if let Some(s) = e.retry_after() {
         headers.push(("retry-after".to_string(), s.to_string()));
     }
-    respond(e.status(), &headers, e.body().to_string().into_bytes())
+    respond(
+        e.status(),
+        &headers,
+        full(e.body().to_string().into_bytes()),
+    )
 }
 
 /// Serves one request.
 pub async fn handle(
     state: Arc<AppState>,
     req: Request<Incoming>,
-) -> Result<Response<Full<Bytes>>, Infallible> {
+) -> Result<Response<Body>, Infallible> {
     let t0 = Instant::now();
     let request_id = state.request_id();
     let host = req
@@ -170,7 +258,7 @@ async fn serve(
     path: &str,
     req: Request<Incoming>,
     request_id: &str,
-) -> (Result<Response<Full<Bytes>>, ApiError>, ReplyInfo) {
+) -> (Result<Response<Body>, ApiError>, ReplyInfo) {
     let none = ReplyInfo::default;
     let dep = match state.registry.current(tenant) {
         Ok(d) => d,
@@ -192,22 +280,31 @@ async fn serve(
     if declared.is_some_and(|n| n > max_body) {
         return (Err(ApiError::BodyTooLarge { limit: max_body }), none());
     }
-    let body = match Limited::new(body, max_body as usize).collect().await {
-        Ok(b) => b.to_bytes().to_vec(),
-        Err(e)
-            if e.downcast_ref::<http_body_util::LengthLimitError>()
-                .is_some() =>
-        {
-            return (Err(ApiError::BodyTooLarge { limit: max_body }), none())
+    let small = declared.is_some_and(|n| n <= BUFFERED_BODY_MAX);
+    let empty = declared == Some(0)
+        || (declared.is_none() && matches!(parts.method, hyper::Method::GET | hyper::Method::HEAD));
+    let (body, streamed): (Vec<u8>, Option<Box<dyn BodySource>>) = if empty {
+        (Vec::new(), None)
+    } else if small {
+        match Limited::new(body, max_body as usize).collect().await {
+            Ok(b) => (b.to_bytes().to_vec(), None),
+            Err(e) => {
+                let err = if e
+                    .downcast_ref::<http_body_util::LengthLimitError>()
+                    .is_some()
+                {
+                    ApiError::BodyTooLarge { limit: max_body }
+                } else {
+                    ApiError::BadRequest(format!("reading the request body: {e}"))
+                };
+                return (Err(err), none());
+            }
         }
-        Err(e) => {
-            return (
-                Err(ApiError::BadRequest(format!(
-                    "reading the request body: {e}"
-                ))),
-                none(),
-            )
-        }
+    } else {
+        (
+            Vec::new(),
+            Some(Box::new(stream_request_body(body, max_body))),
+        )
     };
     let headers = parts
         .headers
@@ -224,7 +321,7 @@ async fn serve(
         headers,
         body,
     };
-    let reply = match state.pool.invoke(dep, request, permit).await {
+    let reply = match state.pool.invoke(dep, request, streamed, permit).await {
         Ok(r) => r,
         Err(DispatchError::Overloaded) => return (Err(ApiError::Overloaded), none()),
         Err(DispatchError::Suspended(wait)) => {
@@ -248,12 +345,17 @@ async fn serve(
         cache: reply.cache,
         heap: reply.heap_bytes,
     };
+    let stream = reply.body;
     let result = match reply.result {
         Ok(invoked) => match invoked.output {
             Output::Response(r) => {
                 let mut headers = r.headers;
                 headers.push(("x-request-id".into(), request_id.to_string()));
-                Ok(respond(r.status, &headers, r.body))
+                let body = match stream {
+                    Some(rx) if r.streamed => ChannelBody { rx }.boxed(),
+                    _ => full(r.body),
+                };
+                Ok(respond(r.status, &headers, body))
             }
             other => Err(ApiError::HandlerFailed {
                 request_id: request_id.to_string(),

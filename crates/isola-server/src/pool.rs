@@ -19,9 +19,10 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use isola_core::{
-    CacheEvent, ConcurrencyGate, Engine, Error, HttpRequest, Invocation, Invoked, IsolatePool,
-    Limits, Output, Permit, Progress, Tenant, TenantCode, TenantConfig,
+    BodyProgress, BodySource, CacheEvent, ConcurrencyGate, Engine, Error, HttpRequest, Invocation,
+    Invoked, IsolatePool, Limits, Output, Permit, Progress, Tenant, TenantCode, TenantConfig,
 };
 use tokio::sync::oneshot;
 
@@ -58,12 +59,15 @@ pub struct Reply {
     pub cache: Vec<CacheEvent>,
     /// Heap bytes in use after the request.
     pub heap_bytes: u64,
+    /// The body of a streamed response, chunk by chunk.
+    pub body: Option<tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>>,
 }
 
 pub(crate) enum Job {
     Invoke {
         dep: Arc<Deployment>,
         request: HttpRequest,
+        body: Option<Box<dyn BodySource>>,
         reply: oneshot::Sender<Reply>,
         permit: Permit,
     },
@@ -254,6 +258,7 @@ impl Pool {
         &self,
         dep: Arc<Deployment>,
         request: HttpRequest,
+        body: Option<Box<dyn BodySource>>,
         permit: Permit,
     ) -> Result<Reply, DispatchError> {
         let w = match self.quarantine.check(&dep.id) {
@@ -270,6 +275,7 @@ impl Pool {
             .send(Job::Invoke {
                 dep,
                 request,
+                body,
                 reply,
                 permit,
             })
@@ -306,16 +312,31 @@ impl Pool {
 
 struct Pending {
     request: HttpRequest,
+    body: Option<Box<dyn BodySource>>,
     reply: oneshot::Sender<Reply>,
-    _permit: Permit,
+    permit: Permit,
     dep: Arc<Deployment>,
 }
+
+/// A streamed response body on its way to the client.
+struct StreamOut {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    chunk: Option<Bytes>,
+    wake: Instant,
+    _permit: Permit,
+}
+
+/// Chunks of a streamed response body in flight between worker and client.
+const STREAM_CHANNEL_CHUNKS: usize = 16;
+/// How soon a full client channel is retried.
+const STREAM_RETRY: Duration = Duration::from_millis(1);
 
 struct Slot {
     dep: Arc<Deployment>,
     tenant: Tenant,
     queue: VecDeque<Pending>,
     current: Option<(Pending, Instant)>,
+    streaming: Option<StreamOut>,
     last_used: Instant,
     fresh: Option<(Vec<CacheEvent>, bool)>,
 }
@@ -343,9 +364,10 @@ impl WorkerLoop {
             let next_wake = self
                 .slots
                 .values()
-                .filter_map(|s| match &s.current {
-                    Some(c) => Some(c.1),
-                    None => s.tenant.background_wake(),
+                .filter_map(|s| match (&s.current, &s.streaming) {
+                    (Some(c), _) => Some(c.1),
+                    (None, Some(st)) => Some(st.wake),
+                    (None, None) => s.tenant.background_wake(),
                 })
                 .min();
             let timeout = next_wake
@@ -383,14 +405,16 @@ impl WorkerLoop {
             Job::Invoke {
                 dep,
                 request,
+                body,
                 reply,
                 permit,
             } => {
                 let id = dep.id.clone();
                 let pending = Pending {
                     request,
+                    body,
                     reply,
-                    _permit: permit,
+                    permit,
                     dep,
                 };
                 match self.slots.get_mut(&id) {
@@ -412,6 +436,7 @@ impl WorkerLoop {
                             prewarmed: false,
                             cache: Vec::new(),
                             heap_bytes: 0,
+                            body: None,
                         });
                     }
                 }
@@ -460,6 +485,7 @@ impl WorkerLoop {
                         tenant,
                         queue,
                         current: None,
+                        streaming: None,
                         last_used: Instant::now(),
                         fresh: Some((cache, prewarmed)),
                     },
@@ -473,6 +499,7 @@ impl WorkerLoop {
                     prewarmed: false,
                     cache: Vec::new(),
                     heap_bytes: 0,
+                    body: None,
                 });
             }
         }
@@ -494,12 +521,16 @@ impl WorkerLoop {
                 }
             }
             // Drive ctx.waitUntil work of an idle tenant.
-            if slot.current.is_none() && slot.tenant.background_wake().is_some_and(|w| w <= now) {
+            if slot.current.is_none()
+                && slot.streaming.is_none()
+                && slot.tenant.background_wake().is_some_and(|w| w <= now)
+            {
                 slot.tenant.poll_background();
             }
             // Begin queued ones while the tenant is free.
-            while slot.current.is_none() {
-                let Some(next) = slot.queue.pop_front() else {
+            Self::pump_stream(&self.queued, slot, now);
+            while slot.current.is_none() && slot.streaming.is_none() {
+                let Some(mut next) = slot.queue.pop_front() else {
                     break;
                 };
                 if next.dep.generation != slot.dep.generation {
@@ -509,7 +540,10 @@ impl WorkerLoop {
                     break;
                 }
                 slot.last_used = Instant::now();
-                let progress = slot.tenant.begin(Invocation::Fetch(next.request.clone()));
+                let body = next.body.take();
+                let progress = slot
+                    .tenant
+                    .begin_with_body(Invocation::Fetch(next.request.clone()), body);
                 slot.current = Some((next, Instant::now()));
                 Self::settle(&self.queued, &self.quarantine, slot, progress);
             }
@@ -524,6 +558,62 @@ impl WorkerLoop {
                     }
                 }
             }
+        }
+    }
+
+    /// Moves a streamed response body from the isolate to the client.
+    fn pump_stream(queued: &AtomicUsize, slot: &mut Slot, now: Instant) {
+        let Some(st) = slot.streaming.as_mut() else {
+            return;
+        };
+        if st.wake > now {
+            return;
+        }
+        let mut finished = false;
+        for _ in 0..STREAM_CHANNEL_CHUNKS {
+            if let Some(chunk) = st.chunk.take() {
+                match st.tx.try_send(Ok(chunk)) {
+                    Ok(()) => {}
+                    Err(tokio::sync::mpsc::error::TrySendError::Full(Ok(c))) => {
+                        st.chunk = Some(c);
+                        st.wake = now + STREAM_RETRY;
+                        return;
+                    }
+                    Err(_) => {
+                        // The client went away.
+                        slot.tenant.cancel_body();
+                        finished = true;
+                        break;
+                    }
+                }
+            }
+            match slot.tenant.poll_body() {
+                BodyProgress::Chunk(c) => st.chunk = Some(Bytes::from(c)),
+                BodyProgress::Wait(until) => {
+                    st.wake = until;
+                    return;
+                }
+                BodyProgress::End => {
+                    finished = true;
+                    break;
+                }
+                BodyProgress::Failed(e) => {
+                    tracing::warn!(tenant = %slot.dep.id, "response stream failed: {e}");
+                    let _ = st.tx.try_send(Err(std::io::Error::other(e.to_string())));
+                    finished = true;
+                    break;
+                }
+            }
+        }
+        if finished {
+            if let Some(st) = slot.streaming.take() {
+                if let Some(chunk) = st.chunk {
+                    let _ = st.tx.try_send(Ok(chunk));
+                }
+            }
+            queued.fetch_sub(1, Ordering::Relaxed);
+        } else {
+            st.wake = now;
         }
     }
 
@@ -553,12 +643,32 @@ impl WorkerLoop {
                         quarantine.record_kill(&slot.dep.id);
                     }
                 }
+                let streamed = matches!(
+                    &result,
+                    Ok(Invoked { output: Output::Response(r), .. }) if r.streamed
+                );
+                let body = if streamed {
+                    // The head goes now; the body follows chunk by chunk and the
+                    // request keeps its concurrency slot until it ends.
+                    let (tx, rx) = tokio::sync::mpsc::channel(STREAM_CHANNEL_CHUNKS);
+                    slot.streaming = Some(StreamOut {
+                        tx,
+                        chunk: None,
+                        wake: Instant::now(),
+                        _permit: pending.permit,
+                    });
+                    queued.fetch_add(1, Ordering::Relaxed);
+                    Some(rx)
+                } else {
+                    None
+                };
                 let _ = pending.reply.send(Reply {
                     result,
                     cold,
                     prewarmed,
                     cache,
                     heap_bytes,
+                    body,
                 });
             }
         }
@@ -578,7 +688,7 @@ impl WorkerLoop {
             let victim = self
                 .slots
                 .iter()
-                .filter(|(_, s)| s.current.is_none() && s.queue.is_empty())
+                .filter(|(_, s)| s.current.is_none() && s.streaming.is_none() && s.queue.is_empty())
                 .min_by_key(|(_, s)| s.last_used)
                 .map(|(id, _)| id.clone());
             match victim {

@@ -88,6 +88,14 @@ struct Background {
     deadline: Instant,
 }
 
+/// A streamed response body being pulled.
+struct ResponseStream {
+    reader: v8::Global<v8::Object>,
+    pending: Option<v8::Global<v8::Promise>>,
+    deadline: Instant,
+    cpu: Duration,
+}
+
 /// One isolate, its context, and the tenant code loaded into it.
 pub(crate) struct JsRuntime {
     // Handles first: they must be released before the isolate is disposed.
@@ -96,6 +104,7 @@ pub(crate) struct JsRuntime {
     namespace: Option<v8::Global<v8::Object>>,
     in_flight: Option<InFlight>,
     background: Vec<Background>,
+    response: Option<ResponseStream>,
     entry: String,
     tenant: String,
     limits: Limits,
@@ -137,6 +146,8 @@ impl JsRuntime {
         let ops = Rc::new(RefCell::new(OpState {
             console,
             timers: Default::default(),
+            body: None,
+            body_waiter: None,
         }));
         isolate.set_slot(ops.clone());
         let (context, internals) = {
@@ -168,6 +179,7 @@ impl JsRuntime {
             namespace: None,
             in_flight: None,
             background: Vec::new(),
+            response: None,
             entry: String::new(),
             tenant: tenant.to_string(),
             limits: limits.clone(),
@@ -269,8 +281,13 @@ impl JsRuntime {
     }
 
     /// Starts an invocation and runs it until it settles or waits for a timer.
-    pub fn start(&mut self, inv: &Invocation, env: &serde_json::Value) -> Step {
-        if self.in_flight.is_some() {
+    pub fn start(
+        &mut self,
+        inv: &Invocation,
+        env: &serde_json::Value,
+        body: Option<Box<dyn crate::tenant::BodySource>>,
+    ) -> Step {
+        if self.is_busy() {
             return Step::Done(
                 Err(Error::Internal(
                     "an invocation is already in flight on this isolate".into(),
@@ -288,7 +305,9 @@ impl JsRuntime {
             wake: None,
         });
         let _ = seq;
-        self.entered(|rt| rt.slice(Some((inv, env))))
+        let streamed = body.is_some();
+        self.ops.borrow_mut().body = body;
+        self.entered(|rt| rt.slice(Some((inv, env, streamed))))
     }
 
     /// Continues the invocation in flight (after the instant its last step asked for).
@@ -304,11 +323,98 @@ impl JsRuntime {
 
     /// Whether an invocation is in flight (started, not yet done).
     pub fn is_busy(&self) -> bool {
-        self.in_flight.is_some()
+        self.in_flight.is_some() || self.response.is_some()
+    }
+
+    /// Pulls the next chunk of a streamed response body.
+    pub fn poll_body(&mut self) -> crate::tenant::BodyProgress {
+        if self.response.is_none() {
+            return crate::tenant::BodyProgress::End;
+        }
+        self.entered(|rt| rt.poll_body_inner())
+    }
+
+    /// Drops a streamed response body that is no longer wanted.
+    pub fn cancel_body(&mut self) {
+        self.response = None;
+    }
+
+    fn poll_body_inner(&mut self) -> crate::tenant::BodyProgress {
+        use crate::tenant::BodyProgress;
+        let Some(mut rs) = self.response.take() else {
+            return BodyProgress::End;
+        };
+        let seq = self.begin();
+        let guard = self.watchdog.watch_slice(
+            &self.kill,
+            seq,
+            LimitKind::Cpu,
+            self.limits.cpu,
+            rs.cpu,
+            rs.deadline,
+            self.limits.wall,
+            self.limits.termination_grace,
+        );
+        let cpu0 = watchdog::thread_cpu_time();
+        let outcome: Result<Result<Option<Vec<u8>>, Instant>> = {
+            let ctx = Loop {
+                ops: &self.ops,
+                kill: &self.kill,
+                deadline: rs.deadline,
+                wall_limit: self.limits.wall,
+            };
+            v8::scope!(let scope, &mut self.isolate);
+            let context = v8::Local::new(scope, &self.context);
+            let scope = &mut v8::ContextScope::new(scope, context);
+            let internals = v8::Local::new(scope, &self.internals);
+            let promise = match rs.pending.take() {
+                Some(p) => Ok(v8::Local::new(scope, p)),
+                None => {
+                    let reader = v8::Local::new(scope, &rs.reader);
+                    read_chunk(scope, internals, reader)
+                }
+            };
+            match promise.and_then(|p| drive(scope, internals, p, &ctx).map(|d| (p, d))) {
+                Err(e) => Err(e),
+                Ok((p, Drive::Wait(until))) => {
+                    rs.pending = Some(v8::Global::new(scope, p));
+                    Ok(Err(until))
+                }
+                Ok((_, Drive::Settled(v))) => {
+                    if v.is_null_or_undefined() {
+                        Ok(Ok(None))
+                    } else {
+                        Ok(Ok(Some(view_bytes(v))))
+                    }
+                }
+            }
+        };
+        drop(guard);
+        rs.cpu += watchdog::thread_cpu_time().saturating_sub(cpu0);
+        match outcome {
+            Ok(Err(until)) => {
+                self.response = Some(rs);
+                self.kill.running.store(false, Ordering::SeqCst);
+                BodyProgress::Wait(until)
+            }
+            Ok(Ok(Some(chunk))) => {
+                self.response = Some(rs);
+                self.kill.running.store(false, Ordering::SeqCst);
+                BodyProgress::Chunk(chunk)
+            }
+            Ok(Ok(None)) => {
+                self.kill.running.store(false, Ordering::SeqCst);
+                BodyProgress::End
+            }
+            Err(e) => match self.end::<()>(Err(e)) {
+                Err(e) => BodyProgress::Failed(e),
+                Ok(()) => BodyProgress::End,
+            },
+        }
     }
 
     /// One slice of the invocation in flight, under the watchdog.
-    fn slice(&mut self, call: Option<(&Invocation, &serde_json::Value)>) -> Step {
+    fn slice(&mut self, call: Option<(&Invocation, &serde_json::Value, bool)>) -> Step {
         let Some(mut fl) = self.in_flight.take() else {
             return Step::Done(
                 Err(Error::Internal("no invocation in flight".into())),
@@ -340,9 +446,9 @@ impl JsRuntime {
                 let scope = &mut v8::ContextScope::new(scope, context);
                 let internals = v8::Local::new(scope, &self.internals);
                 let promise = match (call, &fl.promise) {
-                    (Some((inv, env)), _) => {
+                    (Some((inv, env, streamed)), _) => {
                         let ns = v8::Local::new(scope, ns);
-                        start_invoke(scope, internals, ns, &self.entry, inv, env)
+                        start_invoke(scope, internals, ns, &self.entry, inv, env, streamed)
                     }
                     (None, Some(p)) => Ok(v8::Local::new(scope, p)),
                     (None, None) => Err(Error::Internal("no promise in flight".into())),
@@ -352,7 +458,17 @@ impl JsRuntime {
                     Ok(promise) => match drive(scope, internals, promise, &ctx) {
                         Err(e) => Err(e),
                         Ok(Drive::Settled(record)) => {
-                            let out = read_record(scope, record);
+                            let out = read_record(scope, record).map(|(out, reader)| {
+                                if let Some(reader) = reader {
+                                    self.response = Some(ResponseStream {
+                                        reader: v8::Global::new(scope, reader),
+                                        pending: None,
+                                        deadline: fl.deadline,
+                                        cpu: Duration::ZERO,
+                                    });
+                                }
+                                out
+                            });
                             if out.is_ok() {
                                 // Work the handler passed to ctx.waitUntil goes on
                                 // after the response, within the same wall deadline.
@@ -506,6 +622,11 @@ impl JsRuntime {
     /// Ends an invocation: turns a termination into the limit error that caused it.
     fn end<T>(&mut self, result: Result<T>) -> Result<T> {
         self.in_flight = None;
+        {
+            let mut ops = self.ops.borrow_mut();
+            ops.body = None;
+            ops.body_waiter = None;
+        }
         self.kill.running.store(false, Ordering::SeqCst);
         let kill = self.kill.take_kill();
         let stack = self.kill.take_stack();
@@ -642,6 +763,7 @@ pub(crate) fn drive<'s>(
 ) -> Result<Drive<'s>> {
     let fire = get_fn(scope, internals, "fireTimer")?;
     loop {
+        feed_body(scope, ctx);
         scope.perform_microtask_checkpoint();
         if scope.is_execution_terminating() {
             return Err(Error::Internal("terminated".into()));
@@ -660,11 +782,19 @@ pub(crate) fn drive<'s>(
             }
             v8::PromiseState::Pending => {}
         }
-        let next = ctx.ops.borrow().timers.next_deadline();
+        let now = Instant::now();
+        let body_pending = ctx.ops.borrow().body_waiter.is_some();
+        let timer = ctx.ops.borrow().timers.next_deadline();
+        // A pending body read is polled again shortly: its data arrives from
+        // outside the isolate.
+        let next = match (timer, body_pending) {
+            (Some(t), true) => Some(t.min(now + BODY_POLL)),
+            (None, true) => Some(now + BODY_POLL),
+            (t, false) => t,
+        };
         let Some(next) = next else {
             return Err(Error::NeverSettled);
         };
-        let now = Instant::now();
         if now >= ctx.deadline {
             return Err(wall_kill(ctx));
         }
@@ -695,6 +825,43 @@ pub(crate) fn drive<'s>(
                 }
             }
             tc.perform_microtask_checkpoint();
+        }
+    }
+}
+
+/// How often a pending request-body read is polled.
+const BODY_POLL: Duration = Duration::from_millis(1);
+
+/// Resolves a pending `readBody()` when the body source has something.
+fn feed_body(scope: &mut v8::PinScope<'_, '_>, ctx: &Loop<'_>) {
+    let waiter = {
+        let mut st = ctx.ops.borrow_mut();
+        if st.body_waiter.is_none() {
+            return;
+        }
+        let Some(src) = st.body.as_mut() else { return };
+        match src.poll() {
+            crate::tenant::BodyPoll::Pending => return,
+            other => st.body_waiter.take().map(|w| (w, other)),
+        }
+    };
+    let Some((waiter, poll)) = waiter else { return };
+    let resolver = v8::Local::new(scope, waiter);
+    match poll {
+        crate::tenant::BodyPoll::Chunk(bytes) => {
+            if let Some(v) = bytes_to_u8a(scope, &bytes) {
+                resolver.resolve(scope, v);
+            }
+        }
+        crate::tenant::BodyPoll::End | crate::tenant::BodyPoll::Pending => {
+            let null = v8::null(scope).into();
+            resolver.resolve(scope, null);
+        }
+        crate::tenant::BodyPoll::Error(msg) => {
+            if let Some(m) = v8::String::new(scope, &msg) {
+                let e = v8::Exception::type_error(scope, m);
+                resolver.reject(scope, e);
+            }
         }
     }
 }
@@ -768,6 +935,7 @@ fn make_request<'s>(
     scope: &mut v8::PinScope<'s, '_>,
     internals: v8::Local<'s, v8::Object>,
     req: &HttpRequest,
+    streamed: bool,
 ) -> Result<v8::Local<'s, v8::Value>> {
     let f = get_fn(scope, internals, "makeRequest")?;
     let method =
@@ -788,7 +956,13 @@ fn make_request<'s>(
     match f.call(
         tc,
         undef,
-        &[method.into(), url.into(), headers.into(), body],
+        &[
+            method.into(),
+            url.into(),
+            headers.into(),
+            body,
+            v8::Boolean::new(tc, streamed).into(),
+        ],
     ) {
         Some(v) => Ok(v),
         None => Err(call_error(tc, internals)),
@@ -802,12 +976,13 @@ fn start_invoke<'s>(
     entry: &str,
     inv: &Invocation,
     env: &serde_json::Value,
+    streamed: bool,
 ) -> Result<v8::Local<'s, v8::Promise>> {
     let f = get_fn(scope, internals, "invoke")?;
     let entry_v = v8::String::new(scope, entry).ok_or_else(|| Error::Internal("string".into()))?;
     let (request, args) = match inv {
         Invocation::Fetch(req) => (
-            make_request(scope, internals, req)?,
+            make_request(scope, internals, req, streamed)?,
             v8::Array::new(scope, 0).into(),
         ),
         Invocation::Call(args) => (
@@ -845,6 +1020,21 @@ fn take_background<'s>(
     }
 }
 
+fn read_chunk<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    internals: v8::Local<'s, v8::Object>,
+    reader: v8::Local<'s, v8::Object>,
+) -> Result<v8::Local<'s, v8::Promise>> {
+    let f = get_fn(scope, internals, "readChunk")?;
+    v8::tc_scope!(let tc, scope);
+    let undef = v8::undefined(tc).into();
+    match f.call(tc, undef, &[reader.into()]) {
+        Some(v) => v8::Local::<v8::Promise>::try_from(v)
+            .map_err(|_| Error::Internal("readChunk did not return a promise".into())),
+        None => Err(call_error(tc, internals)),
+    }
+}
+
 fn get_prop<'s>(
     scope: &mut v8::PinScope<'s, '_>,
     obj: v8::Local<'s, v8::Object>,
@@ -869,7 +1059,7 @@ fn view_bytes(v: v8::Local<v8::Value>) -> Vec<u8> {
 fn read_record<'s>(
     scope: &mut v8::PinScope<'s, '_>,
     record: v8::Local<'s, v8::Value>,
-) -> Result<Output> {
+) -> Result<(Output, Option<v8::Local<'s, v8::Object>>)> {
     let bad = || Error::Internal("malformed result record".into());
     let rec = v8::Local::<v8::Object>::try_from(record).map_err(|_| bad())?;
     let kind = get_prop(scope, rec, "kind")
@@ -898,19 +1088,28 @@ fn read_record<'s>(
                     .to_rust_string_lossy(scope);
                 headers.push((k, v));
             }
+            let reader = get_prop(scope, rec, "stream")
+                .and_then(|v| v8::Local::<v8::Object>::try_from(v).ok());
             let body = get_prop(scope, rec, "body")
                 .map(view_bytes)
                 .unwrap_or_default();
-            Ok(Output::Response(HttpResponse {
-                status,
-                headers,
-                body,
-            }))
+            Ok((
+                Output::Response(HttpResponse {
+                    status,
+                    headers,
+                    body,
+                    streamed: reader.is_some(),
+                }),
+                reader,
+            ))
         }
-        "bytes" => Ok(Output::Bytes(
-            get_prop(scope, rec, "body")
-                .map(view_bytes)
-                .unwrap_or_default(),
+        "bytes" => Ok((
+            Output::Bytes(
+                get_prop(scope, rec, "body")
+                    .map(view_bytes)
+                    .unwrap_or_default(),
+            ),
+            None,
         )),
         _ => {
             let json = get_prop(scope, rec, "json")
@@ -928,7 +1127,7 @@ fn read_record<'s>(
                     Error::Internal(format!("result JSON: {e}"))
                 }
             })?;
-            Ok(Output::Json(value))
+            Ok((Output::Json(value), None))
         }
     }
 }

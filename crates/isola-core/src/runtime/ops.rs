@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use v8::MapFnTo;
 
-use crate::tenant::{ConsoleLevel, ConsoleSink};
+use crate::tenant::{BodySource, ConsoleLevel, ConsoleSink};
 
 /// Longest console line passed to the sink (bytes); longer lines are cut.
 pub const MAX_CONSOLE_LINE: usize = 64 * 1024;
@@ -36,6 +36,10 @@ pub fn bootstrap_executions() -> usize {
 pub(crate) struct OpState {
     pub console: ConsoleSink,
     pub timers: Timers,
+    /// The streamed request body of the invocation in flight.
+    pub body: Option<Box<dyn BodySource>>,
+    /// The promise of a pending `readBody()`.
+    pub body_waiter: Option<v8::Global<v8::PromiseResolver>>,
 }
 
 pub(crate) type SharedOpState = Rc<RefCell<OpState>>;
@@ -112,6 +116,7 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
             ("encodeUtf8Into", op_encode_utf8_into.map_fn_to()),
             ("decodeUtf8", op_decode_utf8.map_fn_to()),
             ("bootstrapMarker", op_bootstrap_marker.map_fn_to()),
+            ("readBody", op_read_body.map_fn_to()),
         ]
     });
 
@@ -308,4 +313,31 @@ fn op_decode_utf8(
         Some(s) => rv.set(s.into()),
         None => throw_range_error(scope, "TextDecoder: result too long for a string"),
     }
+}
+
+/// `readBody()`: a promise for the next chunk of the streamed request body
+/// (`null` at the end). The event loop resolves it when the chunk arrives.
+fn op_read_body(
+    scope: &mut v8::PinScope,
+    _args: v8::FunctionCallbackArguments,
+    mut rv: v8::ReturnValue<v8::Value>,
+) {
+    let Some(resolver) = v8::PromiseResolver::new(scope) else {
+        return;
+    };
+    let promise = resolver.get_promise(scope);
+    rv.set(promise.into());
+    let Some(st) = state(scope) else { return };
+    let has_body = st.borrow().body.is_some();
+    if !has_body {
+        let null = v8::null(scope).into();
+        resolver.resolve(scope, null);
+        return;
+    }
+    if st.borrow().body_waiter.is_some() {
+        throw_type_error(scope, "readBody: a read is already pending");
+        return;
+    }
+    let g = v8::Global::new(scope, resolver);
+    st.borrow_mut().body_waiter = Some(g);
 }

@@ -358,3 +358,111 @@ fn pre_created_isolates_are_adopted_by_new_tenants() {
     assert_eq!(call_json(&mut b), json!([1, "function"]));
     assert_eq!(pool.len(), 1);
 }
+
+#[test]
+fn a_streamed_response_body_is_pulled_chunk_by_chunk() {
+    use isola_core::{BodyProgress, Progress};
+    let e = engine();
+    let code = TenantCode::single(
+        "stream.js",
+        "export default { fetch() {
+            let i = 0;
+            const body = new ReadableStream({ async pull(c) {
+                await new Promise(r => setTimeout(r, 20));
+                if (i === 3) { c.close(); return; }
+                c.enqueue(i++ === 1 ? new TextEncoder().encode('two,') : `part${i},`);
+            } });
+            return new Response(body, { headers: { 'content-type': 'text/plain' } });
+        } };",
+    );
+    let mut t = Tenant::new(&e.engine, config("stream"), code.clone()).unwrap();
+    // Blocking callers get the whole body.
+    let Output::Response(r) = t.fetch(HttpRequest::default()).unwrap().output else {
+        panic!()
+    };
+    assert_eq!(String::from_utf8(r.body).unwrap(), "part1,two,part3,");
+    assert!(!r.streamed);
+    // Non-blocking callers get the head first, then the chunks as they come.
+    let start = std::time::Instant::now();
+    let Progress::Done(Ok(head)) = t.begin(isola_core::Invocation::Fetch(HttpRequest::default()))
+    else {
+        panic!()
+    };
+    let Output::Response(head) = head.output else {
+        panic!()
+    };
+    assert!(head.streamed && head.body.is_empty());
+    assert!(
+        start.elapsed() < std::time::Duration::from_millis(15),
+        "the head does not wait for the body"
+    );
+    assert!(t.is_busy());
+    let mut chunks = Vec::new();
+    loop {
+        match t.poll_body() {
+            BodyProgress::Chunk(c) => chunks.push(String::from_utf8(c).unwrap()),
+            BodyProgress::Wait(until) => {
+                std::thread::sleep(until.saturating_duration_since(std::time::Instant::now()))
+            }
+            BodyProgress::End => break,
+            BodyProgress::Failed(e) => panic!("{e}"),
+        }
+    }
+    assert_eq!(chunks, ["part1,", "two,", "part3,"]);
+    assert!(!t.is_busy());
+}
+
+struct Chunks(std::collections::VecDeque<Option<Vec<u8>>>);
+
+impl isola_core::BodySource for Chunks {
+    fn poll(&mut self) -> isola_core::BodyPoll {
+        match self.0.pop_front() {
+            Some(Some(c)) => isola_core::BodyPoll::Chunk(c),
+            Some(None) => isola_core::BodyPoll::Pending,
+            None => isola_core::BodyPoll::End,
+        }
+    }
+}
+
+#[test]
+fn a_streamed_request_body_is_read_while_it_arrives() {
+    let e = engine();
+    let code = TenantCode::single(
+        "count.js",
+        "export default { async fetch(req) {
+            let n = 0, chunks = 0;
+            for await (const c of req.body) { n += c.length; chunks++; }
+            return Response.json({ n, chunks });
+        } };",
+    );
+    let mut t = Tenant::new(&e.engine, config("count"), code).unwrap();
+    let body = Chunks(
+        vec![
+            Some(vec![1; 1000]),
+            None,
+            None,
+            Some(vec![2; 24]),
+            None,
+            Some(vec![3; 1 << 20]),
+        ]
+        .into(),
+    );
+    let mut progress = t.begin_with_body(
+        isola_core::Invocation::Fetch(HttpRequest::default()),
+        Some(Box::new(body)),
+    );
+    let out = loop {
+        match progress {
+            isola_core::Progress::Done(r) => break r.unwrap(),
+            isola_core::Progress::Wait(until) => {
+                std::thread::sleep(until.saturating_duration_since(std::time::Instant::now()));
+                progress = t.resume();
+            }
+        }
+    };
+    let Output::Response(r) = out.output else {
+        panic!()
+    };
+    let v: serde_json::Value = serde_json::from_slice(&r.body).unwrap();
+    assert_eq!(v, json!({"n": 1000 + 24 + (1 << 20), "chunks": 3}));
+}

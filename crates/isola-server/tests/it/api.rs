@@ -444,3 +444,92 @@ fn wait_until_runs_after_the_response_and_first_requests_use_prewarmed_isolates(
         "{m}"
     );
 }
+
+#[test]
+fn a_streamed_response_reaches_the_client_chunk_by_chunk() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    s.deploy(
+        "ticker",
+        "export default { fetch() {
+            let i = 0;
+            return new Response(new ReadableStream({ async pull(c) {
+                if (i > 0) await new Promise(r => setTimeout(r, 150));
+                if (i === 3) return c.close();
+                c.enqueue(`tick ${i++}\\n`);
+            } }), { headers: { 'content-type': 'text/plain' } });
+        } };",
+    );
+    let t0 = std::time::Instant::now();
+    let resp = ureq::get(&format!("http://{}/", s.server.data_addr))
+        .set("Host", "ticker.localhost")
+        .call()
+        .unwrap();
+    let mut reader = resp.into_reader();
+    let mut first = [0u8; 7];
+    reader.read_exact(&mut first).unwrap();
+    let first_at = t0.elapsed();
+    assert_eq!(&first, b"tick 0\n");
+    let mut rest = String::new();
+    reader.read_to_string(&mut rest).unwrap();
+    let total = t0.elapsed();
+    assert_eq!(rest, "tick 1\ntick 2\n");
+    assert!(
+        first_at < Duration::from_millis(120),
+        "first chunk after {first_at:?}"
+    );
+    assert!(
+        total >= Duration::from_millis(300),
+        "whole body after {total:?}"
+    );
+}
+
+#[test]
+fn large_bodies_stream_through_without_being_buffered_whole() {
+    use std::io::Read;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    s.admin(
+        "PUT",
+        "/v1/tenants/bulk",
+        Some(json!({"max_body_bytes": 64 << 20, "limits": {"heap_bytes": 32 << 20, "cpu": 2000}})),
+    );
+    s.deploy(
+        "bulk",
+        "export default { async fetch(req) {
+            if (req.method === 'POST') {
+                let n = 0, sum = 0;
+                for await (const c of req.body) { n += c.length; sum = (sum + c[0]) % 251; }
+                return Response.json({ n });
+            }
+            // 48 MiB generated 64 KiB at a time: more than the 32 MiB heap could hold at once.
+            const chunk = new Uint8Array(64 << 10).fill(120);
+            let left = 768;
+            return new Response(new ReadableStream({ pull(c) { if (left-- === 0) c.close(); else c.enqueue(chunk); } }));
+        } };",
+    );
+    let upload = vec![7u8; 40 << 20];
+    let r = ureq::post(&format!("http://{}/", s.server.data_addr))
+        .set("Host", "bulk.localhost")
+        .send_bytes(&upload)
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
+    assert_eq!(v["n"], json!(40 << 20));
+    let resp = ureq::get(&format!("http://{}/", s.server.data_addr))
+        .set("Host", "bulk.localhost")
+        .call()
+        .unwrap();
+    let mut n = 0usize;
+    let mut buf = vec![0u8; 1 << 16];
+    let mut reader = resp.into_reader();
+    loop {
+        let k = reader.read(&mut buf).unwrap();
+        if k == 0 {
+            break;
+        }
+        assert!(buf[..k].iter().all(|b| *b == 120));
+        n += k;
+    }
+    assert_eq!(n, 48 << 20);
+}
