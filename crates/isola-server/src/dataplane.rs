@@ -110,6 +110,9 @@ impl BodySource for ChannelSource {
     }
 }
 
+/// Longest a request for a suspended tenant is held before its 503.
+const SUSPENDED_HOLD: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Request bodies up to this size (declared by Content-Length) are read
 /// whole before the handler starts; larger or chunked ones are streamed.
 const BUFFERED_BODY_MAX: u64 = 64 << 10;
@@ -325,9 +328,18 @@ async fn serve(
         Ok(r) => r,
         Err(DispatchError::Overloaded) => return (Err(ApiError::Overloaded), none()),
         Err(DispatchError::Suspended(wait)) => {
+            // Tarpit: answer when the cool-down ends (at most SUSPENDED_HOLD
+            // later), so a client hammering a suspended tenant costs the
+            // server a parked future, not a stream of 503s competing with
+            // well-behaved tenants' traffic.
+            tokio::time::sleep(wait.min(SUSPENDED_HOLD)).await;
             let e = ApiError::Suspended {
                 tenant: tenant.to_string(),
-                retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+                retry_after: wait
+                    .saturating_sub(SUSPENDED_HOLD)
+                    .as_secs_f64()
+                    .ceil()
+                    .max(1.0) as u64,
             };
             return (Err(e), none());
         }

@@ -158,6 +158,23 @@ impl Quarantine {
     }
 }
 
+/// Runs the calling thread at the lowest scheduling priority (nice 19), so
+/// quarantined tenants' code only gets CPU that well-behaved tenants leave.
+fn lower_thread_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions; setpriority on our own thread id
+        // only changes this thread's nice value.
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t, 19) };
+        if rc != 0 {
+            tracing::warn!(
+                "could not lower the penalty worker's priority: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+}
+
 /// The pool's handle, used by the HTTP layers.
 pub struct Pool {
     workers: Vec<Worker>,
@@ -199,7 +216,7 @@ impl Pool {
         logs: Arc<Logs>,
     ) -> Pool {
         let quarantine = Arc::new(Quarantine::default());
-        let spawn = |name: String| {
+        let spawn = |name: String, background: bool| {
             let (tx, rx) = mpsc::channel();
             let queued = Arc::new(AtomicUsize::new(0));
             let (engine, q, budget, logs, quarantine) = (
@@ -213,6 +230,9 @@ impl Pool {
                 .name(name)
                 .stack_size(8 << 20)
                 .spawn(move || {
+                    if background {
+                        lower_thread_priority();
+                    }
                     // Tenants (isolates) are created on, and never leave, this thread.
                     let prewarmed = IsolatePool::new(&engine, Limits::default(), budget.prewarm);
                     WorkerLoop {
@@ -231,9 +251,9 @@ impl Pool {
             Worker { tx, queued }
         };
         let workers = (0..n.max(1))
-            .map(|i| spawn(format!("isola-worker-{i}")))
+            .map(|i| spawn(format!("isola-worker-{i}"), false))
             .collect();
-        let penalty = spawn("isola-penalty".to_string());
+        let penalty = spawn("isola-penalty".to_string(), true);
         Pool {
             workers,
             penalty,
