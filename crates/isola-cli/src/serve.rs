@@ -46,6 +46,7 @@ pub fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     if let Some(w) = args.workers {
         config.workers = w.max(1);
     }
+    let token_given = args.admin_token.is_some();
     config.admin_token = args.admin_token;
     config.max_warm_isolates = args.max_warm;
     config.memory_budget_bytes = args.memory_budget_mb << 20;
@@ -57,15 +58,10 @@ pub fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
         "isola serve: {tenants} tenant(s); data plane http://{} (Host: TENANT.{base} or path /t/TENANT/), admin API http://{} (token: {})",
         running.data_addr,
         running.admin_addr,
-        if args_token_given() { "--admin-token".to_string() } else { data_dir.join("admin-token").display().to_string() }
+        if token_given { "--admin-token".to_string() } else { data_dir.join("admin-token").display().to_string() }
     );
     running.wait();
     Ok(ExitCode::SUCCESS)
-}
-
-fn args_token_given() -> bool {
-    std::env::var_os("ISOLA_ADMIN_TOKEN").is_some()
-        || std::env::args().any(|a| a.starts_with("--admin-token"))
 }
 
 /// How the client commands reach the admin API.

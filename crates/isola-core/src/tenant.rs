@@ -289,12 +289,8 @@ impl std::fmt::Debug for Tenant {
 }
 
 impl Tenant {
-    /// Creates the tenant's isolate from the base snapshot and loads `code`
-    /// (compile with the code cache, evaluate top-level code under the
-    /// startup budget). Fails on syntax errors, bad imports, a top-level
-    /// exception or a broken limit.
-    pub fn new(engine: &Engine, config: TenantConfig, code: TenantCode) -> Result<Self> {
-        let mut t = Tenant {
+    fn unloaded(engine: &Engine, config: TenantConfig, code: TenantCode) -> Self {
+        Tenant {
             engine: engine.clone(),
             config,
             code,
@@ -302,7 +298,15 @@ impl Tenant {
             stats: TenantStats::default(),
             load: LoadInfo::default(),
             cold: false,
-        };
+        }
+    }
+
+    /// Creates the tenant's isolate from the base snapshot and loads `code`
+    /// (compile with the code cache, evaluate top-level code under the
+    /// startup budget). Fails on syntax errors, bad imports, a top-level
+    /// exception or a broken limit.
+    pub fn new(engine: &Engine, config: TenantConfig, code: TenantCode) -> Result<Self> {
+        let mut t = Tenant::unloaded(engine, config, code);
         t.runtime_from(None)?;
         Ok(t)
     }
@@ -316,15 +320,7 @@ impl Tenant {
         code: TenantCode,
         pool: &mut IsolatePool,
     ) -> Result<(Self, bool)> {
-        let mut t = Tenant {
-            engine: engine.clone(),
-            config,
-            code,
-            runtime: None,
-            stats: TenantStats::default(),
-            load: LoadInfo::default(),
-            cold: false,
-        };
+        let mut t = Tenant::unloaded(engine, config, code);
         let pooled = pool.take(t.config.limits.heap_bytes);
         let used = pooled.is_some();
         t.runtime_from(pooled)?;

@@ -71,11 +71,6 @@ pub(crate) enum Job {
         reply: oneshot::Sender<Reply>,
         permit: Permit,
     },
-    Validate {
-        dep: Arc<Deployment>,
-        smoke: Option<HttpRequest>,
-        reply: oneshot::Sender<Result<(), String>>,
-    },
     Evict {
         id: String,
     },
@@ -158,6 +153,38 @@ impl Quarantine {
     }
 }
 
+fn tenant_config(dep: &Deployment, logs: &Arc<Logs>) -> TenantConfig {
+    TenantConfig::new(&dep.id)
+        .limits(dep.settings.limits.clone())
+        .env(dep.settings.env_json())
+        .console(logs.sink(&dep.id))
+}
+
+fn validate(
+    engine: &Engine,
+    logs: &Arc<Logs>,
+    dep: &Deployment,
+    smoke: Option<HttpRequest>,
+) -> Result<(), String> {
+    let mut t = Tenant::new(engine, tenant_config(dep, logs), (*dep.code).clone())
+        .map_err(|e| e.to_string())?;
+    if let Some(req) = smoke {
+        match t.fetch(req) {
+            Ok(Invoked {
+                output: Output::Response(r),
+                ..
+            }) if r.status < 500 => {}
+            Ok(Invoked {
+                output: Output::Response(r),
+                ..
+            }) => return Err(format!("smoke request answered {}", r.status)),
+            Ok(other) => return Err(format!("smoke request returned {:?}", other.output)),
+            Err(e) => return Err(format!("smoke request failed: {e}")),
+        }
+    }
+    Ok(())
+}
+
 /// Runs the calling thread at the lowest scheduling priority (nice 19), so
 /// quarantined tenants' code only gets CPU that well-behaved tenants leave.
 fn lower_thread_priority() {
@@ -181,6 +208,8 @@ pub struct Pool {
     penalty: Worker,
     quarantine: Arc<Quarantine>,
     max_queue: usize,
+    engine: Engine,
+    logs: Arc<Logs>,
 }
 
 /// Why a request could not be queued.
@@ -259,6 +288,8 @@ impl Pool {
             penalty,
             quarantine,
             max_queue,
+            engine: engine.clone(),
+            logs,
         }
     }
 
@@ -307,19 +338,26 @@ impl Pool {
         rx.await.map_err(|_| DispatchError::Closed)
     }
 
-    /// Compiles and loads `dep` in a scratch isolate (and runs the optional
-    /// smoke request) on the tenant's worker; `Err` says what is wrong.
+    /// Compiles and loads `dep` in a scratch isolate and runs the optional
+    /// smoke request, on a thread of its own (a slow smoke request must not
+    /// hold up a worker's tenants); `Err` says what is wrong.
     pub async fn validate(
         &self,
         dep: Arc<Deployment>,
         smoke: Option<HttpRequest>,
     ) -> Result<(), String> {
-        let w = self.worker(&dep.id);
         let (reply, rx) = oneshot::channel();
-        w.tx.send(Job::Validate { dep, smoke, reply })
-            .map_err(|_| "the server is shutting down".to_string())?;
+        let engine = self.engine.clone();
+        let logs = self.logs.clone();
+        std::thread::Builder::new()
+            .name("isola-validate".into())
+            .stack_size(8 << 20)
+            .spawn(move || {
+                let _ = reply.send(validate(&engine, &logs, &dep, smoke));
+            })
+            .map_err(|e| format!("cannot start validation: {e}"))?;
         rx.await
-            .map_err(|_| "the server is shutting down".to_string())?
+            .map_err(|_| "validation thread failed".to_string())?
     }
 
     /// Drops a tenant's isolate (after a delete).
@@ -414,10 +452,7 @@ impl WorkerLoop {
     }
 
     fn config(&self, dep: &Deployment) -> TenantConfig {
-        TenantConfig::new(&dep.id)
-            .limits(dep.settings.limits.clone())
-            .env(dep.settings.env_json())
-            .console(self.logs.sink(&dep.id))
+        tenant_config(dep, &self.logs)
     }
 
     fn accept(&mut self, job: Job) {
@@ -442,10 +477,6 @@ impl WorkerLoop {
                     None => self.cold_start(pending),
                 }
             }
-            Job::Validate { dep, smoke, reply } => {
-                let result = self.validate(&dep, smoke);
-                let _ = reply.send(result);
-            }
             Job::Evict { id } => {
                 if let Some(slot) = self.slots.remove(&id) {
                     for p in slot.queue.into_iter().chain(slot.current.map(|c| c.0)) {
@@ -462,26 +493,6 @@ impl WorkerLoop {
                 }
             }
         }
-    }
-
-    fn validate(&self, dep: &Deployment, smoke: Option<HttpRequest>) -> Result<(), String> {
-        let mut t = Tenant::new(&self.engine, self.config(dep), (*dep.code).clone())
-            .map_err(|e| e.to_string())?;
-        if let Some(req) = smoke {
-            match t.fetch(req) {
-                Ok(Invoked {
-                    output: Output::Response(r),
-                    ..
-                }) if r.status < 500 => {}
-                Ok(Invoked {
-                    output: Output::Response(r),
-                    ..
-                }) => return Err(format!("smoke request answered {}", r.status)),
-                Ok(other) => return Err(format!("smoke request returned {:?}", other.output)),
-                Err(e) => return Err(format!("smoke request failed: {e}")),
-            }
-        }
-        Ok(())
     }
 
     /// Creates the tenant's isolate for its first queued request.
