@@ -373,6 +373,22 @@ impl Tenant {
         self.runtime = None;
     }
 
+    /// The tenant's console sink (stderr, prefixed with its name, by default).
+    fn console(&self) -> ConsoleSink {
+        self.config
+            .console
+            .clone()
+            .unwrap_or_else(|| stderr_console(&self.config.name))
+    }
+
+    /// Drops a runtime that was killed or abandoned; the next call recreates it.
+    fn drop_unhealthy_runtime(&mut self) {
+        if self.runtime.as_ref().is_some_and(|r| !r.is_healthy()) {
+            self.runtime = None;
+            crate::runtime::release_freed_memory();
+        }
+    }
+
     fn ensure_runtime(&mut self) -> Result<bool> {
         if self.runtime.as_ref().is_some_and(|r| r.is_healthy()) {
             return Ok(false);
@@ -386,11 +402,7 @@ impl Tenant {
         self.runtime = None;
         let t0 = Instant::now();
         let inner = &self.engine.inner;
-        let console = self
-            .config
-            .console
-            .clone()
-            .unwrap_or_else(|| crate::tenant::stderr_console(&self.config.name));
+        let console = self.console();
         let adopted = pooled.and_then(|mut rt| {
             rt.adopt(&self.config.name, &self.config.limits, console.clone())
                 .then_some(rt)
@@ -537,23 +549,15 @@ impl Tenant {
         };
         let step = rt.poll_body();
         if let BodyProgress::Failed(e) = &step {
-            let healthy = rt.is_healthy();
             self.record_error(e);
             if let Error::Limit(l) = e {
-                let sink = self
-                    .config
-                    .console
-                    .clone()
-                    .unwrap_or_else(|| stderr_console(&self.config.name));
+                let sink = self.console();
                 sink(
                     ConsoleLevel::Error,
                     &format!("isola: response stream stopped: {l}"),
                 );
             }
-            if !healthy {
-                self.runtime = None;
-                crate::runtime::release_freed_memory();
-            }
+            self.drop_unhealthy_runtime();
         }
         step
     }
@@ -597,12 +601,8 @@ impl Tenant {
             return;
         };
         if let Err(e) = rt.poll_background() {
-            let healthy = rt.is_healthy();
             self.record_error(&e);
-            if !healthy {
-                self.runtime = None;
-                crate::runtime::release_freed_memory();
-            }
+            self.drop_unhealthy_runtime();
         }
     }
 
@@ -626,14 +626,10 @@ impl Tenant {
             ));
         };
         let heap = rt.heap_usage();
-        let healthy = rt.is_healthy();
         self.stats.cpu.observe(m.cpu);
         self.stats.wall.observe(m.wall);
         self.stats.record_heap(heap);
-        if !healthy {
-            self.runtime = None;
-            crate::runtime::release_freed_memory();
-        }
+        self.drop_unhealthy_runtime();
         match result {
             Ok(output) => Ok(Invoked {
                 output,
@@ -647,11 +643,7 @@ impl Tenant {
                         r.cpu_ms = m.cpu.as_millis() as u64;
                         r.wall_ms = m.wall.as_millis() as u64;
                     }
-                    let sink = self
-                        .config
-                        .console
-                        .clone()
-                        .unwrap_or_else(|| stderr_console(&self.config.name));
+                    let sink = self.console();
                     let report = l
                         .report
                         .as_ref()

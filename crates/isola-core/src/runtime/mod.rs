@@ -260,16 +260,7 @@ impl JsRuntime {
         let deadline = Instant::now() + self.limits.wall;
         let mut report = LoadReport::default();
         let result = {
-            let ctx = Loop {
-                ops: &self.ops,
-                kill: &self.kill,
-                deadline,
-                wall_limit: self.limits.wall,
-            };
-            v8::scope!(let scope, &mut self.isolate);
-            let context = v8::Local::new(scope, &self.context);
-            let scope = &mut v8::ContextScope::new(scope, context);
-            let internals = v8::Local::new(scope, &self.internals);
+            in_context!(self, deadline, scope, internals, ctx);
             modules::load(scope, internals, code, cache, &ctx, &mut report)
                 .map(|ns| v8::Global::new(scope, ns))
         };
@@ -295,7 +286,7 @@ impl JsRuntime {
                 RunMeasure::default(),
             );
         }
-        let seq = self.begin();
+        self.begin();
         let t0 = Instant::now();
         self.in_flight = Some(InFlight {
             promise: None,
@@ -304,7 +295,6 @@ impl JsRuntime {
             cpu: Duration::ZERO,
             wake: None,
         });
-        let _ = seq;
         let streamed = body.is_some();
         self.ops.borrow_mut().body = body;
         self.entered(|rt| rt.slice(Some((inv, env, streamed))))
@@ -357,16 +347,7 @@ impl JsRuntime {
         );
         let cpu0 = watchdog::thread_cpu_time();
         let outcome: Result<Result<Option<Vec<u8>>, Instant>> = {
-            let ctx = Loop {
-                ops: &self.ops,
-                kill: &self.kill,
-                deadline: rs.deadline,
-                wall_limit: self.limits.wall,
-            };
-            v8::scope!(let scope, &mut self.isolate);
-            let context = v8::Local::new(scope, &self.context);
-            let scope = &mut v8::ContextScope::new(scope, context);
-            let internals = v8::Local::new(scope, &self.internals);
+            in_context!(self, rs.deadline, scope, internals, ctx);
             let promise = match rs.pending.take() {
                 Some(p) => Ok(v8::Local::new(scope, p)),
                 None => {
@@ -435,16 +416,7 @@ impl JsRuntime {
         let outcome: Result<Option<Output>> = match &self.namespace {
             None => Err(Error::Internal("invoke before load".into())),
             Some(ns) => {
-                let ctx = Loop {
-                    ops: &self.ops,
-                    kill: &self.kill,
-                    deadline: fl.deadline,
-                    wall_limit: self.limits.wall,
-                };
-                v8::scope!(let scope, &mut self.isolate);
-                let context = v8::Local::new(scope, &self.context);
-                let scope = &mut v8::ContextScope::new(scope, context);
-                let internals = v8::Local::new(scope, &self.internals);
+                in_context!(self, fl.deadline, scope, internals, ctx);
                 let promise = match (call, &fl.promise) {
                     (Some((inv, env, streamed)), _) => {
                         let ns = v8::Local::new(scope, ns);
@@ -552,16 +524,7 @@ impl JsRuntime {
                 self.limits.termination_grace,
             );
             let outcome = {
-                let ctx = Loop {
-                    ops: &self.ops,
-                    kill: &self.kill,
-                    deadline: bg.deadline,
-                    wall_limit: self.limits.wall,
-                };
-                v8::scope!(let scope, &mut self.isolate);
-                let context = v8::Local::new(scope, &self.context);
-                let scope = &mut v8::ContextScope::new(scope, context);
-                let internals = v8::Local::new(scope, &self.internals);
+                in_context!(self, bg.deadline, scope, internals, ctx);
                 let promise = v8::Local::new(scope, &bg.promise);
                 match drive(scope, internals, promise, &ctx) {
                     Ok(Drive::Wait(_)) => Ok(true),
@@ -719,6 +682,26 @@ unsafe extern "C" fn no_wasm_codegen(
 ) -> bool {
     false
 }
+
+/// Enters a runtime's context: binds `$scope` (a context scope), `$internals`
+/// (the bootstrap's internals object) and `$ctx` (the event-loop state, with
+/// wall deadline `$deadline`). A macro because the pinned scopes it creates
+/// must live in the caller's frame.
+macro_rules! in_context {
+    ($rt:ident, $deadline:expr, $scope:ident, $internals:ident, $ctx:ident) => {
+        let $ctx = Loop {
+            ops: &$rt.ops,
+            kill: &$rt.kill,
+            deadline: $deadline,
+            wall_limit: $rt.limits.wall,
+        };
+        v8::scope!(let $scope, &mut $rt.isolate);
+        let context = v8::Local::new($scope, &$rt.context);
+        let $scope = &mut v8::ContextScope::new($scope, context);
+        let $internals = v8::Local::new($scope, &$rt.internals);
+    };
+}
+use in_context;
 
 /// What the event loop needs besides the scope.
 pub(crate) struct Loop<'a> {
