@@ -26,6 +26,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::secrets::hex;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -369,15 +370,6 @@ fn now_nanos() -> i64 {
         .unwrap_or(0)
 }
 
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
-    }
-    s
-}
-
 fn load_or_create_secret(path: &Path) -> Result<[u8; 32]> {
     match std::fs::read(path) {
         Ok(bytes) if bytes.len() == 32 => {
@@ -391,9 +383,8 @@ fn load_or_create_secret(path: &Path) -> Result<[u8; 32]> {
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let mut k = [0u8; 32];
-            let mut f = std::fs::File::open("/dev/urandom").map_err(|e| Error::io("/dev/urandom", e))?;
-            std::io::Read::read_exact(&mut f, &mut k).map_err(|e| Error::io("/dev/urandom", e))?;
-            write_private(path, &k)?;
+            k.copy_from_slice(&crate::secrets::random_bytes(32)?);
+            crate::secrets::write_private(path, &k)?;
             Ok(k)
         }
         Err(e) => Err(Error::Store {
@@ -401,21 +392,6 @@ fn load_or_create_secret(path: &Path) -> Result<[u8; 32]> {
             message: format!("{e}; make the file readable by this user or pick another --data-dir"),
         }),
     }
-}
-
-fn write_private(path: &Path, bytes: &[u8]) -> Result<()> {
-    use std::io::Write;
-    #[cfg(unix)]
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = path.with_extension("tmp");
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    opts.mode(0o600);
-    let mut f = opts.open(&tmp).map_err(|e| Error::io(&tmp, e))?;
-    f.write_all(bytes).map_err(|e| Error::io(&tmp, e))?;
-    f.sync_all().map_err(|e| Error::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
 }
 
 #[cfg(test)]

@@ -52,6 +52,7 @@ pub mod engine;
 pub mod error;
 pub mod limits;
 mod runtime;
+pub mod secrets;
 pub mod snapshot;
 mod sqlite;
 pub mod tenant;

@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::code_cache::hex;
 use crate::error::{Error, Result};
 use crate::runtime::{ops, platform, snapshot as v8snap};
+use crate::secrets::hex;
 
 const MAGIC: &[u8; 8] = b"ISOLASNP";
 const FORMAT: u32 = 1;

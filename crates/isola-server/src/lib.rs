@@ -99,30 +99,15 @@ impl AppState {
 
 /// Reads `DATA_DIR/admin-token`, creating it (random, mode 0600) if missing.
 pub fn admin_token_file(data_dir: &Path) -> Result<String, ServerError> {
+    use isola_core::secrets;
     let path = data_dir.join("admin-token");
     match std::fs::read_to_string(&path) {
         Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
         _ => {
             std::fs::create_dir_all(data_dir)
                 .map_err(|e| ServerError::Other(format!("{}: {e}", data_dir.display())))?;
-            let mut bytes = [0u8; 24];
-            let mut f = std::fs::File::open("/dev/urandom")
-                .map_err(|e| ServerError::Other(format!("/dev/urandom: {e}")))?;
-            std::io::Read::read_exact(&mut f, &mut bytes)
-                .map_err(|e| ServerError::Other(format!("/dev/urandom: {e}")))?;
-            let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            use std::io::Write;
-            #[cfg(unix)]
-            use std::os::unix::fs::OpenOptionsExt;
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create(true).truncate(true);
-            #[cfg(unix)]
-            opts.mode(0o600);
-            let mut out = opts
-                .open(&path)
-                .map_err(|e| ServerError::Other(format!("{}: {e}", path.display())))?;
-            out.write_all(token.as_bytes())
-                .map_err(|e| ServerError::Other(format!("{}: {e}", path.display())))?;
+            let token = secrets::hex(&secrets::random_bytes(24)?);
+            secrets::write_private(&path, token.as_bytes())?;
             Ok(token)
         }
     }

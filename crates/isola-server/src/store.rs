@@ -153,7 +153,7 @@ fn bundle_sha(code: &TenantCode) -> String {
         h.update((src.len() as u64).to_le_bytes());
         h.update(src.as_bytes());
     }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    isola_core::secrets::hex(&h.finalize())
 }
 
 impl TenantStore for SqliteTenantStore {
