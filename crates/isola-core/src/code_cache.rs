@@ -177,22 +177,22 @@ impl SqliteCodeCache {
         &self.path
     }
 
-    fn mac(&self, key: &CacheKey, data: &[u8]) -> Vec<u8> {
+    /// The keyed hash over an entry: its key, its length and its bytes.
+    fn hmac(&self, key: &CacheKey, data: &[u8]) -> HmacSha256 {
         let mut m = <HmacSha256 as Mac>::new_from_slice(&self.secret)
             .expect("HMAC takes keys of any length");
         m.update(key.as_str().as_bytes());
         m.update(&(data.len() as u64).to_le_bytes());
         m.update(data);
-        m.finalize().into_bytes().to_vec()
+        m
+    }
+
+    fn mac(&self, key: &CacheKey, data: &[u8]) -> Vec<u8> {
+        self.hmac(key, data).finalize().into_bytes().to_vec()
     }
 
     fn verify(&self, key: &CacheKey, data: &[u8], mac: &[u8]) -> bool {
-        let mut m = <HmacSha256 as Mac>::new_from_slice(&self.secret)
-            .expect("HMAC takes keys of any length");
-        m.update(key.as_str().as_bytes());
-        m.update(&(data.len() as u64).to_le_bytes());
-        m.update(data);
-        m.verify_slice(mac).is_ok()
+        self.hmac(key, data).verify_slice(mac).is_ok()
     }
 
     fn conn(&self) -> Result<std::sync::MutexGuard<'_, Connection>> {

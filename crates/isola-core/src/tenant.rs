@@ -347,6 +347,11 @@ impl Tenant {
         self.stats.clone()
     }
 
+    /// Heap bytes in use after the last invocation (cheap; no stats copy).
+    pub fn heap_used_bytes(&self) -> u64 {
+        self.stats.heap.used_bytes
+    }
+
     /// How the last isolate creation and code load went.
     pub fn load_info(&self) -> &LoadInfo {
         &self.load

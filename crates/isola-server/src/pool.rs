@@ -63,6 +63,20 @@ pub struct Reply {
     pub body: Option<tokio::sync::mpsc::Receiver<Result<Bytes, std::io::Error>>>,
 }
 
+impl Reply {
+    /// A request that failed before its handler ran.
+    fn failed(err: Error, cold: bool) -> Reply {
+        Reply {
+            result: Err(err),
+            cold,
+            prewarmed: false,
+            cache: Vec::new(),
+            heap_bytes: 0,
+            body: None,
+        }
+    }
+}
+
 pub(crate) enum Job {
     Invoke {
         dep: Arc<Deployment>,
@@ -481,14 +495,8 @@ impl WorkerLoop {
                 if let Some(slot) = self.slots.remove(&id) {
                     for p in slot.queue.into_iter().chain(slot.current.map(|c| c.0)) {
                         self.queued.fetch_sub(1, Ordering::Relaxed);
-                        let _ = p.reply.send(Reply {
-                            result: Err(Error::InvalidCode(format!("tenant {id} was deleted"))),
-                            cold: false,
-                            prewarmed: false,
-                            cache: Vec::new(),
-                            heap_bytes: 0,
-                            body: None,
-                        });
+                        let err = Error::InvalidCode(format!("tenant {id} was deleted"));
+                        let _ = p.reply.send(Reply::failed(err, false));
                     }
                 }
             }
@@ -524,14 +532,7 @@ impl WorkerLoop {
             }
             Err(e) => {
                 self.queued.fetch_sub(1, Ordering::Relaxed);
-                let _ = pending.reply.send(Reply {
-                    result: Err(e),
-                    cold: true,
-                    prewarmed: false,
-                    cache: Vec::new(),
-                    heap_bytes: 0,
-                    body: None,
-                });
+                let _ = pending.reply.send(Reply::failed(e, true));
             }
         }
     }
@@ -668,7 +669,7 @@ impl WorkerLoop {
                         result.as_ref().map(|i| i.cold).unwrap_or(false),
                     ),
                 };
-                let heap_bytes = slot.tenant.stats().heap.used_bytes;
+                let heap_bytes = slot.tenant.heap_used_bytes();
                 if let Err(Error::Limit(l)) = &result {
                     if l.kind != isola_core::LimitKind::Concurrency {
                         quarantine.record_kill(&slot.dep.id);
@@ -711,7 +712,7 @@ impl WorkerLoop {
             let heap: u64 = self
                 .slots
                 .values()
-                .map(|s| s.tenant.stats().heap.used_bytes)
+                .map(|s| s.tenant.heap_used_bytes())
                 .sum();
             if warm <= self.budget.max_warm && heap <= self.budget.max_heap {
                 return;

@@ -161,8 +161,7 @@ impl JsRuntime {
             // outside the counted ArrayBuffer budget (see docs/LIMITS.md). V8
             // installs the global per context, so it is removed here.
             let global = context.global(scope);
-            let wasm = v8::String::new(scope, "WebAssembly")
-                .ok_or_else(|| Error::Internal("string".into()))?;
+            let wasm = v8_str(scope, "WebAssembly")?;
             global.delete(scope, wasm.into());
             (
                 v8::Global::new(scope, context),
@@ -887,7 +886,7 @@ fn get_fn<'s>(
     obj: v8::Local<'s, v8::Object>,
     name: &str,
 ) -> Result<v8::Local<'s, v8::Function>> {
-    let key = v8::String::new(scope, name).ok_or_else(|| Error::Internal("string".into()))?;
+    let key = v8_str(scope, name)?;
     obj.get(scope, key.into())
         .and_then(|f| v8::Local::<v8::Function>::try_from(f).ok())
         .ok_or_else(|| Error::Internal(format!("internals.{name} missing")))
@@ -914,42 +913,60 @@ fn bytes_to_u8a<'s>(
     v8::Uint8Array::new(scope, ab, 0, len).map(Into::into)
 }
 
+/// A JS string, or an internal error if it is too long for V8.
+pub(crate) fn v8_str<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    s: &str,
+) -> Result<v8::Local<'s, v8::String>> {
+    v8::String::new(scope, s).ok_or_else(|| Error::Internal("string too long for V8".into()))
+}
+
+/// Calls `internals[name](...args)`; an exception or termination becomes an error.
+fn call_internal<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    internals: v8::Local<'s, v8::Object>,
+    name: &str,
+    args: &[v8::Local<'s, v8::Value>],
+) -> Result<v8::Local<'s, v8::Value>> {
+    let f = get_fn(scope, internals, name)?;
+    v8::tc_scope!(let tc, scope);
+    let undef = v8::undefined(tc).into();
+    match f.call(tc, undef, args) {
+        Some(v) => Ok(v),
+        None => Err(call_error(tc, internals)),
+    }
+}
+
+fn promise<'s>(v: v8::Local<'s, v8::Value>, what: &str) -> Result<v8::Local<'s, v8::Promise>> {
+    v8::Local::<v8::Promise>::try_from(v)
+        .map_err(|_| Error::Internal(format!("internals.{what} did not return a promise")))
+}
+
 fn make_request<'s>(
     scope: &mut v8::PinScope<'s, '_>,
     internals: v8::Local<'s, v8::Object>,
     req: &HttpRequest,
     streamed: bool,
 ) -> Result<v8::Local<'s, v8::Value>> {
-    let f = get_fn(scope, internals, "makeRequest")?;
-    let method =
-        v8::String::new(scope, &req.method).ok_or_else(|| Error::Internal("string".into()))?;
-    let url = v8::String::new(scope, &req.url).ok_or_else(|| Error::Internal("string".into()))?;
+    let method = v8_str(scope, &req.method)?;
+    let url = v8_str(scope, &req.url)?;
     let headers = v8::Array::new(scope, req.headers.len() as i32);
     for (i, (k, v)) in req.headers.iter().enumerate() {
         let pair = v8::Array::new(scope, 2);
-        let k = v8::String::new(scope, k).ok_or_else(|| Error::Internal("string".into()))?;
-        let v = v8::String::new(scope, v).ok_or_else(|| Error::Internal("string".into()))?;
+        let k = v8_str(scope, k)?;
+        let v = v8_str(scope, v)?;
         pair.set_index(scope, 0, k.into());
         pair.set_index(scope, 1, v.into());
         headers.set_index(scope, i as u32, pair.into());
     }
     let body = bytes_to_u8a(scope, &req.body).ok_or_else(|| Error::Internal("body".into()))?;
-    v8::tc_scope!(let tc, scope);
-    let undef = v8::undefined(tc).into();
-    match f.call(
-        tc,
-        undef,
-        &[
-            method.into(),
-            url.into(),
-            headers.into(),
-            body,
-            v8::Boolean::new(tc, streamed).into(),
-        ],
-    ) {
-        Some(v) => Ok(v),
-        None => Err(call_error(tc, internals)),
-    }
+    let streamed = v8::Boolean::new(scope, streamed).into();
+    call_internal(
+        scope,
+        internals,
+        "makeRequest",
+        &[method.into(), url.into(), headers.into(), body, streamed],
+    )
 }
 
 fn start_invoke<'s>(
@@ -961,8 +978,7 @@ fn start_invoke<'s>(
     env: &serde_json::Value,
     streamed: bool,
 ) -> Result<v8::Local<'s, v8::Promise>> {
-    let f = get_fn(scope, internals, "invoke")?;
-    let entry_v = v8::String::new(scope, entry).ok_or_else(|| Error::Internal("string".into()))?;
+    let entry_v = v8_str(scope, entry)?;
     let (request, args) = match inv {
         Invocation::Fetch(req) => (
             make_request(scope, internals, req, streamed)?,
@@ -974,33 +990,21 @@ fn start_invoke<'s>(
         ),
     };
     let env_v = json_to_v8(scope, env)?;
-    let promise = {
-        v8::tc_scope!(let tc, scope);
-        let undef = v8::undefined(tc).into();
-        match f.call(
-            tc,
-            undef,
-            &[ns.into(), entry_v.into(), request, args, env_v],
-        ) {
-            Some(p) => p,
-            None => return Err(call_error(tc, internals)),
-        }
-    };
-    v8::Local::<v8::Promise>::try_from(promise)
-        .map_err(|_| Error::Internal("internals.invoke did not return a promise".into()))
+    let p = call_internal(
+        scope,
+        internals,
+        "invoke",
+        &[ns.into(), entry_v.into(), request, args, env_v],
+    )?;
+    promise(p, "invoke")
 }
 
 fn take_background<'s>(
     scope: &mut v8::PinScope<'s, '_>,
     internals: v8::Local<'s, v8::Object>,
 ) -> Result<Option<v8::Local<'s, v8::Promise>>> {
-    let f = get_fn(scope, internals, "takeBackground")?;
-    v8::tc_scope!(let tc, scope);
-    let undef = v8::undefined(tc).into();
-    match f.call(tc, undef, &[]) {
-        Some(v) => Ok(v8::Local::<v8::Promise>::try_from(v).ok()),
-        None => Err(call_error(tc, internals)),
-    }
+    let v = call_internal(scope, internals, "takeBackground", &[])?;
+    Ok(v8::Local::<v8::Promise>::try_from(v).ok())
 }
 
 fn read_chunk<'s>(
@@ -1008,14 +1012,8 @@ fn read_chunk<'s>(
     internals: v8::Local<'s, v8::Object>,
     reader: v8::Local<'s, v8::Object>,
 ) -> Result<v8::Local<'s, v8::Promise>> {
-    let f = get_fn(scope, internals, "readChunk")?;
-    v8::tc_scope!(let tc, scope);
-    let undef = v8::undefined(tc).into();
-    match f.call(tc, undef, &[reader.into()]) {
-        Some(v) => v8::Local::<v8::Promise>::try_from(v)
-            .map_err(|_| Error::Internal("readChunk did not return a promise".into())),
-        None => Err(call_error(tc, internals)),
-    }
+    let p = call_internal(scope, internals, "readChunk", &[reader.into()])?;
+    promise(p, "readChunk")
 }
 
 fn get_prop<'s>(

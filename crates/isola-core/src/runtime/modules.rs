@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::{call_error, errors, run_until_settled, CacheCtx, LoadReport, Loop};
+use super::{call_error, errors, run_until_settled, v8_str, CacheCtx, LoadReport, Loop};
 use crate::bundle::{CodeKind, TenantCode};
 use crate::code_cache::{CacheEvent, CacheKey};
 use crate::error::{Error, Result};
@@ -364,11 +364,9 @@ fn load_script<'s>(
     // The namespace of a classic script: its completion value as `default`,
     // and a global `handler` function if it defined one.
     let ns = v8::Object::new(scope);
-    let default_key =
-        v8::String::new(scope, "default").ok_or_else(|| Error::Internal("string".into()))?;
+    let default_key = v8_str(scope, "default")?;
     ns.set(scope, default_key.into(), completion);
-    let handler_key =
-        v8::String::new(scope, "handler").ok_or_else(|| Error::Internal("string".into()))?;
+    let handler_key = v8_str(scope, "handler")?;
     let global = scope.get_current_context().global(scope);
     if let Some(h) = global
         .get(scope, handler_key.into())
