@@ -137,187 +137,164 @@ impl Metrics {
         let mut ids: Vec<&String> = t.keys().collect();
         ids.sort();
         let mut out = String::new();
-        let family = |name: &str, kind: &str, help: &str, out: &mut String| {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
-        };
-        family(
+        // A family with one series per tenant and per value of `label`
+        // (`None`: one series per tenant).
+        let mut per_tenant =
+            |name: &str,
+             kind: &str,
+             help: &str,
+             label: Option<&str>,
+             series: &dyn Fn(&TenantMetrics) -> Vec<(String, String)>| {
+                family(&mut out, name, kind, help);
+                for id in &ids {
+                    for (value, n) in series(&t[*id]) {
+                        let _ = match label {
+                            Some(l) => {
+                                writeln!(out, "{name}{{tenant=\"{id}\",{l}=\"{value}\"}} {n}")
+                            }
+                            None => writeln!(out, "{name}{{tenant=\"{id}\"}} {n}"),
+                        };
+                    }
+                }
+            };
+        let map =
+            |m: &BTreeMap<String, u64>| m.iter().map(|(k, n)| (k.clone(), n.to_string())).collect();
+        let one = |v: String| vec![(String::new(), v)];
+        per_tenant(
             "isola_requests_total",
             "counter",
             "Requests by tenant and HTTP status.",
-            &mut out,
+            Some("status"),
+            &|m| {
+                m.requests
+                    .iter()
+                    .map(|(k, n)| (k.to_string(), n.to_string()))
+                    .collect()
+            },
         );
-        for id in &ids {
-            for (status, n) in &t[*id].requests {
-                let _ = writeln!(
-                    out,
-                    "isola_requests_total{{tenant=\"{id}\",status=\"{status}\"}} {n}"
-                );
-            }
-        }
-        family(
+        per_tenant(
             "isola_errors_total",
             "counter",
             "Failed requests by tenant and error kind.",
-            &mut out,
+            Some("kind"),
+            &|m| map(&m.errors),
         );
-        for id in &ids {
-            for (kind, n) in &t[*id].errors {
-                let _ = writeln!(
-                    out,
-                    "isola_errors_total{{tenant=\"{id}\",kind=\"{kind}\"}} {n}"
-                );
-            }
-        }
-        family(
+        per_tenant(
             "isola_terminations_total",
             "counter",
             "Invocations stopped by a limit, by tenant and cause.",
-            &mut out,
+            Some("cause"),
+            &|m| map(&m.terminations),
         );
-        for id in &ids {
-            for (cause, n) in &t[*id].terminations {
-                let _ = writeln!(
-                    out,
-                    "isola_terminations_total{{tenant=\"{id}\",cause=\"{cause}\"}} {n}"
-                );
-            }
-        }
-        family(
+        per_tenant(
             "isola_cpu_seconds_total",
             "counter",
             "CPU time of tenant code (isolate thread).",
-            &mut out,
+            None,
+            &|m| one(m.cpu.sum.as_secs_f64().to_string()),
         );
-        for id in &ids {
-            let _ = writeln!(
-                out,
-                "isola_cpu_seconds_total{{tenant=\"{id}\"}} {}",
-                t[*id].cpu.sum.as_secs_f64()
-            );
-        }
+        per_tenant(
+            "isola_heap_bytes",
+            "gauge",
+            "V8 heap in use after the tenant's last request.",
+            None,
+            &|m| one(m.heap_bytes.to_string()),
+        );
+        per_tenant(
+            "isola_starts_total",
+            "counter",
+            "Requests by isolate state (cold: isolate created).",
+            Some("state"),
+            &|m| {
+                vec![
+                    ("cold".into(), m.cold_starts.to_string()),
+                    ("warm".into(), m.warm_starts.to_string()),
+                ]
+            },
+        );
+        per_tenant(
+            "isola_prewarmed_starts_total",
+            "counter",
+            "Cold starts that took a pre-created blank isolate.",
+            None,
+            &|m| one(m.prewarmed_starts.to_string()),
+        );
+        per_tenant(
+            "isola_code_cache_lookups_total",
+            "counter",
+            "Code cache lookups when loading a tenant.",
+            Some("result"),
+            &|m| {
+                vec![
+                    ("hit".into(), m.code_cache_hits.to_string()),
+                    ("miss".into(), m.code_cache_misses.to_string()),
+                ]
+            },
+        );
         family(
+            &mut out,
             "isola_wall_seconds",
             "histogram",
             "Request wall time by tenant.",
-            &mut out,
         );
         for id in &ids {
             histogram(&mut out, "isola_wall_seconds", id, &t[*id].wall);
         }
-        family(
-            "isola_heap_bytes",
-            "gauge",
-            "V8 heap in use after the tenant's last request.",
-            &mut out,
-        );
-        for id in &ids {
-            let _ = writeln!(
-                out,
-                "isola_heap_bytes{{tenant=\"{id}\"}} {}",
-                t[*id].heap_bytes
-            );
-        }
-        family(
-            "isola_starts_total",
-            "counter",
-            "Requests by isolate state (cold: isolate created).",
-            &mut out,
-        );
-        for id in &ids {
-            let _ = writeln!(
-                out,
-                "isola_starts_total{{tenant=\"{id}\",state=\"cold\"}} {}",
-                t[*id].cold_starts
-            );
-            let _ = writeln!(
-                out,
-                "isola_starts_total{{tenant=\"{id}\",state=\"warm\"}} {}",
-                t[*id].warm_starts
-            );
-        }
-        family(
-            "isola_prewarmed_starts_total",
-            "counter",
-            "Cold starts that took a pre-created blank isolate.",
-            &mut out,
-        );
-        for id in &ids {
-            let _ = writeln!(
-                out,
-                "isola_prewarmed_starts_total{{tenant=\"{id}\"}} {}",
-                t[*id].prewarmed_starts
-            );
-        }
-        family(
-            "isola_code_cache_lookups_total",
-            "counter",
-            "Code cache lookups when loading a tenant.",
-            &mut out,
-        );
-        for id in &ids {
-            let _ = writeln!(
-                out,
-                "isola_code_cache_lookups_total{{tenant=\"{id}\",result=\"hit\"}} {}",
-                t[*id].code_cache_hits
-            );
-            let _ = writeln!(
-                out,
-                "isola_code_cache_lookups_total{{tenant=\"{id}\",result=\"miss\"}} {}",
-                t[*id].code_cache_misses
-            );
-        }
-        family("isola_tenants", "gauge", "Tenants deployed.", &mut out);
-        let _ = writeln!(out, "isola_tenants {}", process.tenants);
-        family(
-            "isola_overloaded_total",
-            "counter",
-            "Requests refused with 503 for overload.",
-            &mut out,
-        );
-        let _ = writeln!(
-            out,
-            "isola_overloaded_total {}",
-            *self.overloaded.lock().unwrap_or_else(|p| p.into_inner())
-        );
-        family(
-            "isola_unknown_tenant_total",
-            "counter",
-            "Requests for no known tenant (404).",
-            &mut out,
-        );
-        let _ = writeln!(
-            out,
-            "isola_unknown_tenant_total {}",
-            *self
-                .unknown_tenant
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-        );
-        family(
-            "isola_process_resident_bytes",
-            "gauge",
-            "Resident set size of the process.",
-            &mut out,
-        );
-        let _ = writeln!(out, "isola_process_resident_bytes {}", process.rss_bytes);
+        let overloaded = *self.overloaded.lock().unwrap_or_else(|p| p.into_inner());
+        let unknown = *self
+            .unknown_tenant
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut gauges = vec![
+            (
+                "isola_tenants",
+                "gauge",
+                "Tenants deployed.",
+                process.tenants as u64,
+            ),
+            (
+                "isola_overloaded_total",
+                "counter",
+                "Requests refused with 503 for overload.",
+                overloaded,
+            ),
+            (
+                "isola_unknown_tenant_total",
+                "counter",
+                "Requests for no known tenant (404).",
+                unknown,
+            ),
+            (
+                "isola_process_resident_bytes",
+                "gauge",
+                "Resident set size of the process.",
+                process.rss_bytes,
+            ),
+        ];
         if let Some(c) = &process.code_cache {
-            family(
+            gauges.push((
                 "isola_code_cache_bytes",
                 "gauge",
                 "Bytes in the code cache store.",
-                &mut out,
-            );
-            let _ = writeln!(out, "isola_code_cache_bytes {}", c.bytes);
-            family(
+                c.bytes,
+            ));
+            gauges.push((
                 "isola_code_cache_entries",
                 "gauge",
                 "Entries in the code cache store.",
-                &mut out,
-            );
-            let _ = writeln!(out, "isola_code_cache_entries {}", c.entries);
+                c.entries,
+            ));
+        }
+        for (name, kind, help, v) in gauges {
+            family(&mut out, name, kind, help);
+            let _ = writeln!(out, "{name} {v}");
         }
         out
     }
+}
+
+fn family(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
 }
 
 fn histogram(out: &mut String, name: &str, id: &str, h: &Histogram) {
