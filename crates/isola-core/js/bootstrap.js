@@ -1,16 +1,67 @@
 // isola's base bootstrap. It runs once, inside the snapshot creator; every
 // tenant isolate starts from the heap it leaves behind, so nothing here runs
-// again per tenant. It receives the native ops object and returns the
-// internals object that the Rust side drives (stored as snapshot context data,
-// never reachable from tenant code).
-(function bootstrap(ops) {
+// again per tenant. It receives the native ops object and the primordials
+// (see primordials.js: built-ins captured before any tenant code exists) and
+// returns the internals object that the Rust side drives (stored as snapshot
+// context data, never reachable from tenant code).
+//
+// Tenant code shares this realm: nothing here looks up a global, a prototype
+// method or an iterator at call time. Results cross to Rust through native
+// ops (`responseHeader`) or null-prototype records that Rust validates again.
+(function bootstrap(ops, P) {
   "use strict";
+  const {
+    ArrayIsArray,
+    ArrayPrototypeIndexOf,
+    ArrayPrototypeJoin,
+    ArrayPrototypeSort,
+    DateNow,
+    JSONParse,
+    JSONStringify,
+    Map,
+    MapPrototypeDelete,
+    MapPrototypeForEach,
+    MapPrototypeGet,
+    MapPrototypeGetSize,
+    MapPrototypeHas,
+    MapPrototypeSet,
+    MathMax,
+    MathMin,
+    ObjectDefineProperty,
+    ObjectKeys,
+    ObjectPrototypeHasOwnProperty,
+    ObjectPrototypeToString,
+    ReflectApply,
+    ReflectConstruct,
+    RegExpPrototypeExec,
+    SetPrototypeGetSize,
+    String,
+    StringPrototypeIndexOf,
+    StringPrototypeSlice,
+    StringPrototypeToLowerCase,
+    StringPrototypeToUpperCase,
+    StringPrototypeTrim,
+    TypedArrayPrototypeGetByteLength,
+    TypedArrayPrototypeGetLength,
+    TypedArrayPrototypeGetSymbolToStringTag,
+    TypedArrayPrototypeSet,
+    Uint8Array,
+    Promise,
+    PromiseReject,
+    PromiseResolve,
+    TypeError,
+    RangeError,
+    Error,
+    Set,
+    NumberIsInteger,
+    append,
+    newArray,
+    toBytes,
+  } = P;
 
   const MAX_DEPTH = 4;
   const MAX_ITEMS = 100;
   const MAX_LINE = 64 * 1024;
-  const ObjectPrototypeToString = Object.prototype.toString;
-  const hasOwn = Object.prototype.hasOwnProperty;
 
   ops.bootstrapMarker();
 
@@ -23,10 +74,18 @@
     }
   }
 
+  function isError(v) {
+    try {
+      return v instanceof Error;
+    } catch {
+      return false;
+    }
+  }
+
   function formatValue(v, depth, seen) {
     switch (typeof v) {
       case "string":
-        return depth === 0 ? v : JSON.stringify(v);
+        return depth === 0 ? v : JSONStringify(StringPrototypeSlice(v, 0, MAX_LINE));
       case "number":
       case "boolean":
       case "undefined":
@@ -35,51 +94,72 @@
         return `${v}n`;
       case "symbol":
         return safeString(v);
-      case "function":
-        return `[Function: ${v.name || "(anonymous)"}]`;
+      case "function": {
+        let name = "";
+        try {
+          name = typeof v.name === "string" ? v.name : "";
+        } catch {}
+        return `[Function: ${name || "(anonymous)"}]`;
+      }
     }
     if (v === null) return "null";
-    if (seen.includes(v)) return "[Circular]";
-    if (v instanceof Error) {
+    if (ArrayPrototypeIndexOf(seen, v) !== -1) return "[Circular]";
+    if (isError(v)) {
       try {
-        return v.stack || `${v.name}: ${v.message}`;
+        const stack = v.stack;
+        return typeof stack === "string" && stack ? stack : `${v.name}: ${v.message}`;
       } catch {
         return "[Error]";
       }
     }
-    if (depth >= MAX_DEPTH) return Array.isArray(v) ? "[Array]" : "[Object]";
-    seen.push(v);
+    if (depth >= MAX_DEPTH) return ArrayIsArray(v) ? "[Array]" : "[Object]";
+    append(seen, v);
     try {
-      if (Array.isArray(v)) {
-        const parts = [];
-        const n = Math.min(v.length, MAX_ITEMS);
-        for (let i = 0; i < n; i++) parts.push(formatValue(v[i], depth + 1, seen));
-        if (v.length > n) parts.push(`... ${v.length - n} more items`);
-        return `[ ${parts.join(", ")} ]`;
+      if (ArrayIsArray(v)) {
+        const parts = newArray();
+        const len = v.length;
+        const n = MathMin(len, MAX_ITEMS);
+        for (let i = 0; i < n; i++) append(parts, formatValue(v[i], depth + 1, seen));
+        if (len > n) append(parts, `... ${len - n} more items`);
+        return `[ ${ArrayPrototypeJoin(parts, ", ")} ]`;
       }
-      if (ArrayBuffer.isView(v)) {
-        const name = v.constructor ? v.constructor.name : "TypedArray";
-        return `${name}(${v.length}) [ ${Array.prototype.slice.call(v, 0, MAX_ITEMS).join(", ")} ]`;
+      const tag = TypedArrayPrototypeGetSymbolToStringTag(v);
+      if (tag !== undefined) {
+        const len = TypedArrayPrototypeGetLength(v);
+        const parts = newArray();
+        for (let i = 0; i < MathMin(len, MAX_ITEMS); i++) append(parts, String(v[i]));
+        return `${tag}(${len}) [ ${ArrayPrototypeJoin(parts, ", ")} ]`;
       }
-      if (v instanceof Map) return `Map(${v.size}) {}`;
-      if (v instanceof Set) return `Set(${v.size}) {}`;
-      const keys = Object.keys(v);
-      const parts = [];
-      for (const k of keys.slice(0, MAX_ITEMS)) {
+      const brand = ObjectPrototypeToString(v);
+      if (brand === "[object Map]") {
+        try {
+          return `Map(${MapPrototypeGetSize(v)}) {}`;
+        } catch {}
+      }
+      if (brand === "[object Set]") {
+        try {
+          return `Set(${SetPrototypeGetSize(v)}) {}`;
+        } catch {}
+      }
+      const keys = ObjectKeys(v);
+      const parts = newArray();
+      const n = MathMin(keys.length, MAX_ITEMS);
+      for (let i = 0; i < n; i++) {
+        const k = keys[i];
         let item;
         try {
           item = formatValue(v[k], depth + 1, seen);
         } catch {
           item = "[Getter threw]";
         }
-        parts.push(`${k}: ${item}`);
+        append(parts, `${k}: ${item}`);
       }
-      if (keys.length > MAX_ITEMS) parts.push(`... ${keys.length - MAX_ITEMS} more keys`);
-      return parts.length ? `{ ${parts.join(", ")} }` : "{}";
+      if (keys.length > n) append(parts, `... ${keys.length - n} more keys`);
+      return parts.length ? `{ ${ArrayPrototypeJoin(parts, ", ")} }` : "{}";
     } catch {
-      return safeString(ObjectPrototypeToString.call(v));
+      return safeString(ObjectPrototypeToString(v));
     } finally {
-      seen.pop();
+      seen.length = seen.length - 1;
     }
   }
 
@@ -87,35 +167,47 @@
     let out = "";
     for (let i = 0; i < args.length; i++) {
       if (i) out += " ";
-      out += formatValue(args[i], 0, []);
-      if (out.length > MAX_LINE) return out.slice(0, MAX_LINE) + "...[truncated]";
+      out += formatValue(args[i], 0, newArray());
+      if (out.length > MAX_LINE) return StringPrototypeSlice(out, 0, MAX_LINE) + "...[truncated]";
     }
     return out;
   }
 
+  const printLog = (...a) => ops.print(0, format(a));
+  const printError = (...a) => ops.print(1, format(a));
   const counts = new Map();
   const timersByLabel = new Map();
+  const MAX_LABELS = 1000;
   const console = {
-    log: (...a) => ops.print(0, format(a)),
-    info: (...a) => ops.print(0, format(a)),
-    debug: (...a) => ops.print(0, format(a)),
-    warn: (...a) => ops.print(1, format(a)),
-    error: (...a) => ops.print(1, format(a)),
-    trace: (...a) => ops.print(1, format(["Trace:", ...a]) + "\n" + (new Error().stack || "").split("\n").slice(2).join("\n")),
+    log: printLog,
+    info: printLog,
+    debug: printLog,
+    warn: printError,
+    error: printError,
+    trace: (...a) => {
+      const holder = {};
+      P.ErrorCaptureStackTrace(holder);
+      ops.print(1, `Trace: ${format(a)}\n${typeof holder.stack === "string" ? holder.stack : ""}`);
+    },
     assert: (cond, ...a) => {
-      if (!cond) ops.print(1, format(["Assertion failed:", ...a]));
+      if (!cond) ops.print(1, `Assertion failed: ${format(a)}`);
     },
     count: (label = "default") => {
-      const n = (counts.get(label) || 0) + 1;
-      counts.set(label, n);
-      ops.print(0, `${label}: ${n}`);
+      const l = StringPrototypeSlice(String(label), 0, 256);
+      const n = (MapPrototypeGet(counts, l) || 0) + 1;
+      if (n > 1 || MapPrototypeGetSize(counts) < MAX_LABELS) MapPrototypeSet(counts, l, n);
+      ops.print(0, `${l}: ${n}`);
     },
-    time: (label = "default") => timersByLabel.set(label, Date.now()),
+    time: (label = "default") => {
+      const l = StringPrototypeSlice(String(label), 0, 256);
+      if (MapPrototypeGetSize(timersByLabel) < MAX_LABELS) MapPrototypeSet(timersByLabel, l, DateNow());
+    },
     timeEnd: (label = "default") => {
-      const t = timersByLabel.get(label);
+      const l = StringPrototypeSlice(String(label), 0, 256);
+      const t = MapPrototypeGet(timersByLabel, l);
       if (t !== undefined) {
-        timersByLabel.delete(label);
-        ops.print(0, `${label}: ${Date.now() - t}ms`);
+        MapPrototypeDelete(timersByLabel, l);
+        ops.print(0, `${l}: ${DateNow() - t}ms`);
       }
     },
   };
@@ -126,40 +218,46 @@
   function startTimer(cb, ms, args, repeat) {
     if (typeof cb !== "function") throw new TypeError("timer callback must be a function");
     const id = nextTimerId++;
-    const delay = Math.max(0, Number(ms) || 0);
-    timers.set(id, { cb, args, repeat, delay });
+    const delay = MathMax(0, +ms || 0);
+    // The op enforces the cap on pending timers (and throws past it) before
+    // anything is remembered here.
     ops.timerStart(id, delay);
+    MapPrototypeSet(timers, id, { __proto__: null, cb, args, repeat, delay });
     return id;
   }
   function clearTimer(id) {
-    if (timers.delete(id)) ops.timerClear(id);
+    if (MapPrototypeDelete(timers, id)) ops.timerClear(id);
   }
   function fireTimer(id) {
-    const t = timers.get(id);
+    const t = MapPrototypeGet(timers, id);
     if (!t) return;
     if (t.repeat) ops.timerStart(id, t.delay);
-    else timers.delete(id);
-    t.cb(...t.args);
+    else MapPrototypeDelete(timers, id);
+    ReflectApply(t.cb, undefined, t.args);
   }
 
   // ---------- encoding ----------
+  function encodeUtf8(s) {
+    // Allocated here, through the tenant's counted ArrayBuffer allocator.
+    const out = new Uint8Array(ops.utf8Length(s));
+    ops.encodeUtf8Into(s, out);
+    return out;
+  }
   class TextEncoder {
     get encoding() {
       return "utf-8";
     }
-        encode(input = "") {
-      const s = String(input);
-      // Allocated here, through the tenant's counted ArrayBuffer allocator.
-      const out = new Uint8Array(ops.utf8Length(s));
-      ops.encodeUtf8Into(s, out);
-      return out;
+    encode(input = "") {
+      return encodeUtf8(String(input));
     }
   }
   class TextDecoder {
     #fatal;
     constructor(label = "utf-8", options = {}) {
-      const l = String(label).toLowerCase();
-      if (l !== "utf-8" && l !== "utf8") throw new RangeError(`TextDecoder: unsupported encoding "${label}"`);
+      const l = StringPrototypeTrim(StringPrototypeToLowerCase(String(label)));
+      if (l !== "utf-8" && l !== "utf8" && l !== "unicode-1-1-utf-8") {
+        throw new RangeError(`TextDecoder: unsupported encoding "${label}"`);
+      }
       this.#fatal = !!(options && options.fatal);
     }
     get encoding() {
@@ -170,91 +268,163 @@
     }
     decode(input) {
       if (input === undefined) return "";
-      let bytes;
-      if (input instanceof Uint8Array) bytes = input;
-      else if (ArrayBuffer.isView(input)) bytes = new Uint8Array(input.buffer, input.byteOffset, input.byteLength);
-      else if (input instanceof ArrayBuffer) bytes = new Uint8Array(input);
-      else throw new TypeError("TextDecoder.decode: input must be a BufferSource");
+      const bytes = toBytes(input);
+      if (bytes === undefined) throw new TypeError("TextDecoder.decode: input must be a BufferSource");
       return ops.decodeUtf8(bytes, this.#fatal);
     }
   }
-  const encoder = new TextEncoder();
-  const decoder = new TextDecoder();
 
   // ---------- fetch types ----------
+  const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
+  const BAD_VALUE = /[\0\r\n]/;
   function normalizeName(name) {
-    const n = String(name).toLowerCase();
-    if (!/^[!#$%&'*+\-.^_`|~0-9a-z]+$/.test(n)) throw new TypeError(`Invalid header name: "${name}"`);
+    const n = StringPrototypeToLowerCase(String(name));
+    if (RegExpPrototypeExec(TOKEN, n) === null) throw new TypeError(`Invalid header name: "${name}"`);
     return n;
   }
+  function normalizeValue(value) {
+    const v = StringPrototypeTrim(String(value));
+    if (RegExpPrototypeExec(BAD_VALUE, v) !== null) throw new TypeError("Invalid header value: it contains CR, LF or NUL");
+    return v;
+  }
+  function byName(a, b) {
+    return a < b ? -1 : a > b ? 1 : 0;
+  }
+
   class Headers {
+    // name -> array of values (Set-Cookie values stay separate).
     #map = new Map();
     constructor(init) {
       if (init == null) return;
-      if (init instanceof Headers) {
-        for (const [k, v] of init) this.append(k, v);
-      } else if (typeof init[Symbol.iterator] === "function") {
-        for (const pair of init) {
-          if (pair.length !== 2) throw new TypeError("Headers: each pair must have two items");
-          this.append(pair[0], pair[1]);
+      if (Headers.is(init)) {
+        MapPrototypeForEach(init.#map, (values, name) => {
+          for (let i = 0; i < values.length; i++) this.#add(name, values[i]);
+        });
+      } else if (typeof init === "object" || typeof init === "function") {
+        if (typeof init[P.SymbolIterator] === "function") {
+          // A sequence of pairs: the tenant's own iterable, iterated per spec.
+          for (const pair of init) {
+            if (pair == null || typeof pair !== "object" || pair.length !== 2) {
+              throw new TypeError("Headers: each pair must have exactly two items");
+            }
+            this.append(pair[0], pair[1]);
+          }
+        } else {
+          const keys = ObjectKeys(init);
+          for (let i = 0; i < keys.length; i++) this.append(keys[i], init[keys[i]]);
         }
       } else {
-        for (const k of Object.keys(init)) this.append(k, init[k]);
+        throw new TypeError("Headers: init must be an object, an iterable of pairs or Headers");
       }
     }
+    static is(v) {
+      return v !== null && typeof v === "object" && #map in v;
+    }
+    // Internal: headers from a flat [name, value, name, value, ...] list built by Rust.
+    static fromFlat(list) {
+      const h = new Headers();
+      for (let i = 0; i + 1 < list.length; i += 2) h.#add(list[i], list[i + 1]);
+      return h;
+    }
+    // Internal: calls f(name, value) per header line, names sorted.
+    static forEachLine(h, f) {
+      const names = newArray();
+      MapPrototypeForEach(h.#map, (_v, name) => append(names, name));
+      ArrayPrototypeSort(names, byName);
+      for (let i = 0; i < names.length; i++) {
+        const values = MapPrototypeGet(h.#map, names[i]);
+        for (let j = 0; j < values.length; j++) f(names[i], values[j]);
+      }
+    }
+    #add(name, value) {
+      const values = MapPrototypeGet(this.#map, name);
+      if (values === undefined) MapPrototypeSet(this.#map, name, [value]);
+      else append(values, value);
+    }
     append(name, value) {
-      const n = normalizeName(name);
-      const v = String(value).trim();
-      const prev = this.#map.get(n);
-      this.#map.set(n, prev === undefined ? v : `${prev}, ${v}`);
+      this.#add(normalizeName(name), normalizeValue(value));
     }
     set(name, value) {
-      this.#map.set(normalizeName(name), String(value).trim());
+      MapPrototypeSet(this.#map, normalizeName(name), [normalizeValue(value)]);
     }
     get(name) {
-      const v = this.#map.get(normalizeName(name));
-      return v === undefined ? null : v;
+      const values = MapPrototypeGet(this.#map, normalizeName(name));
+      return values === undefined ? null : ArrayPrototypeJoin(values, ", ");
+    }
+    getSetCookie() {
+      const values = MapPrototypeGet(this.#map, "set-cookie");
+      const out = [];
+      if (values !== undefined) for (let i = 0; i < values.length; i++) append(out, values[i]);
+      return out;
     }
     has(name) {
-      return this.#map.has(normalizeName(name));
+      return MapPrototypeHas(this.#map, normalizeName(name));
     }
     delete(name) {
-      this.#map.delete(normalizeName(name));
+      MapPrototypeDelete(this.#map, normalizeName(name));
     }
     forEach(cb, thisArg) {
-      for (const [k, v] of this) cb.call(thisArg, v, k, this);
+      const list = this.#list();
+      for (let i = 0; i < list.length; i++) ReflectApply(cb, thisArg, [list[i][1], list[i][0], this]);
+    }
+    // Sorted; values of one name combined, except Set-Cookie (one entry each).
+    #list() {
+      const out = [];
+      const names = newArray();
+      MapPrototypeForEach(this.#map, (_v, name) => append(names, name));
+      ArrayPrototypeSort(names, byName);
+      for (let i = 0; i < names.length; i++) {
+        const values = MapPrototypeGet(this.#map, names[i]);
+        if (names[i] === "set-cookie") {
+          for (let j = 0; j < values.length; j++) append(out, [names[i], values[j]]);
+        } else {
+          append(out, [names[i], ArrayPrototypeJoin(values, ", ")]);
+        }
+      }
+      return out;
     }
     *entries() {
-      yield* [...this.#map.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      const list = this.#list();
+      for (let i = 0; i < list.length; i++) yield list[i];
     }
     *keys() {
-      for (const [k] of this.entries()) yield k;
+      const list = this.#list();
+      for (let i = 0; i < list.length; i++) yield list[i][0];
     }
     *values() {
-      for (const [, v] of this.entries()) yield v;
+      const list = this.#list();
+      for (let i = 0; i < list.length; i++) yield list[i][1];
     }
-    [Symbol.iterator]() {
+    [P.SymbolIterator]() {
       return this.entries();
     }
   }
 
   function bodyToBytes(body) {
     if (body == null) return null;
-    if (typeof body === "string") return encoder.encode(body);
-    if (body instanceof Uint8Array) return body;
-    if (ArrayBuffer.isView(body)) return new Uint8Array(body.buffer, body.byteOffset, body.byteLength);
-    if (body instanceof ArrayBuffer) return new Uint8Array(body);
-    return encoder.encode(String(body));
+    if (typeof body === "string") return encodeUtf8(body);
+    const bytes = toBytes(body);
+    if (bytes !== undefined) return bytes;
+    return encodeUtf8(String(body));
+  }
+
+  function copyBytes(b) {
+    const out = new Uint8Array(TypedArrayPrototypeGetByteLength(b));
+    TypedArrayPrototypeSet(out, b);
+    return out;
   }
 
   // ---------- streams ----------
+  const noop = () => {};
   class ReadableStream {
     #source;
     #controller;
-    #queue = [];
-    #waiters = [];
+    #queue = newArray();
+    #head = 0;
+    #waiters = newArray();
     #closed = false;
-    #errored = null;
+    #failed = false;
+    #error = undefined;
     #pulling = false;
     #locked = false;
     constructor(source = {}) {
@@ -271,55 +441,95 @@
           stream.#fail(e);
         },
         get desiredSize() {
-          return 1 - stream.#queue.length;
+          return 1 - stream.#queued();
         },
       };
-      if (typeof this.#source.start === "function") {
+      const start = this.#source.start;
+      if (typeof start === "function") {
         try {
-          const r = this.#source.start(this.#controller);
-          if (r && typeof r.then === "function") r.then(null, (e) => this.#fail(e));
+          const r = ReflectApply(start, this.#source, [this.#controller]);
+          if (r !== null && (typeof r === "object" || typeof r === "function")) this.#watch(r);
         } catch (e) {
           this.#fail(e);
         }
       }
     }
+    static is(v) {
+      return v !== null && typeof v === "object" && #source in v;
+    }
+    async #watch(r) {
+      try {
+        await r;
+      } catch (e) {
+        this.#fail(e);
+      }
+    }
+    #queued() {
+      return this.#queue.length - this.#head;
+    }
+    #shift() {
+      const v = this.#queue[this.#head];
+      this.#queue[this.#head++] = undefined;
+      if (this.#head === this.#queue.length) {
+        this.#queue = newArray();
+        this.#head = 0;
+      }
+      return v;
+    }
+    #takeWaiters() {
+      const w = this.#waiters;
+      this.#waiters = newArray();
+      return w;
+    }
     #enqueue(chunk) {
-      if (this.#closed || this.#errored) throw new TypeError("ReadableStream: enqueue after close");
-      const w = this.#waiters.shift();
-      if (w) w.resolve({ value: chunk, done: false });
-      else this.#queue.push(chunk);
+      if (this.#closed || this.#failed) throw new TypeError("ReadableStream: enqueue after close");
+      if (this.#waiters.length) {
+        const w = this.#waiters[0];
+        const rest = newArray();
+        for (let i = 1; i < this.#waiters.length; i++) append(rest, this.#waiters[i]);
+        this.#waiters = rest;
+        w.resolve({ value: chunk, done: false });
+      } else {
+        append(this.#queue, chunk);
+      }
     }
     #close() {
       this.#closed = true;
-      if (!this.#queue.length) for (const w of this.#waiters.splice(0)) w.resolve({ value: undefined, done: true });
+      if (!this.#queued()) {
+        const w = this.#takeWaiters();
+        for (let i = 0; i < w.length; i++) w[i].resolve({ value: undefined, done: true });
+      }
     }
     #fail(e) {
-      this.#errored = e === undefined ? new TypeError("ReadableStream errored") : e;
-      this.#queue = [];
-      for (const w of this.#waiters.splice(0)) w.reject(this.#errored);
+      this.#failed = true;
+      this.#error = e === undefined ? new TypeError("ReadableStream errored") : e;
+      this.#queue = newArray();
+      this.#head = 0;
+      const w = this.#takeWaiters();
+      for (let i = 0; i < w.length; i++) w[i].reject(this.#error);
     }
     #pull() {
-      if (this.#pulling || this.#closed || this.#errored || typeof this.#source.pull !== "function") return;
+      if (this.#pulling || this.#closed || this.#failed || typeof this.#source.pull !== "function") return;
       this.#pulling = true;
-      Promise.resolve()
-        .then(() => this.#source.pull(this.#controller))
-        .then(
-          () => {
-            this.#pulling = false;
-            if (this.#waiters.length && !this.#queue.length) this.#pull();
-          },
-          (e) => {
-            this.#pulling = false;
-            this.#fail(e);
-          },
-        );
+      this.#runPull();
+    }
+    async #runPull() {
+      try {
+        await undefined;
+        await ReflectApply(this.#source.pull, this.#source, [this.#controller]);
+        this.#pulling = false;
+        if (this.#waiters.length && !this.#queued()) this.#pull();
+      } catch (e) {
+        this.#pulling = false;
+        this.#fail(e);
+      }
     }
     #read() {
-      if (this.#errored) return Promise.reject(this.#errored);
-      if (this.#queue.length) return Promise.resolve({ value: this.#queue.shift(), done: false });
-      if (this.#closed) return Promise.resolve({ value: undefined, done: true });
+      if (this.#failed) return PromiseReject(this.#error);
+      if (this.#queued()) return PromiseResolve({ value: this.#shift(), done: false });
+      if (this.#closed) return PromiseResolve({ value: undefined, done: true });
       return new Promise((resolve, reject) => {
-        this.#waiters.push({ resolve, reject });
+        append(this.#waiters, { __proto__: null, resolve, reject });
         this.#pull();
       });
     }
@@ -338,16 +548,27 @@
         cancel: (reason) => stream.#cancel(reason),
       };
     }
+    // Internal: locks the stream and returns its read function.
+    static lockForRuntime(stream) {
+      if (stream.#locked) throw new TypeError("ReadableStream is locked to a reader");
+      stream.#locked = true;
+      return () => stream.#read();
+    }
+    static cancelForRuntime(stream, reason) {
+      return stream.#cancel(reason);
+    }
     cancel(reason) {
-      if (this.#locked) return Promise.reject(new TypeError("ReadableStream is locked to a reader"));
+      if (this.#locked) return PromiseReject(new TypeError("ReadableStream is locked to a reader"));
       return this.#cancel(reason);
     }
     async #cancel(reason) {
-      this.#queue = [];
+      this.#queue = newArray();
+      this.#head = 0;
       this.#close();
-      if (typeof this.#source.cancel === "function") await this.#source.cancel(reason);
+      const cancel = this.#source.cancel;
+      if (typeof cancel === "function") await ReflectApply(cancel, this.#source, [reason]);
     }
-    async *[Symbol.asyncIterator]() {
+    async *[P.SymbolAsyncIterator]() {
       const reader = this.getReader();
       try {
         for (;;) {
@@ -360,7 +581,7 @@
       }
     }
     static from(iterable) {
-      const it = iterable[Symbol.asyncIterator] ? iterable[Symbol.asyncIterator]() : iterable[Symbol.iterator]();
+      const it = iterable[P.SymbolAsyncIterator] ? iterable[P.SymbolAsyncIterator]() : iterable[P.SymbolIterator]();
       return new ReadableStream({
         async pull(c) {
           const { value, done } = await it.next();
@@ -372,26 +593,28 @@
   }
 
   function chunkBytes(chunk) {
-    if (chunk instanceof Uint8Array) return chunk;
-    if (typeof chunk === "string") return encoder.encode(chunk);
-    if (ArrayBuffer.isView(chunk)) return new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
-    if (chunk instanceof ArrayBuffer) return new Uint8Array(chunk);
-    throw new TypeError("stream chunks must be strings or byte arrays");
+    if (typeof chunk === "string") return encodeUtf8(chunk);
+    const bytes = toBytes(chunk);
+    if (bytes === undefined) throw new TypeError("stream chunks must be strings or byte arrays");
+    return bytes;
   }
 
   async function readAll(stream) {
-    const parts = [];
+    const read = ReadableStream.lockForRuntime(stream);
+    const parts = newArray();
     let n = 0;
-    for await (const chunk of stream) {
-      const b = chunkBytes(chunk);
-      parts.push(b);
-      n += b.length;
+    for (;;) {
+      const r = await read();
+      if (r.done) break;
+      const b = chunkBytes(r.value);
+      append(parts, b);
+      n += TypedArrayPrototypeGetByteLength(b);
     }
     const out = new Uint8Array(n);
     let at = 0;
-    for (const p of parts) {
-      out.set(p, at);
-      at += p.length;
+    for (let i = 0; i < parts.length; i++) {
+      TypedArrayPrototypeSet(out, parts[i], at);
+      at += TypedArrayPrototypeGetByteLength(parts[i]);
     }
     return out;
   }
@@ -401,7 +624,7 @@
     #stream = null;
     #used = false;
     constructor(body) {
-      if (body instanceof ReadableStream) this.#stream = body;
+      if (ReadableStream.is(body)) this.#stream = body;
       else this.#bytes = bodyToBytes(body);
     }
     get bodyUsed() {
@@ -427,17 +650,16 @@
       return this.#bytes || new Uint8Array(0);
     }
     async arrayBuffer() {
-      const b = await this.#take();
-      return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength);
+      return P.TypedArrayPrototypeGetBuffer(copyBytes(await this.#take()));
     }
     async bytes() {
-      return (await this.#take()).slice();
+      return copyBytes(await this.#take());
     }
     async text() {
-      return decoder.decode(await this.#take());
+      return ops.decodeUtf8(await this.#take(), false);
     }
     async json() {
-      return JSON.parse(await this.text());
+      return JSONParse(ops.decodeUtf8(await this.#take(), false));
     }
     // Internal: the raw bytes (or stream) without marking the body used.
     static peek(b) {
@@ -453,11 +675,18 @@
     #url;
     #headers;
     constructor(input, init = {}) {
-      const base = input instanceof Request ? input : null;
-            super(init.body !== undefined ? init.body : base ? Body.stream(base) || Body.peek(base) : null);
-      this.#url = base ? base.url : String(input);
-      this.#method = String(init.method || (base ? base.method : "GET")).toUpperCase();
-      this.#headers = new Headers(init.headers || (base ? base.headers : undefined));
+      const base = Request.is(input) ? input : null;
+      init = init == null ? {} : init;
+      const initBody = init.body;
+      super(initBody !== undefined ? initBody : base ? Body.stream(base) || Body.peek(base) : null);
+      this.#url = base ? base.#url : String(input);
+      const method = init.method;
+      this.#method = StringPrototypeToUpperCase(String(method || (base ? base.#method : "GET")));
+      const headers = init.headers;
+      this.#headers = new Headers(headers || (base ? base.#headers : undefined));
+    }
+    static is(v) {
+      return v !== null && typeof v === "object" && #method in v;
     }
     get method() {
       return this.#method;
@@ -479,9 +708,11 @@
     #headers;
     constructor(body = null, init = {}) {
       super(body);
-      const status = init.status === undefined ? 200 : Number(init.status);
-      if (!Number.isInteger(status) || status < 200 || status > 599) {
-        throw new RangeError(`Response status must be an integer in 200..=599, got ${init.status}`);
+      init = init == null ? {} : init;
+      const given = init.status;
+      const status = given === undefined ? 200 : +given;
+      if (!NumberIsInteger(status) || status < 200 || status > 599) {
+        throw new RangeError(`Response status must be an integer in 200..=599, got ${safeString(given)}`);
       }
       this.#status = status;
       this.#statusText = String(init.statusText || "");
@@ -489,6 +720,15 @@
       if (typeof body === "string" && !this.#headers.has("content-type")) {
         this.#headers.set("content-type", "text/plain;charset=UTF-8");
       }
+    }
+    static is(v) {
+      return v !== null && typeof v === "object" && #status in v;
+    }
+    static statusOf(r) {
+      return r.#status;
+    }
+    static headersOf(r) {
+      return r.#headers;
     }
     get status() {
       return this.#status;
@@ -503,9 +743,10 @@
       return this.#headers;
     }
     static json(data, init = {}) {
+      init = init == null ? {} : init;
       const headers = new Headers(init.headers);
       if (!headers.has("content-type")) headers.set("content-type", "application/json");
-      return new Response(JSON.stringify(data), { ...init, headers });
+      return new Response(JSONStringify(data), { status: init.status, statusText: init.statusText, headers });
     }
     static redirect(url, status = 302) {
       return new Response(null, { status, headers: { location: String(url) } });
@@ -514,7 +755,7 @@
 
   // ---------- globals ----------
   const define = (name, value) =>
-    Object.defineProperty(globalThis, name, { value, writable: true, configurable: true, enumerable: false });
+    ObjectDefineProperty(P.globalThis, name, { __proto__: null, value, writable: true, configurable: true, enumerable: false });
   define("console", console);
   define("setTimeout", (cb, ms, ...args) => startTimer(cb, ms, args, false));
   define("setInterval", (cb, ms, ...args) => startTimer(cb, ms, args, true));
@@ -522,46 +763,68 @@
   define("clearInterval", clearTimer);
   define("queueMicrotask", (cb) => {
     if (typeof cb !== "function") throw new TypeError("queueMicrotask: callback must be a function");
-    Promise.resolve().then(() => cb());
+    (async () => {
+      await undefined;
+      cb();
+    })();
   });
   define("TextEncoder", TextEncoder);
   define("TextDecoder", TextDecoder);
   define("Headers", Headers);
   define("Request", Request);
-    define("Response", Response);
+  define("Response", Response);
   define("ReadableStream", ReadableStream);
-  define("self", globalThis);
+  define("self", P.globalThis);
 
   // Resizable and growable buffers reserve memory through V8's page
-  // allocator, outside the tenant's counted ArrayBuffer budget: refused.
-  for (const name of ["ArrayBuffer", "SharedArrayBuffer"]) {
-    const Original = globalThis[name];
+  // allocator, outside the tenant's counted ArrayBuffer budget: refused. The
+  // options are never handed to the real constructor, whatever their shape
+  // (object, function, proxy), so V8 never sees a maxByteLength. A native
+  // use-counter hook terminates any invocation that creates one anyway.
+  const buffers = ["ArrayBuffer", "SharedArrayBuffer"];
+  for (let i = 0; i < buffers.length; i++) {
+    const name = buffers[i];
+    const Original = P.globalThis[name];
     if (typeof Original !== "function") continue;
     const Guarded = new Proxy(Original, {
+      __proto__: null,
       construct(target, args, newTarget) {
-        const opts = args[1];
-        if (opts !== null && typeof opts === "object" && opts.maxByteLength !== undefined) {
-          throw new RangeError(`${name}: resizable buffers (maxByteLength) are not available in isola`);
+        const opts = args.length > 1 ? args[1] : undefined;
+        if ((typeof opts === "object" && opts !== null) || typeof opts === "function") {
+          if (opts.maxByteLength !== undefined) {
+            throw new RangeError(`${name}: resizable buffers (maxByteLength) are not available in isola`);
+          }
         }
-        return Reflect.construct(target, args, newTarget === Guarded ? target : newTarget);
+        return ReflectConstruct(target, [args.length > 0 ? args[0] : undefined], newTarget === Guarded ? target : newTarget);
       },
     });
-    Object.defineProperty(Original.prototype, "constructor", { value: Guarded, writable: true, configurable: true, enumerable: false });
+    ObjectDefineProperty(Original.prototype, "constructor", {
+      __proto__: null,
+      value: Guarded,
+      writable: true,
+      configurable: true,
+      enumerable: false,
+    });
     define(name, Guarded);
   }
 
   // ---------- internals, driven from Rust ----------
+  const MAX_ERROR_TEXT = 64 * 1024;
+  function clip(s) {
+    return s.length > MAX_ERROR_TEXT ? StringPrototypeSlice(s, 0, MAX_ERROR_TEXT) + "...[truncated]" : s;
+  }
   function errorRecord(e) {
-    const rec = { name: "Error", message: "", stack: "", thrown: "error" };
+    const rec = { __proto__: null, name: "Error", message: "", stack: "", thrown: "error" };
     try {
-      if (e instanceof Error) {
-        rec.name = safeString(e.name);
-        rec.message = safeString(e.message);
-        rec.stack = typeof e.stack === "string" ? e.stack : "";
+      if (isError(e)) {
+        rec.name = clip(safeString(e.name));
+        rec.message = clip(safeString(e.message));
+        const stack = e.stack;
+        rec.stack = typeof stack === "string" ? clip(stack) : "";
       } else {
         rec.thrown = e === null ? "null" : typeof e;
         rec.name = "Uncaught";
-        rec.message = formatValue(e, 0, []);
+        rec.message = clip(formatValue(e, 0, newArray()));
       }
     } catch {
       rec.message = "[exception could not be described]";
@@ -569,26 +832,30 @@
     return rec;
   }
 
-  // Turns a handler's result into a record Rust can read without calling
-  // back into tenant code.
-    function finish(v) {
-    if (v instanceof Response) {
-      const headers = [];
-      for (const [k, val] of v.headers) headers.push([k, val]);
+  // Turns a handler's result into a null-prototype record for Rust. Response
+  // headers go through the `responseHeader` op, which caps their count and size.
+  function finish(v) {
+    if (Response.is(v)) {
+      ops.responseHeadersReset();
+      Headers.forEachLine(Response.headersOf(v), ops.responseHeader);
       const stream = Body.stream(v);
+      const rec = { __proto__: null, kind: "response", status: Response.statusOf(v) };
       if (stream) {
         // Streamed: Rust pulls the chunks through `readChunk`.
-        return { kind: "response", status: v.status, headers, stream: stream.getReader() };
+        rec.stream = { __proto__: null, read: ReadableStream.lockForRuntime(stream), source: stream };
+      } else {
+        rec.body = Body.peek(v) || new Uint8Array(0);
       }
-      return { kind: "response", status: v.status, headers, body: Body.peek(v) || new Uint8Array(0) };
+      return rec;
     }
-    if (v === undefined) return { kind: "json", json: "null" };
-    if (v instanceof Uint8Array) return { kind: "bytes", body: v };
-    const json = JSON.stringify(v);
-    return { kind: "json", json: json === undefined ? "null" : json };
+    if (v === undefined) return { __proto__: null, kind: "json", json: "null" };
+    if (TypedArrayPrototypeGetSymbolToStringTag(v) === "Uint8Array") return { __proto__: null, kind: "bytes", body: v };
+    const json = JSONStringify(v);
+    return { __proto__: null, kind: "json", json: json === undefined ? "null" : json };
   }
 
-    function makeRequest(method, url, headers, body, streamed) {
+  function makeRequest(method, url, headers, body, streamed) {
+    const h = Headers.fromFlat(headers);
     if (streamed) {
       // The body arrives while the handler runs: each pull asks Rust for the next chunk.
       const stream = new ReadableStream({
@@ -598,47 +865,60 @@
           else c.enqueue(chunk);
         },
       });
-      return new Request(url, { method, headers, body: stream });
+      return new Request(url, { method, headers: h, body: stream });
     }
-    return new Request(url, { method, headers, body: body && body.length ? body : null });
+    return new Request(url, { method, headers: h, body: body && TypedArrayPrototypeGetByteLength(body) ? body : null });
   }
 
   // One step of a streamed response: the next chunk as bytes, or null at the end.
-  async function readChunk(reader) {
-    const { value, done } = await reader.read();
-    return done ? null : chunkBytes(value);
+  async function readChunk(handle) {
+    const r = await handle.read();
+    return r.done ? null : chunkBytes(r.value);
+  }
+  function cancelStream(handle) {
+    ReadableStream.cancelForRuntime(handle.source, undefined).then(noop, noop);
+  }
+
+  async function settleAll(list) {
+    for (let i = 0; i < list.length; i++) await list[i];
+  }
+
+  async function guard(p) {
+    try {
+      await p;
+    } catch (e) {
+      printError("Uncaught (in ctx.waitUntil promise)", e);
+    }
   }
 
   async function invoke(ns, entry, request, args, env) {
-    const def = ns && ns.default;
+    const def = ns ? ns.default : undefined;
     let result;
     if (request) {
       const handler = def && typeof def.fetch === "function" ? def : null;
       if (!handler) throw new TypeError(`${entry} has no fetch handler: export default { async fetch(request, env, ctx) { ... } }`);
-      const waits = [];
+      const waits = newArray();
       const ctx = {
         waitUntil(p) {
-          waits.push(
-            Promise.resolve(p).catch((e) => console.error("Uncaught (in ctx.waitUntil promise)", e)),
-          );
+          append(waits, guard(p));
         },
         passThroughOnException() {},
       };
       try {
         result = await handler.fetch(request, env, ctx);
       } finally {
-        if (waits.length) background.push(Promise.all(waits));
+        if (waits.length) append(background, settleAll(waits));
       }
-      if (!(result instanceof Response)) {
+      if (!Response.is(result)) {
         throw new TypeError(`fetch handler in ${entry} must return a Response, got ${result === null ? "null" : typeof result}`);
       }
     } else if (typeof def === "function") {
-      result = await def(...args);
+      result = await ReflectApply(def, undefined, args);
     } else if (def && typeof def.fetch === "function" && args.length === 0) {
       result = await def.fetch(new Request("http://localhost/"), env, { waitUntil() {}, passThroughOnException() {} });
     } else if (ns && typeof ns.handler === "function") {
-      result = await ns.handler(...args);
-    } else if (ns && hasOwn.call(ns, "default")) {
+      result = await ReflectApply(ns.handler, undefined, args);
+    } else if (ns && ObjectPrototypeHasOwnProperty(ns, "default")) {
       result = def;
     } else {
       result = undefined;
@@ -647,11 +927,13 @@
   }
 
   // Work handed to ctx.waitUntil, kept alive after the response is sent.
-  const background = [];
+  let background = newArray();
   function takeBackground() {
     if (!background.length) return null;
-    return Promise.all(background.splice(0));
+    const list = background;
+    background = newArray();
+    return settleAll(list);
   }
 
-    return { invoke, finish, fireTimer, errorRecord, makeRequest, takeBackground, readChunk };
+  return { __proto__: null, invoke, finish, fireTimer, errorRecord, makeRequest, takeBackground, readChunk, cancelStream };
 });

@@ -117,6 +117,16 @@ pub enum Error {
         /// Why it failed.
         reason: String,
     },
+    /// The tenant used a feature isola refuses at run time (for example a
+    /// resizable `ArrayBuffer` created around the bootstrap's guard); the
+    /// invocation was stopped and its isolate is discarded.
+    #[error("tenant \"{tenant}\" used {feature}, which isola does not allow; the invocation was stopped")]
+    Forbidden {
+        /// Tenant name.
+        tenant: String,
+        /// What it used.
+        feature: String,
+    },
     /// The tenant's code bundle is malformed (bad entry, empty, bad file name).
     #[error("invalid tenant code: {0}")]
     InvalidCode(String),
@@ -154,6 +164,7 @@ impl Error {
         match self {
             Error::Syntax { .. } => "syntax",
             Error::Js(_) => "exception",
+            Error::Forbidden { .. } => "forbidden",
             Error::Limit(l) => l.kind.name(),
             Error::Resolve { .. } => "resolve",
             Error::InvalidCode(_) => "invalid_code",

@@ -39,10 +39,14 @@ pub fn fingerprint() -> String {
         h.update((p.len() as u64).to_le_bytes());
         h.update(p);
     };
-    part(b"isola-snapshot-v1");
+    part(b"isola-snapshot-v2");
     part(platform::v8_version().as_bytes());
     part(platform::V8_FLAGS.as_bytes());
-    part(v8snap::BOOTSTRAP_JS.as_bytes());
+    part(platform::ICU_DATA_VERSION.as_bytes());
+    for (name, source) in v8snap::SOURCES {
+        part(name.as_bytes());
+        part(source.as_bytes());
+    }
     for (name, _) in ops::OPS.iter() {
         part(name.as_bytes());
     }

@@ -3,9 +3,9 @@
 //! Every ArrayBuffer backing store V8 allocates through the isolate's
 //! allocator is counted against the tenant's external memory budget; an
 //! allocation that would pass it returns null, which V8 turns into a
-//! `RangeError` for the script. Backing stores isola makes from Rust vectors
-//! (request bodies, `TextEncoder` output) are bounded by their ops' input caps
-//! instead.
+//! `RangeError` for the script. Request bodies and their streamed chunks are
+//! copied into buffers allocated through the same allocator, so they count too
+//! (see `boundary::bytes_to_u8a`).
 
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -32,6 +32,24 @@ impl AbCounter {
 
     pub fn used(&self) -> usize {
         self.used.load(Ordering::Relaxed)
+    }
+
+    /// The budget in bytes.
+    pub fn limit(&self) -> usize {
+        self.limit.load(Ordering::Relaxed)
+    }
+
+    /// Whether `len` more bytes fit the budget now; a `false` counts as a
+    /// refusal (as if the allocator had refused them).
+    pub fn fits(&self, len: usize) -> bool {
+        let ok = self
+            .used()
+            .checked_add(len)
+            .is_some_and(|n| n <= self.limit());
+        if !ok {
+            self.refused.store(true, Ordering::Relaxed);
+        }
+        ok
     }
 
     /// Changes the budget (for an isolate created ahead of its tenant).

@@ -21,7 +21,7 @@ pub(crate) fn current_stack(scope: &mut v8::PinScope<'_, '_>) -> Option<String> 
             .get_script_name_or_source_url(scope)
             .map(|s| s.to_rust_string_lossy(scope))
             .unwrap_or_else(|| "<anonymous>".into());
-        if file == crate::runtime::snapshot::BOOTSTRAP_NAME {
+        if file.starts_with(crate::runtime::snapshot::INTERNAL_PREFIX) {
             continue;
         }
         let func = frame
@@ -102,6 +102,9 @@ pub(crate) fn js_error(
     }
 }
 
+/// Longest name, message or stack taken from an exception (bytes).
+const MAX_ERROR_TEXT: usize = 64 << 10;
+
 fn error_record(
     scope: &mut v8::PinScope<'_, '_>,
     internals: v8::Local<v8::Object>,
@@ -113,21 +116,29 @@ fn error_record(
     let undef = v8::undefined(tc).into();
     let rec = f.call(tc, undef, &[exception])?;
     let rec = v8::Local::<v8::Object>::try_from(rec).ok()?;
-    let field = |k: &str| -> Option<String> {
+    let mut field = |k: &str| -> Option<String> {
         let key = v8::String::new(tc, k)?;
-        Some(rec.get(tc, key.into())?.to_rust_string_lossy(tc))
+        let v = rec.get(tc, key.into())?;
+        let s = v8::Local::<v8::String>::try_from(v).ok()?;
+        Some(crate::runtime::boundary::string_prefix(
+            tc,
+            s,
+            MAX_ERROR_TEXT,
+        ))
     };
     Some((field("name")?, field("message")?, field("stack")?))
 }
 
 /// Drops stack lines of isola's own bootstrap: users see their frames only.
 fn strip_internal_frames(stack: &str) -> String {
-    let internal = format!("({}:", crate::runtime::snapshot::BOOTSTRAP_NAME);
+    let prefix = crate::runtime::snapshot::INTERNAL_PREFIX;
+    let internal = format!("({prefix}");
+    let bare = format!("at {prefix}");
     stack
         .lines()
         .filter(|l| {
-            !(l.trim_start().starts_with("at ")
-                && (l.contains(&internal) || l.contains(crate::runtime::snapshot::BOOTSTRAP_NAME)))
+            let t = l.trim_start();
+            !(t.starts_with("at ") && (t.contains(&internal) || t.starts_with(&bare)))
         })
         .collect::<Vec<_>>()
         .join("\n")

@@ -9,6 +9,7 @@
 //! keeps its first thread's stack limit).
 
 pub(crate) mod allocator;
+pub(crate) mod boundary;
 pub(crate) mod errors;
 mod modules;
 pub(crate) mod ops;
@@ -27,7 +28,7 @@ use crate::bundle::TenantCode;
 use crate::code_cache::{CacheEvent, CacheKey, CodeCacheStore};
 use crate::error::{Error, LimitError, Result};
 use crate::limits::{LimitKind, Limits};
-use crate::tenant::{ConsoleLevel, ConsoleSink, HttpRequest, HttpResponse, Invocation, Output};
+use crate::tenant::{ConsoleLevel, ConsoleSink, Invocation, Output};
 use allocator::AbCounter;
 use ops::{OpState, SharedOpState};
 use watchdog::{KillState, Watchdog};
@@ -86,6 +87,9 @@ struct InFlight {
 struct Background {
     promise: v8::Global<v8::Promise>,
     deadline: Instant,
+    /// CPU already spent by the invocation that handed it over, plus its own
+    /// slices: `waitUntil` work runs under the request's CPU budget.
+    cpu: Duration,
 }
 
 /// A streamed response body being pulled.
@@ -138,7 +142,10 @@ impl JsRuntime {
         isolate.set_allow_atomics_wait(false);
         isolate.set_capture_stack_trace_for_uncaught_exceptions(true, 16);
         isolate.set_allow_wasm_code_generation_callback(no_wasm_codegen);
+        isolate.set_oom_error_handler(platform::on_oom);
+        isolate.set_use_counter_callback(watchdog::on_use_counter);
         let kill = KillState::new(isolate.thread_safe_handle(), limits.heap_bytes);
+        isolate.set_slot(kill.clone());
         isolate.add_near_heap_limit_callback(
             watchdog::near_heap_limit,
             Arc::as_ptr(&kill) as *mut std::ffi::c_void,
@@ -148,6 +155,8 @@ impl JsRuntime {
             timers: Default::default(),
             body: None,
             body_waiter: None,
+            out_headers: Vec::new(),
+            out_header_bytes: 0,
         }));
         isolate.set_slot(ops.clone());
         let (context, internals) = {
@@ -197,14 +206,27 @@ impl JsRuntime {
     }
 
     /// Runs `f` with the isolate entered (the thread's current isolate).
+    ///
+    /// Panic-safe: if `f` panics, the isolate is exited before the panic goes
+    /// on (disposing an entered isolate, or leaving V8's per-thread entry
+    /// stack unbalanced, would be fatal) and the runtime is marked abandoned.
     fn entered<R>(&mut self, f: impl FnOnce(&mut Self) -> R) -> R {
-        // SAFETY: balanced by the `exit` below on the same thread; isolates are
-        // never left entered between calls, so the entry stack stays LIFO.
+        // SAFETY: balanced by the `exit` below on the same thread, on every
+        // path including unwinding; isolates are never left entered between
+        // calls, so the entry stack stays LIFO.
         unsafe { self.isolate.enter() };
-        let r = f(self);
+        platform::set_current_tenant(Some(&self.tenant));
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(self)));
+        platform::set_current_tenant(None);
         // SAFETY: see above.
         unsafe { self.isolate.exit() };
-        r
+        match r {
+            Ok(r) => r,
+            Err(panic) => {
+                self.kill.abandoned.store(true, Ordering::SeqCst);
+                std::panic::resume_unwind(panic)
+            }
+        }
     }
 
     /// Asks V8 for a full, memory-reducing garbage collection.
@@ -364,7 +386,7 @@ impl JsRuntime {
                     if v.is_null_or_undefined() {
                         Ok(Ok(None))
                     } else {
-                        Ok(Ok(Some(view_bytes(v))))
+                        boundary::chunk_bytes(v, &ctx.caps()).map(|b| Ok(Some(b)))
                     }
                 }
             }
@@ -412,6 +434,7 @@ impl JsRuntime {
             self.limits.termination_grace,
         );
         let cpu0 = watchdog::thread_cpu_time();
+        let (bg_before, stream_before) = (self.background.len(), self.response.is_some());
         let outcome: Result<Option<Output>> = match &self.namespace {
             None => Err(Error::Internal("invoke before load".into())),
             Some(ns) => {
@@ -419,7 +442,7 @@ impl JsRuntime {
                 let promise = match (call, &fl.promise) {
                     (Some((inv, env, streamed)), _) => {
                         let ns = v8::Local::new(scope, ns);
-                        start_invoke(scope, internals, ns, &self.entry, inv, env, streamed)
+                        start_invoke(scope, internals, &ctx, ns, &self.entry, inv, env, streamed)
                     }
                     (None, Some(p)) => Ok(v8::Local::new(scope, p)),
                     (None, None) => Err(Error::Internal("no promise in flight".into())),
@@ -429,17 +452,19 @@ impl JsRuntime {
                     Ok(promise) => match drive(scope, internals, promise, &ctx) {
                         Err(e) => Err(e),
                         Ok(Drive::Settled(record)) => {
-                            let out = read_record(scope, record).map(|(out, reader)| {
-                                if let Some(reader) = reader {
-                                    self.response = Some(ResponseStream {
-                                        reader: v8::Global::new(scope, reader),
-                                        pending: None,
-                                        deadline: fl.deadline,
-                                        cpu: Duration::ZERO,
-                                    });
-                                }
-                                out
-                            });
+                            let headers = std::mem::take(&mut self.ops.borrow_mut().out_headers);
+                            let out = boundary::read_record(scope, record, headers, &ctx.caps())
+                                .map(|(out, reader)| {
+                                    if let Some(reader) = reader {
+                                        self.response = Some(ResponseStream {
+                                            reader: v8::Global::new(scope, reader),
+                                            pending: None,
+                                            deadline: fl.deadline,
+                                            cpu: Duration::ZERO,
+                                        });
+                                    }
+                                    out
+                                });
                             if out.is_ok() {
                                 // Work the handler passed to ctx.waitUntil goes on
                                 // after the response, within the same wall deadline.
@@ -447,6 +472,7 @@ impl JsRuntime {
                                     self.background.push(Background {
                                         promise: v8::Global::new(scope, bg),
                                         deadline: fl.deadline,
+                                        cpu: Duration::ZERO, // set below, with this slice's CPU
                                     });
                                 }
                             }
@@ -463,6 +489,16 @@ impl JsRuntime {
         };
         drop(guard);
         fl.cpu += watchdog::thread_cpu_time().saturating_sub(cpu0);
+        // A streamed body and waitUntil work handed over in this slice go on
+        // under the same CPU budget: they start from what the handler used.
+        for bg in self.background.iter_mut().skip(bg_before) {
+            bg.cpu = fl.cpu;
+        }
+        if !stream_before {
+            if let Some(rs) = self.response.as_mut() {
+                rs.cpu = fl.cpu;
+            }
+        }
         match outcome {
             Ok(None) => {
                 let until = fl.wake.take().unwrap_or_else(Instant::now);
@@ -511,17 +547,18 @@ impl JsRuntime {
         let items = std::mem::take(&mut self.background);
         let mut keep = Vec::new();
         let mut failure = Ok(());
-        for bg in items {
+        for mut bg in items {
             let guard = self.watchdog.watch_slice(
                 &self.kill,
                 seq,
                 LimitKind::Cpu,
                 self.limits.cpu,
-                Duration::ZERO,
+                bg.cpu,
                 bg.deadline,
                 self.limits.wall,
                 self.limits.termination_grace,
             );
+            let cpu0 = watchdog::thread_cpu_time();
             let outcome = {
                 in_context!(self, bg.deadline, scope, internals, ctx);
                 let promise = v8::Local::new(scope, &bg.promise);
@@ -532,6 +569,7 @@ impl JsRuntime {
                 }
             };
             drop(guard);
+            bg.cpu += watchdog::thread_cpu_time().saturating_sub(cpu0);
             match outcome {
                 Ok(true) => keep.push(bg),
                 Ok(false) => {}
@@ -577,6 +615,7 @@ impl JsRuntime {
         self.seq += 1;
         self.kill.seq.store(self.seq, Ordering::SeqCst);
         self.kill.running.store(true, Ordering::SeqCst);
+        self.kill.heap_granted.store(0, Ordering::SeqCst);
         self.ab.take_refused();
         self.seq
     }
@@ -598,6 +637,16 @@ impl JsRuntime {
             self.ops.borrow_mut().timers.clear_all();
         }
         match kill {
+            Some(watchdog::Kill {
+                forbidden: Some(what),
+                ..
+            }) => {
+                self.kill.abandoned.store(true, Ordering::SeqCst);
+                Err(Error::Forbidden {
+                    tenant: self.tenant.clone(),
+                    feature: what.to_string(),
+                })
+            }
             Some(k) if terminating || result.is_err() => {
                 let heap = self.heap_usage_inner();
                 let report = KillReport {
@@ -691,6 +740,9 @@ macro_rules! in_context {
         let $ctx = Loop {
             ops: &$rt.ops,
             kill: &$rt.kill,
+            ab: &$rt.ab,
+            tenant: &$rt.tenant,
+            max_bytes: $rt.limits.external_memory_bytes as usize,
             deadline: $deadline,
             wall_limit: $rt.limits.wall,
         };
@@ -706,8 +758,22 @@ use in_context;
 pub(crate) struct Loop<'a> {
     pub ops: &'a SharedOpState,
     pub kill: &'a Arc<KillState>,
+    pub ab: &'a AbCounter,
+    pub tenant: &'a str,
+    /// Cap of one response body, chunk or result (bytes).
+    pub max_bytes: usize,
     pub deadline: Instant,
     pub wall_limit: Duration,
+}
+
+impl Loop<'_> {
+    /// Caps for what crosses back from JS.
+    pub fn caps(&self) -> boundary::Caps<'_> {
+        boundary::Caps {
+            body_bytes: self.max_bytes,
+            tenant: self.tenant,
+        }
+    }
 }
 
 /// The error for a failed call: a termination (limit), or the caught exception.
@@ -831,8 +897,21 @@ fn feed_body(scope: &mut v8::PinScope<'_, '_>, ctx: &Loop<'_>) {
     let resolver = v8::Local::new(scope, waiter);
     match poll {
         crate::tenant::BodyPoll::Chunk(bytes) => {
-            if let Some(v) = bytes_to_u8a(scope, &bytes) {
-                resolver.resolve(scope, v);
+            match boundary::bytes_to_u8a(scope, ctx.ab, &bytes) {
+                Some(v) => {
+                    resolver.resolve(scope, v);
+                }
+                None => {
+                    let msg = format!(
+                    "a request body chunk of {} bytes does not fit the ArrayBuffer memory limit of {} bytes",
+                    bytes.len(),
+                    ctx.ab.limit()
+                );
+                    if let Some(m) = v8::String::new(scope, &msg) {
+                        let e = v8::Exception::range_error(scope, m);
+                        resolver.reject(scope, e);
+                    }
+                }
             }
         }
         crate::tenant::BodyPoll::End | crate::tenant::BodyPoll::Pending => {
@@ -877,6 +956,7 @@ fn wall_kill(ctx: &Loop<'_>) -> Error {
         limit: ctx.wall_limit.as_millis() as u64,
         used: Some(ctx.wall_limit.as_millis() as u64),
         seq: ctx.kill.seq.load(Ordering::SeqCst),
+        forbidden: None,
     });
     Error::Internal("terminated".into())
 }
@@ -890,27 +970,6 @@ fn get_fn<'s>(
     obj.get(scope, key.into())
         .and_then(|f| v8::Local::<v8::Function>::try_from(f).ok())
         .ok_or_else(|| Error::Internal(format!("internals.{name} missing")))
-}
-
-fn json_to_v8<'s>(
-    scope: &mut v8::PinScope<'s, '_>,
-    v: &serde_json::Value,
-) -> Result<v8::Local<'s, v8::Value>> {
-    let text = serde_json::to_string(v).map_err(|e| Error::Internal(e.to_string()))?;
-    let s = v8::String::new(scope, &text)
-        .ok_or_else(|| Error::Internal("JSON too large for a string".into()))?;
-    v8::json::parse(scope, s)
-        .ok_or_else(|| Error::Internal("JSON.parse failed on serde output".into()))
-}
-
-fn bytes_to_u8a<'s>(
-    scope: &mut v8::PinScope<'s, '_>,
-    bytes: &[u8],
-) -> Option<v8::Local<'s, v8::Value>> {
-    let len = bytes.len();
-    let store = v8::ArrayBuffer::new_backing_store_from_vec(bytes.to_vec()).make_shared();
-    let ab = v8::ArrayBuffer::with_backing_store(scope, &store);
-    v8::Uint8Array::new(scope, ab, 0, len).map(Into::into)
 }
 
 /// A JS string, or an internal error if it is too long for V8.
@@ -942,36 +1001,11 @@ fn promise<'s>(v: v8::Local<'s, v8::Value>, what: &str) -> Result<v8::Local<'s, 
         .map_err(|_| Error::Internal(format!("internals.{what} did not return a promise")))
 }
 
-fn make_request<'s>(
-    scope: &mut v8::PinScope<'s, '_>,
-    internals: v8::Local<'s, v8::Object>,
-    req: &HttpRequest,
-    streamed: bool,
-) -> Result<v8::Local<'s, v8::Value>> {
-    let method = v8_str(scope, &req.method)?;
-    let url = v8_str(scope, &req.url)?;
-    let headers = v8::Array::new(scope, req.headers.len() as i32);
-    for (i, (k, v)) in req.headers.iter().enumerate() {
-        let pair = v8::Array::new(scope, 2);
-        let k = v8_str(scope, k)?;
-        let v = v8_str(scope, v)?;
-        pair.set_index(scope, 0, k.into());
-        pair.set_index(scope, 1, v.into());
-        headers.set_index(scope, i as u32, pair.into());
-    }
-    let body = bytes_to_u8a(scope, &req.body).ok_or_else(|| Error::Internal("body".into()))?;
-    let streamed = v8::Boolean::new(scope, streamed).into();
-    call_internal(
-        scope,
-        internals,
-        "makeRequest",
-        &[method.into(), url.into(), headers.into(), body, streamed],
-    )
-}
-
+#[allow(clippy::too_many_arguments)]
 fn start_invoke<'s>(
     scope: &mut v8::PinScope<'s, '_>,
     internals: v8::Local<'s, v8::Object>,
+    ctx: &Loop<'_>,
     ns: v8::Local<'s, v8::Object>,
     entry: &str,
     inv: &Invocation,
@@ -980,16 +1014,24 @@ fn start_invoke<'s>(
 ) -> Result<v8::Local<'s, v8::Promise>> {
     let entry_v = v8_str(scope, entry)?;
     let (request, args) = match inv {
-        Invocation::Fetch(req) => (
-            make_request(scope, internals, req, streamed)?,
-            v8::Array::new(scope, 0).into(),
-        ),
+        Invocation::Fetch(req) => {
+            let [method, url, headers, body] =
+                boundary::request_args(scope, ctx.ab, ctx.tenant, req)?;
+            let streamed = v8::Boolean::new(scope, streamed).into();
+            let request = call_internal(
+                scope,
+                internals,
+                "makeRequest",
+                &[method, url, headers, body, streamed],
+            )?;
+            (request, v8::Array::new(scope, 0).into())
+        }
         Invocation::Call(args) => (
             v8::null(scope).into(),
-            json_to_v8(scope, &serde_json::Value::Array(args.clone()))?,
+            boundary::json_to_v8(scope, &serde_json::Value::Array(args.clone()))?,
         ),
     };
-    let env_v = json_to_v8(scope, env)?;
+    let env_v = boundary::json_to_v8(scope, env)?;
     let p = call_internal(
         scope,
         internals,
@@ -1014,103 +1056,6 @@ fn read_chunk<'s>(
 ) -> Result<v8::Local<'s, v8::Promise>> {
     let p = call_internal(scope, internals, "readChunk", &[reader.into()])?;
     promise(p, "readChunk")
-}
-
-fn get_prop<'s>(
-    scope: &mut v8::PinScope<'s, '_>,
-    obj: v8::Local<'s, v8::Object>,
-    name: &str,
-) -> Option<v8::Local<'s, v8::Value>> {
-    let key = v8::String::new(scope, name)?;
-    obj.get(scope, key.into())
-}
-
-fn view_bytes(v: v8::Local<v8::Value>) -> Vec<u8> {
-    match v8::Local::<v8::ArrayBufferView>::try_from(v) {
-        Ok(view) => {
-            let mut buf = vec![0u8; view.byte_length()];
-            view.copy_contents(&mut buf);
-            buf
-        }
-        Err(_) => Vec::new(),
-    }
-}
-
-/// Reads the record built by the bootstrap's `finish` (plain data, no tenant getters).
-fn read_record<'s>(
-    scope: &mut v8::PinScope<'s, '_>,
-    record: v8::Local<'s, v8::Value>,
-) -> Result<(Output, Option<v8::Local<'s, v8::Object>>)> {
-    let bad = || Error::Internal("malformed result record".into());
-    let rec = v8::Local::<v8::Object>::try_from(record).map_err(|_| bad())?;
-    let kind = get_prop(scope, rec, "kind")
-        .ok_or_else(bad)?
-        .to_rust_string_lossy(scope);
-    match kind.as_str() {
-        "response" => {
-            let status = get_prop(scope, rec, "status")
-                .and_then(|v| v.uint32_value(scope))
-                .ok_or_else(bad)? as u16;
-            let hv = get_prop(scope, rec, "headers").ok_or_else(bad)?;
-            let arr = v8::Local::<v8::Array>::try_from(hv).map_err(|_| bad())?;
-            let mut headers = Vec::with_capacity(arr.length() as usize);
-            for i in 0..arr.length() {
-                let pair = arr
-                    .get_index(scope, i)
-                    .and_then(|p| v8::Local::<v8::Array>::try_from(p).ok())
-                    .ok_or_else(bad)?;
-                let k = pair
-                    .get_index(scope, 0)
-                    .ok_or_else(bad)?
-                    .to_rust_string_lossy(scope);
-                let v = pair
-                    .get_index(scope, 1)
-                    .ok_or_else(bad)?
-                    .to_rust_string_lossy(scope);
-                headers.push((k, v));
-            }
-            let reader = get_prop(scope, rec, "stream")
-                .and_then(|v| v8::Local::<v8::Object>::try_from(v).ok());
-            let body = get_prop(scope, rec, "body")
-                .map(view_bytes)
-                .unwrap_or_default();
-            Ok((
-                Output::Response(HttpResponse {
-                    status,
-                    headers,
-                    body,
-                    streamed: reader.is_some(),
-                }),
-                reader,
-            ))
-        }
-        "bytes" => Ok((
-            Output::Bytes(
-                get_prop(scope, rec, "body")
-                    .map(view_bytes)
-                    .unwrap_or_default(),
-            ),
-            None,
-        )),
-        _ => {
-            let json = get_prop(scope, rec, "json")
-                .ok_or_else(bad)?
-                .to_rust_string_lossy(scope);
-            let value = serde_json::from_str(&json).map_err(|e| {
-                if e.to_string().starts_with("recursion limit exceeded") {
-                    Error::Js(crate::error::JsError {
-                        name: "RangeError".into(),
-                        message: "the handler's result is nested more than 128 levels deep".into(),
-                        stack: String::new(),
-                        location: None,
-                    })
-                } else {
-                    Error::Internal(format!("result JSON: {e}"))
-                }
-            })?;
-            Ok((Output::Json(value), None))
-        }
-    }
 }
 
 /// Produces a code cache for `source` in a plain isolate without isola's

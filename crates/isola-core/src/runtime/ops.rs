@@ -23,6 +23,10 @@ pub const MAX_CONSOLE_LINE: usize = 64 * 1024;
 pub const MAX_CODEC_INPUT: usize = 32 << 20;
 /// Most timers one tenant may have pending at once.
 pub const MAX_TIMERS: usize = 10_000;
+/// Most header lines in one response.
+pub const MAX_RESPONSE_HEADERS: usize = 256;
+/// Most bytes of response header names and values together (as other platforms: 128 KiB).
+pub const MAX_RESPONSE_HEADER_BYTES: usize = 128 << 10;
 
 static BOOTSTRAP_EXECUTIONS: AtomicUsize = AtomicUsize::new(0);
 
@@ -40,6 +44,10 @@ pub(crate) struct OpState {
     pub body: Option<Box<dyn BodySource>>,
     /// The promise of a pending `readBody()`.
     pub body_waiter: Option<v8::Global<v8::PromiseResolver>>,
+    /// Header lines of the response being finished (`responseHeader`).
+    pub out_headers: Vec<(String, String)>,
+    /// Bytes of names and values in `out_headers`.
+    pub out_header_bytes: usize,
 }
 
 pub(crate) type SharedOpState = Rc<RefCell<OpState>>;
@@ -117,6 +125,11 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
             ("decodeUtf8", op_decode_utf8.map_fn_to()),
             ("bootstrapMarker", op_bootstrap_marker.map_fn_to()),
             ("readBody", op_read_body.map_fn_to()),
+            (
+                "responseHeadersReset",
+                op_response_headers_reset.map_fn_to(),
+            ),
+            ("responseHeader", op_response_header.map_fn_to()),
         ]
     });
 
@@ -173,15 +186,7 @@ fn op_print(
     let Ok(s) = v8::Local::<v8::String>::try_from(args.get(1)) else {
         return;
     };
-    let mut line = s.to_rust_string_lossy(scope);
-    if line.len() > MAX_CONSOLE_LINE {
-        let mut cut = MAX_CONSOLE_LINE;
-        while !line.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        line.truncate(cut);
-        line.push_str("...[truncated]");
-    }
+    let line = crate::runtime::boundary::string_prefix(scope, s, MAX_CONSOLE_LINE);
     // Without a state (inside the snapshot creator) output is dropped.
     if let Some(st) = state(scope) {
         let sink = st.borrow().console.clone();
@@ -340,4 +345,85 @@ fn op_read_body(
     }
     let g = v8::Global::new(scope, resolver);
     st.borrow_mut().body_waiter = Some(g);
+}
+
+fn op_response_headers_reset(
+    scope: &mut v8::PinScope,
+    _args: v8::FunctionCallbackArguments,
+    _rv: v8::ReturnValue<v8::Value>,
+) {
+    if let Some(st) = state(scope) {
+        let mut st = st.borrow_mut();
+        st.out_headers.clear();
+        st.out_header_bytes = 0;
+    }
+}
+
+/// `responseHeader(name, value)`: one header line of the response being
+/// finished. Both must be strings; names are HTTP tokens, values have no CR,
+/// LF or NUL; the count and total size are capped before anything is copied.
+fn op_response_header(
+    scope: &mut v8::PinScope,
+    args: v8::FunctionCallbackArguments,
+    _rv: v8::ReturnValue<v8::Value>,
+) {
+    let (Ok(name), Ok(value)) = (
+        v8::Local::<v8::String>::try_from(args.get(0)),
+        v8::Local::<v8::String>::try_from(args.get(1)),
+    ) else {
+        throw_type_error(scope, "response header names and values must be strings");
+        return;
+    };
+    let Some(st) = state(scope) else { return };
+    let (count, bytes) = {
+        let st = st.borrow();
+        (st.out_headers.len(), st.out_header_bytes)
+    };
+    if count >= MAX_RESPONSE_HEADERS {
+        throw_type_error(
+            scope,
+            &format!("the response has more than {MAX_RESPONSE_HEADERS} header lines (the limit)"),
+        );
+        return;
+    }
+    // UTF-16 length is a lower bound of the UTF-8 length: cap before copying.
+    let room = MAX_RESPONSE_HEADER_BYTES.saturating_sub(bytes);
+    if name.length().saturating_add(value.length()) > room {
+        throw_type_error(
+            scope,
+            &format!(
+                "the response headers are larger than {} KiB (the limit)",
+                MAX_RESPONSE_HEADER_BYTES >> 10
+            ),
+        );
+        return;
+    }
+    let name = name.to_rust_string_lossy(scope);
+    let value = value.to_rust_string_lossy(scope);
+    let size = name.len() + value.len();
+    if size > room {
+        throw_type_error(
+            scope,
+            &format!(
+                "the response headers are larger than {} KiB (the limit)",
+                MAX_RESPONSE_HEADER_BYTES >> 10
+            ),
+        );
+        return;
+    }
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if name.is_empty() || !name.bytes().all(token) {
+        throw_type_error(scope, "invalid response header name");
+        return;
+    }
+    if value.bytes().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
+        throw_type_error(
+            scope,
+            "invalid response header value: it contains CR, LF or NUL",
+        );
+        return;
+    }
+    let mut st = st.borrow_mut();
+    st.out_header_bytes += size;
+    st.out_headers.push((name, value));
 }

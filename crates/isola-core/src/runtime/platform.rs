@@ -1,10 +1,13 @@
-//! Process-wide V8 initialisation.
+//! Process-wide V8 initialisation: flags, ICU data, the platform, and the
+//! handlers for errors V8 cannot recover from.
 //!
 //! V8's platform is created once per process, on the first
 //! [`crate::Engine::new`], which must run on the main thread before any
 //! thread that runs an isolate is spawned: on CPUs with memory protection
 //! keys, threads created earlier crash the first time they run JIT code.
 
+use std::cell::RefCell;
+use std::ffi::{c_char, CStr};
 use std::sync::Once;
 
 /// V8 flags isola runs with. They are part of the snapshot fingerprint and of
@@ -21,12 +24,25 @@ use std::sync::Once;
 /// checks for interrupts, so CPU and wall limits hold.
 pub const V8_FLAGS: &str = "--stack-size=900 --no-turboshaft-loop-unrolling";
 
+/// The ICU data version loaded before V8 starts (the ICU this V8 build was
+/// compiled with). Part of the snapshot fingerprint.
+pub const ICU_DATA_VERSION: &str = "icu-74";
+
 static INIT: Once = Once::new();
 
 /// Initialises V8 once; later calls do nothing.
 pub(crate) fn init() {
     INIT.call_once(|| {
+        // Without ICU data every locale-aware builtin (`Intl.*`,
+        // `toLocaleString`, `localeCompare`, `normalize`) is a fatal
+        // out-of-memory error that aborts the process. Loaded before V8
+        // initialises; the data is a static that lives as long as the process.
+        if let Err(code) = v8::icu::set_common_data_74(deno_core_icudata::ICU_DATA) {
+            // Not fatal here: V8 still starts; locale-aware calls would abort.
+            tracing::error!("could not load ICU data (ICU error {code}); Intl will not work");
+        }
         v8::V8::set_flags_from_string(V8_FLAGS);
+        v8::V8::set_fatal_error_handler(on_fatal_error);
         let platform = v8::new_default_platform(0, false).make_shared();
         v8::V8::initialize_platform(platform);
         v8::V8::initialize();
@@ -36,4 +52,62 @@ pub(crate) fn init() {
 /// The V8 version string, e.g. `14.0.365.5`.
 pub fn v8_version() -> &'static str {
     v8::V8::get_version()
+}
+
+thread_local! {
+    /// The tenant whose isolate this thread has entered, for the last words
+    /// of a fatal error.
+    static CURRENT_TENANT: RefCell<Option<String>> = const { RefCell::new(None) };
+}
+
+/// Records which tenant's isolate the thread runs (see [`CURRENT_TENANT`]).
+pub(crate) fn set_current_tenant(tenant: Option<&str>) {
+    CURRENT_TENANT.with(|c| {
+        let mut c = c.borrow_mut();
+        match (tenant, c.as_mut()) {
+            (Some(t), Some(cur)) if cur == t => {}
+            (Some(t), _) => *c = Some(t.to_string()),
+            (None, _) => *c = None,
+        }
+    });
+}
+
+fn current_tenant() -> String {
+    CURRENT_TENANT
+        .try_with(|c| c.try_borrow().ok().and_then(|c| c.clone()))
+        .ok()
+        .flatten()
+        .unwrap_or_else(|| "(none)".into())
+}
+
+/// V8 aborts the process after this returns: say which tenant was running.
+fn on_fatal_error(file: &str, line: i32, message: &str) {
+    eprintln!(
+        "isola: fatal V8 error while running tenant {}: {message} ({file}:{line}); the process aborts",
+        current_tenant()
+    );
+}
+
+/// Per-isolate out-of-memory handler (V8 aborts the process after it).
+///
+/// # Safety
+/// Called by V8 with a NUL-terminated `location` (or null).
+pub(crate) unsafe extern "C" fn on_oom(location: *const c_char, details: &v8::OomDetails) {
+    let location = if location.is_null() {
+        "(unknown)".to_string()
+    } else {
+        // SAFETY: V8 passes a NUL-terminated C string.
+        unsafe { CStr::from_ptr(location) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    eprintln!(
+        "isola: fatal out of memory ({}) while running tenant {}: {location}; the process aborts",
+        if details.is_heap_oom {
+            "V8 heap"
+        } else {
+            "process"
+        },
+        current_tenant()
+    );
 }

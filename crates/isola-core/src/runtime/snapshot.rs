@@ -8,10 +8,20 @@
 use crate::error::{Error, Result};
 use crate::runtime::ops;
 
+/// The primordials source (built-ins captured before any tenant code runs).
+pub const PRIMORDIALS_JS: &str = include_str!("../../js/primordials.js");
 /// The bootstrap source baked into the snapshot.
 pub const BOOTSTRAP_JS: &str = include_str!("../../js/bootstrap.js");
 /// Its resource name, as seen in stacks.
 pub const BOOTSTRAP_NAME: &str = "isola:bootstrap.js";
+/// Resource names of isola's own scripts start with this (stack lines from
+/// them are hidden from tenants).
+pub const INTERNAL_PREFIX: &str = "isola:";
+/// The scripts run in the snapshot creator, in order.
+pub const SOURCES: [(&str, &str); 2] = [
+    ("isola:primordials.js", PRIMORDIALS_JS),
+    (BOOTSTRAP_NAME, BOOTSTRAP_JS),
+];
 /// Context-data index of the internals object.
 pub(crate) const INTERNALS_INDEX: usize = 0;
 
@@ -54,8 +64,20 @@ pub(crate) fn build_blob() -> Result<Vec<u8>> {
 pub(crate) fn run_bootstrap<'s>(
     scope: &mut v8::PinScope<'s, '_>,
 ) -> Option<v8::Local<'s, v8::Object>> {
-    let source = v8::String::new(scope, BOOTSTRAP_JS)?;
-    let name = v8::String::new(scope, BOOTSTRAP_NAME)?;
+    let primordials = run_script(scope, SOURCES[0], &[])?;
+    let ops = ops::create_ops_object(scope)?;
+    let internals = run_script(scope, SOURCES[1], &[ops.into(), primordials])?;
+    v8::Local::<v8::Object>::try_from(internals).ok()
+}
+
+/// Compiles one of isola's scripts (a function expression) and calls it with `args`.
+fn run_script<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    (name, source): (&str, &str),
+    args: &[v8::Local<'s, v8::Value>],
+) -> Option<v8::Local<'s, v8::Value>> {
+    let source = v8::String::new(scope, source)?;
+    let name = v8::String::new(scope, name)?;
     let origin = v8::ScriptOrigin::new(
         scope,
         name.into(),
@@ -71,10 +93,8 @@ pub(crate) fn run_bootstrap<'s>(
     );
     let script = v8::Script::compile(scope, source, Some(&origin))?;
     let f = v8::Local::<v8::Function>::try_from(script.run(scope)?).ok()?;
-    let ops = ops::create_ops_object(scope)?;
     let undef = v8::undefined(scope).into();
-    let internals = f.call(scope, undef, &[ops.into()])?;
-    v8::Local::<v8::Object>::try_from(internals).ok()
+    f.call(scope, undef, args)
 }
 
 /// For benchmarks: a plain V8 isolate (V8's own snapshot) plus a context.

@@ -26,6 +26,9 @@ pub(crate) struct Kill {
     pub limit: u64,
     pub used: Option<u64>,
     pub seq: u64,
+    /// Set when the invocation was stopped for using a refused feature
+    /// (not a budget): what it used.
+    pub forbidden: Option<&'static str>,
 }
 
 /// Per-runtime state reachable from V8 callbacks (interrupts, near-heap-limit).
@@ -39,6 +42,8 @@ pub(crate) struct KillState {
     pub abandoned: AtomicBool,
     pub heap_limit: u64,
     pub heap_grants: AtomicU64,
+    /// Heap bytes granted above the limit during the current invocation.
+    pub heap_granted: AtomicU64,
 }
 
 impl KillState {
@@ -52,6 +57,7 @@ impl KillState {
             abandoned: AtomicBool::new(false),
             heap_limit,
             heap_grants: AtomicU64::new(0),
+            heap_granted: AtomicU64::new(0),
         })
     }
 
@@ -129,7 +135,7 @@ unsafe extern "C" fn capture_and_terminate(isolate: &mut v8::Isolate, data: *mut
 pub(crate) unsafe extern "C" fn near_heap_limit(
     data: *mut c_void,
     current: usize,
-    initial: usize,
+    _initial: usize,
 ) -> usize {
     // SAFETY: registered with a pointer to the runtime's `KillState`, which outlives the isolate.
     let ks = unsafe { &*(data as *const KillState) };
@@ -140,6 +146,7 @@ pub(crate) unsafe extern "C" fn near_heap_limit(
         limit: ks.heap_limit,
         used: Some(current as u64),
         seq,
+        forbidden: None,
     });
     if grants == 0 {
         // First time: let the code reach an interrupt check, capture its stack there.
@@ -149,16 +156,57 @@ pub(crate) unsafe extern "C" fn near_heap_limit(
         ks.handle.terminate_execution();
     }
     // Headroom so the termination can unwind without a fatal OOM, large
-    // enough for a single huge allocation (`new Array(5e7)`) that triggered
-    // this; the isolate is discarded afterwards, so the raised limit never
-    // serves another call.
-    let _ = initial;
-    current + (current * 2).max(HEAP_HEADROOM)
+    // enough for a single big allocation (`new Array(5e7)`) that triggered
+    // this. It is granted once per invocation, up to HEAP_HEADROOM in total:
+    // later calls get what is left of it, never more. The isolate is
+    // discarded afterwards, so the raised limit never serves another call.
+    let granted = ks.heap_granted.load(Ordering::SeqCst) as usize;
+    let extra = HEAP_HEADROOM.saturating_sub(granted);
+    ks.heap_granted
+        .store((granted + extra) as u64, Ordering::SeqCst);
+    current + extra
 }
 
-/// Extra heap granted when a tenant reaches its heap limit, so that V8 can
-/// unwind the terminated code instead of aborting the process.
-const HEAP_HEADROOM: usize = 1 << 30;
+/// Most heap bytes granted above a tenant's heap limit in one invocation, so
+/// that V8 can unwind the terminated code instead of aborting the process.
+/// One V8 object is at most 1 GiB (`FixedArrayBase::kMaxSize`, the longest
+/// string), so this covers the single allocation that crossed the limit.
+pub(crate) const HEAP_HEADROOM: usize = (1 << 30) + (64 << 20);
+
+/// V8's use-counter hook: a resizable `ArrayBuffer` or growable
+/// `SharedArrayBuffer` reserves memory outside the tenant's counted budget.
+/// The bootstrap refuses them with a `RangeError`; this is the backstop for
+/// any way around it: the invocation is stopped.
+///
+/// # Safety
+/// Called by V8 on the isolate's thread, with the isolate's raw pointer.
+pub(crate) unsafe extern "C" fn on_use_counter(
+    isolate: &mut v8::Isolate,
+    feature: v8::UseCounterFeature,
+) {
+    let forbidden = match feature {
+        v8::UseCounterFeature::kResizableArrayBuffer => "a resizable ArrayBuffer (maxByteLength)",
+        v8::UseCounterFeature::kGrowableSharedArrayBuffer => {
+            "a growable SharedArrayBuffer (maxByteLength)"
+        }
+        _ => return,
+    };
+    // As in `capture_and_terminate`: V8 passes its raw `v8::Isolate*`.
+    let raw = isolate as *mut v8::Isolate as *mut v8::RealIsolate;
+    // SAFETY: `raw` is the running isolate V8 handed to this callback, on its own thread.
+    let isolate = unsafe { v8::Isolate::from_raw_ptr(raw) };
+    let Some(ks) = isolate.get_slot::<Arc<KillState>>().cloned() else {
+        return;
+    };
+    ks.set_kill(Kill {
+        kind: LimitKind::ExternalMemory,
+        limit: 0,
+        used: None,
+        seq: ks.seq.load(Ordering::SeqCst),
+        forbidden: Some(forbidden),
+    });
+    ks.handle.terminate_execution();
+}
 
 struct Watch {
     handle: Arc<KillState>,
@@ -331,6 +379,7 @@ fn run(shared: Arc<Shared>) {
                     limit: w.cpu_limit.as_millis() as u64,
                     used: Some(cpu.as_millis() as u64),
                     seq: w.seq,
+                    forbidden: None,
                 })
             } else if now >= w.wall_deadline {
                 Some(Kill {
@@ -341,6 +390,7 @@ fn run(shared: Arc<Shared>) {
                             + now.duration_since(w.wall_deadline).as_millis() as u64,
                     ),
                     seq: w.seq,
+                    forbidden: None,
                 })
             } else {
                 None

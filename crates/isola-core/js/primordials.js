@@ -1,0 +1,127 @@
+// isola's primordials: the built-ins the runtime's own JavaScript uses,
+// captured once, inside the snapshot creator, before any tenant code exists.
+// Tenant code shares the realm and may replace `Array.prototype.push`,
+// `Map.prototype.get`, `String.prototype.toLowerCase`, the array iterator and
+// so on; the runtime never looks those up at call time. It calls the captured
+// copies below, "uncurried" (`ArrayPrototypePush(arr, x)` instead of
+// `arr.push(x)`) through bound natives, which a tenant cannot reach or patch.
+//
+// Rules for the bootstrap: no method calls on values a tenant can touch, no
+// `for...of`, spread or destructuring over arrays, maps or tenant objects
+// (they run the patchable iterator protocol); index loops and the captured
+// functions instead. Objects that cross to Rust have a null prototype.
+(function primordials() {
+  "use strict";
+  const { bind, call } = Function.prototype;
+  // uncurryThis(fn)(self, ...args) === fn.call(self, ...args), with no
+  // property lookups at call time.
+  const uncurryThis = bind.bind(call);
+  const Uint8ArrayCtor = Uint8Array;
+  const P = { __proto__: null };
+  P.uncurryThis = uncurryThis;
+  P.FunctionPrototypeBind = uncurryThis(bind);
+
+  P.ReflectApply = Reflect.apply;
+  P.ReflectConstruct = Reflect.construct;
+  P.ReflectGet = Reflect.get;
+  P.ReflectOwnKeys = Reflect.ownKeys;
+
+  P.ObjectCreate = Object.create;
+  P.ObjectDefineProperty = Object.defineProperty;
+  P.ObjectFreeze = Object.freeze;
+  P.ObjectKeys = Object.keys;
+  P.ObjectGetPrototypeOf = Object.getPrototypeOf;
+  P.ObjectGetOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
+  P.ObjectPrototypeToString = uncurryThis(Object.prototype.toString);
+  P.ObjectPrototypeHasOwnProperty = uncurryThis(Object.prototype.hasOwnProperty);
+
+  P.ArrayIsArray = Array.isArray;
+  P.ArrayPrototypeJoin = uncurryThis(Array.prototype.join);
+  P.ArrayPrototypeSlice = uncurryThis(Array.prototype.slice);
+  P.ArrayPrototypeSort = uncurryThis(Array.prototype.sort);
+  P.ArrayPrototypeIndexOf = uncurryThis(Array.prototype.indexOf);
+
+  P.NumberIsInteger = Number.isInteger;
+  P.NumberIsFinite = Number.isFinite;
+  P.MathMax = Math.max;
+  P.MathMin = Math.min;
+  P.DateNow = Date.now;
+  P.String = String;
+  P.StringPrototypeToLowerCase = uncurryThis(String.prototype.toLowerCase);
+  P.StringPrototypeToUpperCase = uncurryThis(String.prototype.toUpperCase);
+  P.StringPrototypeTrim = uncurryThis(String.prototype.trim);
+  P.StringPrototypeSlice = uncurryThis(String.prototype.slice);
+  P.StringPrototypeIndexOf = uncurryThis(String.prototype.indexOf);
+  P.RegExpPrototypeExec = uncurryThis(RegExp.prototype.exec);
+  P.JSONStringify = JSON.stringify;
+  P.JSONParse = JSON.parse;
+
+  P.Map = Map;
+  P.MapPrototypeGet = uncurryThis(Map.prototype.get);
+  P.MapPrototypeSet = uncurryThis(Map.prototype.set);
+  P.MapPrototypeHas = uncurryThis(Map.prototype.has);
+  P.MapPrototypeDelete = uncurryThis(Map.prototype.delete);
+  P.MapPrototypeForEach = uncurryThis(Map.prototype.forEach);
+  P.MapPrototypeGetSize = uncurryThis(Object.getOwnPropertyDescriptor(Map.prototype, "size").get);
+  P.Set = Set;
+  P.SetPrototypeGetSize = uncurryThis(Object.getOwnPropertyDescriptor(Set.prototype, "size").get);
+
+  P.Promise = Promise;
+  P.PromisePrototypeThen = uncurryThis(Promise.prototype.then);
+  P.PromiseResolve = P.FunctionPrototypeBind(Promise.resolve, Promise);
+  P.PromiseReject = P.FunctionPrototypeBind(Promise.reject, Promise);
+
+  P.ArrayBuffer = ArrayBuffer;
+  P.ArrayBufferIsView = ArrayBuffer.isView;
+  P.ArrayBufferPrototypeSlice = uncurryThis(ArrayBuffer.prototype.slice);
+  const TypedArray = Object.getPrototypeOf(Uint8Array);
+  P.TypedArrayPrototypeGetBuffer = uncurryThis(Object.getOwnPropertyDescriptor(TypedArray.prototype, "buffer").get);
+  P.TypedArrayPrototypeGetByteOffset = uncurryThis(Object.getOwnPropertyDescriptor(TypedArray.prototype, "byteOffset").get);
+  P.TypedArrayPrototypeGetByteLength = uncurryThis(Object.getOwnPropertyDescriptor(TypedArray.prototype, "byteLength").get);
+  P.TypedArrayPrototypeGetLength = uncurryThis(Object.getOwnPropertyDescriptor(TypedArray.prototype, "length").get);
+  P.TypedArrayPrototypeGetSymbolToStringTag = uncurryThis(
+    Object.getOwnPropertyDescriptor(TypedArray.prototype, Symbol.toStringTag).get,
+  );
+  P.TypedArrayPrototypeSet = uncurryThis(TypedArray.prototype.set);
+  P.TypedArrayPrototypeSlice = uncurryThis(TypedArray.prototype.slice);
+  P.DataViewPrototypeGetBuffer = uncurryThis(Object.getOwnPropertyDescriptor(DataView.prototype, "buffer").get);
+  P.DataViewPrototypeGetByteOffset = uncurryThis(Object.getOwnPropertyDescriptor(DataView.prototype, "byteOffset").get);
+  P.DataViewPrototypeGetByteLength = uncurryThis(Object.getOwnPropertyDescriptor(DataView.prototype, "byteLength").get);
+  P.ArrayBufferPrototypeGetByteLength = uncurryThis(Object.getOwnPropertyDescriptor(ArrayBuffer.prototype, "byteLength").get);
+  P.Uint8Array = Uint8Array;
+  P.Error = Error;
+  P.ErrorCaptureStackTrace = Error.captureStackTrace;
+  P.TypeError = TypeError;
+  P.RangeError = RangeError;
+  P.SymbolIterator = Symbol.iterator;
+  P.SymbolAsyncIterator = Symbol.asyncIterator;
+  P.globalThis = globalThis;
+
+  // An array built without Array.prototype lookups: own data properties only.
+  P.newArray = () => [];
+  P.append = (arr, v) => {
+    P.ObjectDefineProperty(arr, arr.length, { __proto__: null, value: v, writable: true, enumerable: true, configurable: true });
+  };
+  // The bytes of a BufferSource as a Uint8Array view, or undefined.
+  P.toBytes = (v) => {
+    if (P.ArrayBufferIsView(v)) {
+      if (P.TypedArrayPrototypeGetSymbolToStringTag(v) !== undefined) {
+        if (P.TypedArrayPrototypeGetSymbolToStringTag(v) === "Uint8Array") return v;
+        return new Uint8ArrayCtor(P.TypedArrayPrototypeGetBuffer(v), P.TypedArrayPrototypeGetByteOffset(v), P.TypedArrayPrototypeGetByteLength(v));
+      }
+      return new Uint8ArrayCtor(P.DataViewPrototypeGetBuffer(v), P.DataViewPrototypeGetByteOffset(v), P.DataViewPrototypeGetByteLength(v));
+    }
+    if (isArrayBuffer(v)) return new Uint8ArrayCtor(v);
+    return undefined;
+  };
+  function isArrayBuffer(v) {
+    try {
+      P.ArrayBufferPrototypeGetByteLength(v);
+      return true;
+    } catch {
+      return false;
+    }
+  }
+  P.isArrayBuffer = isArrayBuffer;
+  return P.ObjectFreeze(P);
+});
