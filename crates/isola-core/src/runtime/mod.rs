@@ -841,6 +841,11 @@ pub(crate) fn drive<'s>(
             (t, false) => t,
         };
         let Some(next) = next else {
+            // A kill that landed in a microtask leaves the promise pending
+            // with nothing left to settle it: report the kill, not a hang.
+            if ctx.kill.kill.lock().map(|k| k.is_some()).unwrap_or(true) {
+                return Err(Error::Internal("terminated".into()));
+            }
             return Err(Error::NeverSettled);
         };
         if now >= ctx.deadline {

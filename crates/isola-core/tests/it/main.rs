@@ -2,6 +2,7 @@
 
 mod code_cache;
 mod errors;
+mod hostile;
 mod isolation;
 mod limits;
 mod modules;
