@@ -58,11 +58,13 @@ fn fetch_tenant(engine: &isola_core::Engine, name: &str, source: &str) -> Tenant
 }
 
 fn get(path: &str) -> HttpRequest {
-    HttpRequest::get(&format!("http://x{path}"))
+    HttpRequest::get(format!("http://x{path}"))
 }
 
 /// Status, headers and body text of a fetch.
-fn fetch(t: &mut Tenant, path: &str) -> Result<(u16, Vec<(String, String)>, String), Error> {
+type Fetched = Result<(u16, Vec<(String, String)>, String), Error>;
+
+fn fetch(t: &mut Tenant, path: &str) -> Fetched {
     match t.fetch(get(path))?.output {
         Output::Response(r) => Ok((r.status, r.headers, String::from_utf8_lossy(&r.body).into())),
         other => panic!("expected a response, got {other:?}"),
@@ -72,10 +74,7 @@ fn fetch(t: &mut Tenant, path: &str) -> Result<(u16, Vec<(String, String)>, Stri
 /// The hostile tenant `source` answers `/attack` with `expect`ed outcome and
 /// `/` with "ok"; a neighbour on the same thread answers before and after,
 /// within `bound`.
-fn check_fetch(
-    source: &str,
-    expect: impl Fn(&Result<(u16, Vec<(String, String)>, String), Error>) -> bool,
-) {
+fn check_fetch(source: &str, expect: impl Fn(&Fetched) -> bool) {
     let e = engine();
     let mut neighbour = fetch_tenant(
         &e.engine,
