@@ -1,4 +1,4 @@
-//! Recent console output per tenant, in bounded rings.
+//! Recent console output per tenant, in rings bounded in lines and in bytes.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
@@ -8,6 +8,8 @@ use isola_core::{ConsoleLevel, ConsoleSink};
 
 /// Lines kept per tenant.
 pub const RING_LINES: usize = 1000;
+/// Message bytes kept per tenant (oldest lines are dropped past it).
+pub const RING_BYTES: usize = 1 << 20;
 
 /// One console line.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -23,7 +25,13 @@ pub struct LogLine {
 /// The rings of all tenants.
 #[derive(Default)]
 pub struct Logs {
-    rings: Mutex<HashMap<String, VecDeque<LogLine>>>,
+    rings: Mutex<HashMap<String, Ring>>,
+}
+
+#[derive(Default)]
+struct Ring {
+    lines: VecDeque<LogLine>,
+    bytes: usize,
 }
 
 impl Logs {
@@ -34,7 +42,7 @@ impl Logs {
         Arc::new(move |level, message| logs.push(&tenant, level, message))
     }
 
-    /// Appends a line (dropping the oldest past [`RING_LINES`]).
+    /// Appends a line (dropping the oldest past [`RING_LINES`] or [`RING_BYTES`]).
     pub fn push(&self, tenant: &str, level: ConsoleLevel, message: &str) {
         let ts_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -42,10 +50,20 @@ impl Logs {
             .unwrap_or(0);
         if let Ok(mut rings) = self.rings.lock() {
             let ring = rings.entry(tenant.to_string()).or_default();
-            if ring.len() >= RING_LINES {
-                ring.pop_front();
+            let mut cut = message.len().min(RING_BYTES);
+            while !message.is_char_boundary(cut) {
+                cut -= 1;
             }
-            ring.push_back(LogLine {
+            let message = &message[..cut];
+            while !ring.lines.is_empty()
+                && (ring.lines.len() >= RING_LINES || ring.bytes + message.len() > RING_BYTES)
+            {
+                if let Some(old) = ring.lines.pop_front() {
+                    ring.bytes -= old.message.len();
+                }
+            }
+            ring.bytes += message.len();
+            ring.lines.push_back(LogLine {
                 ts_ms,
                 level,
                 message: message.to_string(),
@@ -62,8 +80,9 @@ impl Logs {
         rings
             .get(tenant)
             .map(|r| {
-                r.iter()
-                    .skip(r.len().saturating_sub(limit))
+                r.lines
+                    .iter()
+                    .skip(r.lines.len().saturating_sub(limit))
                     .cloned()
                     .collect()
             })
@@ -75,5 +94,29 @@ impl Logs {
         if let Ok(mut rings) = self.rings.lock() {
             rings.remove(tenant);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ring_is_bounded_in_bytes_as_well_as_lines() {
+        let logs = Logs::default();
+        let line = "x".repeat(64 << 10);
+        for _ in 0..100 {
+            logs.push("t", ConsoleLevel::Log, &line);
+        }
+        let kept = logs.recent("t", usize::MAX);
+        let bytes: usize = kept.iter().map(|l| l.message.len()).sum();
+        assert!(bytes <= RING_BYTES, "{bytes}");
+        assert_eq!(kept.len(), RING_BYTES / line.len());
+        for i in 0..2000 {
+            logs.push("u", ConsoleLevel::Log, &i.to_string());
+        }
+        let kept = logs.recent("u", usize::MAX);
+        assert_eq!(kept.len(), RING_LINES);
+        assert_eq!(kept.last().unwrap().message, "1999");
     }
 }

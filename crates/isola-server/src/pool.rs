@@ -445,23 +445,60 @@ impl WorkerLoop {
             let timeout = next_wake
                 .map(|w| w.saturating_duration_since(now))
                 .unwrap_or(IDLE_WAIT);
-            match self.rx.recv_timeout(timeout) {
-                Ok(job) => {
-                    self.accept(job);
-                    while let Ok(job) = self.rx.try_recv() {
+            let job = match self.rx.recv_timeout(timeout) {
+                Ok(job) => Some(job),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
+            };
+            // A panic (a bug in isola) must not take the thread's requests
+            // with it: they are answered, the worker's isolates are dropped
+            // (`JsRuntime` exits its isolate before a panic unwinds past it),
+            // and the loop goes on with fresh state.
+            let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                match job {
+                    Some(job) => {
                         self.accept(job);
+                        while let Ok(job) = self.rx.try_recv() {
+                            self.accept(job);
+                        }
                     }
-                }
-                Err(RecvTimeoutError::Timeout) => {
                     // Idle: top up the blank isolates used for first requests.
-                    if next_wake.is_none() {
+                    None if next_wake.is_none() => {
                         let _ = self.prewarmed.refill_one();
                     }
+                    None => {}
                 }
-                Err(RecvTimeoutError::Disconnected) => return,
+                self.step();
+                self.evict_over_budget();
+            }));
+            if let Err(panic) = turn {
+                self.recover_from_panic(panic);
             }
-            self.step();
-            self.evict_over_budget();
+        }
+    }
+
+    /// After a panic in a turn: fails every request this worker holds with
+    /// an internal error and drops its tenants' isolates.
+    fn recover_from_panic(&mut self, panic: Box<dyn std::any::Any + Send>) {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".into());
+        tracing::error!(
+            tenants = self.slots.len(),
+            "a worker panicked (a bug in isola): {what}; its requests were failed and its isolates dropped"
+        );
+        for (_, slot) in self.slots.drain() {
+            let held = slot.queue.len()
+                + usize::from(slot.current.is_some())
+                + usize::from(slot.streaming.is_some());
+            self.queued.fetch_sub(held, Ordering::Relaxed);
+            for p in slot.queue.into_iter().chain(slot.current.map(|c| c.0)) {
+                let err =
+                    Error::Internal(format!("the worker serving this request panicked: {what}"));
+                let _ = p.reply.send(Reply::failed(err, false));
+            }
         }
     }
 
@@ -670,10 +707,12 @@ impl WorkerLoop {
                     ),
                 };
                 let heap_bytes = slot.tenant.heap_used_bytes();
-                if let Err(Error::Limit(l)) = &result {
-                    if l.kind != isola_core::LimitKind::Concurrency {
-                        quarantine.record_kill(&slot.dep.id);
+                match &result {
+                    Err(Error::Limit(l)) if l.kind != isola_core::LimitKind::Concurrency => {
+                        quarantine.record_kill(&slot.dep.id)
                     }
+                    Err(Error::Forbidden { .. }) => quarantine.record_kill(&slot.dep.id),
+                    _ => {}
                 }
                 let streamed = matches!(
                     &result,

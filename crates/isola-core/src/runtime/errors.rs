@@ -8,6 +8,9 @@ use crate::error::{Error, JsError, Location};
 
 /// Most frames rendered in a kill report's stack.
 const MAX_FRAMES: usize = 16;
+/// Longest function or file name rendered per frame (bytes): names are
+/// tenant-controlled (`Object.defineProperty(f, "name", ...)`, `//# sourceURL`).
+const MAX_FRAME_NAME: usize = 512;
 
 /// The JS stack of the currently running code, one `at fn (file:line:col)` per line.
 pub(crate) fn current_stack(scope: &mut v8::PinScope<'_, '_>) -> Option<String> {
@@ -19,14 +22,14 @@ pub(crate) fn current_stack(scope: &mut v8::PinScope<'_, '_>) -> Option<String> 
         };
         let file = frame
             .get_script_name_or_source_url(scope)
-            .map(|s| s.to_rust_string_lossy(scope))
+            .map(|s| crate::runtime::boundary::string_prefix(scope, s, MAX_FRAME_NAME))
             .unwrap_or_else(|| "<anonymous>".into());
         if file.starts_with(crate::runtime::snapshot::INTERNAL_PREFIX) {
             continue;
         }
         let func = frame
             .get_function_name(scope)
-            .map(|s| s.to_rust_string_lossy(scope))
+            .map(|s| crate::runtime::boundary::string_prefix(scope, s, MAX_FRAME_NAME))
             .filter(|s| !s.is_empty())
             .unwrap_or_else(|| "<anonymous>".into());
         out.push(format!(
