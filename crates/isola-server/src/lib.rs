@@ -18,6 +18,7 @@ pub mod admin;
 pub mod config;
 pub mod dataplane;
 pub mod errors;
+pub mod framing;
 pub mod logs;
 pub mod metrics;
 pub mod pool;
