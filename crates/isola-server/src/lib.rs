@@ -15,6 +15,7 @@
 //! Errors become HTTP responses in one place ([`errors::ApiError`]).
 
 pub mod admin;
+pub mod admission;
 pub mod config;
 pub mod dataplane;
 pub mod errors;
