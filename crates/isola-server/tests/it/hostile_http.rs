@@ -1,0 +1,586 @@
+//! Hostile clients and hostile tenant responses against the data plane:
+//! timeouts, the connection cap, the per-tenant admission queue and
+//! server-side response framing. Misbehaving clients are raw `TcpStream`s.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::util::{config, start_with, TestServer};
+
+/// A response as read off the wire.
+#[derive(Debug)]
+struct RawResp {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl RawResp {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+fn read_line(r: &mut impl BufRead) -> String {
+    let mut l = String::new();
+    r.read_line(&mut l).expect("reading a response line");
+    l.trim_end_matches(['\r', '\n']).to_string()
+}
+
+/// Reads one HTTP/1.1 response (content-length, chunked, or until EOF).
+fn read_response(r: &mut impl BufRead) -> RawResp {
+    let status_line = read_line(r);
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
+    let mut headers = Vec::new();
+    loop {
+        let l = read_line(r);
+        if l.is_empty() {
+            break;
+        }
+        let (k, v) = l.split_once(':').expect("header line");
+        headers.push((k.trim().to_string(), v.trim().to_string()));
+    }
+    let mut resp = RawResp {
+        status,
+        headers,
+        body: Vec::new(),
+    };
+    if resp
+        .header("transfer-encoding")
+        .is_some_and(|v| v.contains("chunked"))
+    {
+        loop {
+            let size = usize::from_str_radix(&read_line(r), 16).expect("chunk size");
+            let mut chunk = vec![0; size + 2];
+            r.read_exact(&mut chunk).expect("chunk");
+            if size == 0 {
+                break;
+            }
+            resp.body.extend_from_slice(&chunk[..size]);
+        }
+    } else if let Some(n) = resp.header("content-length") {
+        let mut body = vec![0; n.parse().expect("content-length")];
+        r.read_exact(&mut body).expect("body");
+        resp.body = body;
+    } else {
+        r.read_to_end(&mut resp.body).expect("body to EOF");
+    }
+    resp
+}
+
+fn connect(addr: SocketAddr) -> TcpStream {
+    let s = TcpStream::connect(addr).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Whether the server closes `s` within `bound` (whatever it sends first is discarded).
+fn closed_within(s: &mut TcpStream, bound: Duration) -> bool {
+    let deadline = Instant::now() + bound;
+    let mut buf = [0u8; 64 << 10];
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return false;
+        }
+        s.set_read_timeout(Some(left)).unwrap();
+        match s.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
+            Err(_) => return false,
+        }
+    }
+}
+
+fn get(host: &str, path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n")
+}
+
+/// Calls `f` until it returns `Some`, at most `bound` long.
+fn eventually<T>(bound: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + bound;
+    while Instant::now() < deadline {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    None
+}
+
+fn server(dir: &std::path::Path, tune: impl FnOnce(&mut isola_server::ServerConfig)) -> TestServer {
+    let mut c = config(dir);
+    tune(&mut c);
+    start_with(c)
+}
+
+// ---- Framing: the server, not the tenant, frames responses. ----
+
+#[test]
+fn a_tenant_content_length_cannot_inject_a_second_response() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), |_| {});
+    let forged = "HTTP/1.1 200 OK\\r\\ncontent-length: 6\\r\\n\\r\\nforged";
+    assert_eq!(
+        s.deploy(
+            "evil",
+            &format!("export default {{ fetch() {{ return new Response(\"{forged}\", {{ headers: {{ 'Content-Length': '0', 'transfer-encoding': 'identity' }} }}); }} }};")
+        )
+        .status,
+        201
+    );
+    assert_eq!(
+        s.deploy(
+            "good",
+            "export default { fetch() { return new Response('genuine'); } };"
+        )
+        .status,
+        201
+    );
+    let mut c = connect(s.server.data_addr);
+    // Pipelined: the second request (another tenant) rides the same connection.
+    let both = format!(
+        "{}GET / HTTP/1.1\r\nHost: good.localhost\r\nConnection: close\r\n\r\n",
+        get("evil.localhost", "/")
+    );
+    c.write_all(both.as_bytes()).unwrap();
+    let mut r = BufReader::new(c);
+    let first = read_response(&mut r);
+    assert_eq!(first.status, 200);
+    assert_eq!(
+        String::from_utf8_lossy(&first.body),
+        "HTTP/1.1 200 OK\r\ncontent-length: 6\r\n\r\nforged",
+        "the tenant's bytes are the first response's body: {first:?}"
+    );
+    let second = read_response(&mut r);
+    assert_eq!(
+        (
+            second.status,
+            String::from_utf8_lossy(&second.body).as_ref()
+        ),
+        (200, "genuine"),
+        "the second request got its own tenant's answer: {second:?}"
+    );
+}
+
+#[test]
+fn hop_by_hop_headers_from_a_tenant_never_reach_the_client() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), |_| {});
+    s.deploy(
+        "hop",
+        "export default { fetch() { return new Response('body', { headers: [
+            ['Connection', 'close, x-listed'], ['x-listed', '1'], ['Keep-Alive', 'timeout=99'],
+            ['Upgrade', 'h2c'], ['TE', 'trailers'], ['Trailer', 'x-t'],
+            ['Proxy-Connection', 'close'], ['Proxy-Authenticate', 'Basic'],
+            ['X-Kept', 'yes'] ] }); } };",
+    );
+    let mut c = connect(s.server.data_addr);
+    c.write_all(get("hop.localhost", "/").repeat(2).as_bytes())
+        .unwrap();
+    let mut r = BufReader::new(c);
+    for _ in 0..2 {
+        let resp = read_response(&mut r);
+        assert_eq!((resp.status, resp.body.as_slice()), (200, &b"body"[..]));
+        for gone in [
+            "connection",
+            "x-listed",
+            "keep-alive",
+            "upgrade",
+            "te",
+            "trailer",
+            "proxy-connection",
+            "proxy-authenticate",
+        ] {
+            assert_eq!(
+                resp.header(gone),
+                None,
+                "{gone} reached the client: {resp:?}"
+            );
+        }
+        assert_eq!(resp.header("x-kept"), Some("yes"));
+        assert_eq!(resp.header("content-length"), Some("4"), "server framing");
+    }
+}
+
+#[test]
+fn a_header_value_with_a_line_break_is_a_clear_502_not_an_injected_header() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), |_| {});
+    s.deploy(
+        "crlf",
+        "export default { fetch() { return new Response('x', { headers: { 'x-evil': 'a\\r\\nset-cookie: pwned=1' } }); } };",
+    );
+    let mut c = connect(s.server.data_addr);
+    c.write_all(get("crlf.localhost", "/").as_bytes()).unwrap();
+    let resp = read_response(&mut BufReader::new(c));
+    assert_eq!(resp.status, 502, "{resp:?}");
+    assert!(resp.header("set-cookie").is_none(), "{resp:?}");
+    let j = resp.json();
+    assert_eq!(j["error"], "invalid_response");
+    assert!(
+        j["message"].as_str().unwrap().contains("\"x-evil\""),
+        "names the header: {j}"
+    );
+    assert!(j["request_id"].is_string());
+}
+
+#[test]
+fn a_response_with_too_many_or_too_large_headers_is_a_clear_502() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), |_| {});
+    s.deploy(
+        "loud",
+        "export default { fetch(req) {
+            const h = new Headers();
+            if (req.url.endsWith('/many')) for (let i = 0; i < 300; i++) h.set('x-' + i, 'v');
+            else h.set('x-big', 'v'.repeat(130 << 10));
+            return new Response('x', { headers: h });
+        } };",
+    );
+    let many = s.data("loud.localhost", "/many");
+    assert_eq!(many.status, 502, "{}", many.body);
+    assert_eq!(many.json()["error"], "invalid_response");
+    assert!(
+        many.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 256"),
+        "{}",
+        many.body
+    );
+    let big = s.data("loud.localhost", "/big");
+    assert_eq!(big.status, 502, "{}", big.body);
+    assert!(
+        big.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains("131072 bytes"),
+        "{}",
+        big.body
+    );
+}
+
+// ---- Timeouts ----
+
+#[test]
+fn a_slowloris_request_head_is_cut_off_after_the_header_read_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), |c| {
+        c.header_read_timeout = Duration::from_millis(500);
+        c.keep_alive_timeout = Duration::from_secs(60);
+    });
+    let t0 = Instant::now();
+    let mut conns: Vec<TcpStream> = (0..20)
+        .map(|_| {
+            let mut c = connect(s.server.data_addr);
+            c.write_all(b"GET / HTTP/1.1\r\nHost: x.localhost\r\nX-Slow: ")
+                .unwrap();
+            c
+        })
+        .collect();
+    // Keep dribbling header bytes on one of them: progress does not extend the deadline.
+    let mut dribbler = conns.pop().unwrap();
+    let mut buf = [0u8; 1024];
+    let dribble_closed = eventually(Duration::from_secs(5), || {
+        if dribbler.write_all(b"a").is_err() {
+            return Some(());
+        }
+        dribbler
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        match dribbler.read(&mut buf) {
+            Ok(_) => Some(()), // EOF, or the last words before the close
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => Some(()),
+            Err(_) => None,
+        }
+    })
+    .is_some();
+    assert!(dribble_closed, "a dribbled head kept its connection open");
+    for c in &mut conns {
+        assert!(
+            closed_within(c, Duration::from_secs(5)),
+            "a half-open connection stayed open"
+        );
+    }
+    assert!(t0.elapsed() < Duration::from_secs(6));
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_keep_alive_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), |c| {
+        c.header_read_timeout = Duration::from_secs(30);
+        c.keep_alive_timeout = Duration::from_millis(300);
+    });
+    s.deploy(
+        "ka",
+        "export default { fetch() { return new Response('ok'); } };",
+    );
+    let mut c = connect(s.server.data_addr);
+    c.write_all(get("ka.localhost", "/").as_bytes()).unwrap();
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    assert_eq!(read_response(&mut r).status, 200);
+    let t0 = Instant::now();
+    assert!(
+        closed_within(&mut c, Duration::from_secs(10)),
+        "the idle connection stayed open"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(10),
+        "closed by the keep-alive timeout, not the 30 s header timeout: {:?}",
+        t0.elapsed()
+    );
+    // A connection that is not idle is not cut: a request every 100 ms keeps it.
+    let c = connect(s.server.data_addr);
+    let mut r = BufReader::new(c.try_clone().unwrap());
+    let mut w = c;
+    for _ in 0..8 {
+        w.write_all(get("ka.localhost", "/").as_bytes()).unwrap();
+        assert_eq!(read_response(&mut r).status, 200);
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn a_slow_upload_gets_408_without_holding_the_tenants_slot() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(server(dir.path(), |c| {
+        c.body_read_timeout = Duration::from_millis(800);
+        // A request that finds the slot taken fails fast instead of queueing.
+        c.admission_max_wait = Duration::from_millis(50);
+    }));
+    s.admin(
+        "PUT",
+        "/v1/tenants/up",
+        Some(json!({"limits": {"max_concurrency": 1}})),
+    );
+    s.deploy(
+        "up",
+        "export default { async fetch(req) { return new Response('got ' + (await req.text()).length); } };",
+    );
+    let mut slow = connect(s.server.data_addr);
+    slow.write_all(
+        b"POST / HTTP/1.1\r\nHost: up.localhost\r\nContent-Length: 100\r\n\r\n0123456789",
+    )
+    .unwrap();
+    let reader = std::thread::spawn({
+        let slow = slow.try_clone().unwrap();
+        move || read_response(&mut BufReader::new(slow))
+    });
+    // While the upload stalls, the tenant keeps serving others.
+    let mut served = 0;
+    while !reader.is_finished() {
+        let r = s.post("up.localhost", "/", "hello");
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, "got 5"),
+            "the stalled upload held the tenant's only slot"
+        );
+        served += 1;
+    }
+    assert!(served > 0);
+    let resp = reader.join().unwrap();
+    assert_eq!(resp.status, 408, "{resp:?}");
+    assert_eq!(resp.json()["error"], "request_timeout");
+    assert_eq!(resp.json()["timeout_ms"], 800);
+    assert!(closed_within(&mut slow, Duration::from_secs(5)));
+}
+
+#[test]
+fn a_client_that_stops_reading_a_stream_is_disconnected_and_the_tenant_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), |c| {
+        c.write_timeout = Duration::from_millis(500);
+        c.admission_max_wait = Duration::from_millis(100);
+    });
+    s.admin(
+        "PUT",
+        "/v1/tenants/firehose",
+        Some(json!({"limits": {"max_concurrency": 1, "wall": 120000, "cpu": 60000}})),
+    );
+    s.deploy(
+        "firehose",
+        "export default { fetch(req) {
+            if (req.url.endsWith('/quick')) return new Response('quick');
+            const chunk = new Uint8Array(64 << 10).fill(97);
+            return new Response(new ReadableStream({ pull(c) { c.enqueue(chunk); } }));
+        } };",
+    );
+    let mut c = connect(s.server.data_addr);
+    c.write_all(get("firehose.localhost", "/").as_bytes())
+        .unwrap();
+    let mut head = String::new();
+    BufReader::new(c.try_clone().unwrap())
+        .read_line(&mut head)
+        .unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    // The stream holds the tenant's only slot while it flows.
+    let busy = s.data("firehose.localhost", "/quick");
+    assert_eq!(busy.status, 503, "{}", busy.body);
+    assert_eq!(busy.json()["error"], "queue_timeout");
+    // Never read: the server gives up on the connection after the write timeout...
+    let t0 = Instant::now();
+    let released = eventually(Duration::from_secs(20), || {
+        let r = s.data("firehose.localhost", "/quick");
+        (r.status == 200).then_some(r.body)
+    });
+    assert_eq!(
+        released.as_deref(),
+        Some("quick"),
+        "the tenant's slot was never released"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(20));
+    // ...and closed it: what is left in the buffers ends in EOF or a reset.
+    assert!(closed_within(&mut c, Duration::from_secs(10)));
+}
+
+#[test]
+fn connections_past_the_cap_are_refused_at_once_and_served_again_when_one_closes() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), |c| {
+        c.max_connections = 4;
+        c.keep_alive_timeout = Duration::from_secs(60);
+        c.header_read_timeout = Duration::from_secs(60);
+    });
+    s.deploy(
+        "cap",
+        "export default { fetch() { return new Response('in'); } };",
+    );
+    let mut open: Vec<(TcpStream, BufReader<TcpStream>)> = (0..4)
+        .map(|_| {
+            let mut c = connect(s.server.data_addr);
+            c.write_all(get("cap.localhost", "/").as_bytes()).unwrap();
+            let mut r = BufReader::new(c.try_clone().unwrap());
+            assert_eq!(read_response(&mut r).body, b"in");
+            (c, r)
+        })
+        .collect();
+    let mut extra = connect(s.server.data_addr);
+    let _ = extra.write_all(get("cap.localhost", "/").as_bytes());
+    let mut got = Vec::new();
+    let _ = extra.read_to_end(&mut got);
+    let text = String::from_utf8_lossy(&got);
+    assert!(
+        text.starts_with("HTTP/1.1 503") && text.contains("too_many_connections") || got.is_empty(),
+        "a fifth connection was served: {text}"
+    );
+    // The four keep working.
+    for (c, r) in &mut open {
+        c.write_all(get("cap.localhost", "/").as_bytes()).unwrap();
+        assert_eq!(read_response(r).body, b"in");
+    }
+    drop(open.pop());
+    let served = eventually(Duration::from_secs(10), || {
+        let mut c = connect(s.server.data_addr);
+        c.write_all(get("cap.localhost", "/").as_bytes()).ok()?;
+        let mut buf = Vec::new();
+        let mut r = BufReader::new(c);
+        let mut line = String::new();
+        r.read_line(&mut line).ok()?;
+        buf.extend_from_slice(line.as_bytes());
+        line.starts_with("HTTP/1.1 200").then_some(())
+    });
+    assert!(served.is_some(), "a freed connection slot was not reused");
+}
+
+// ---- Admission: over-limit requests wait in a bounded FIFO queue. ----
+
+#[test]
+fn requests_over_a_tenants_concurrency_wait_in_its_queue_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(server(dir.path(), |_| {}));
+    s.admin(
+        "PUT",
+        "/v1/tenants/busy",
+        Some(json!({"limits": {"max_concurrency": 2}})),
+    );
+    s.deploy(
+        "busy",
+        "export default { async fetch() { await new Promise(r => setTimeout(r, 30)); return new Response('done'); } };",
+    );
+    let clients: Vec<_> = (0..32)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || {
+                (0..3)
+                    .map(|_| {
+                        let r = s.data("busy.localhost", "/");
+                        (r.status, r.body)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    for c in clients {
+        for (status, body) in c.join().unwrap() {
+            assert_eq!((status, body.as_str()), (200, "done"));
+        }
+    }
+}
+
+#[test]
+fn a_full_queue_and_an_expired_wait_get_503_naming_which() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(server(dir.path(), |c| {
+        c.admission_queue_len = 1;
+        c.admission_max_wait = Duration::from_millis(400);
+    }));
+    s.admin(
+        "PUT",
+        "/v1/tenants/one",
+        Some(json!({"limits": {"max_concurrency": 1}})),
+    );
+    s.deploy(
+        "one",
+        "export default { async fetch(req) {
+            if (req.url.endsWith('/hold')) { console.log('holding'); await new Promise(r => setTimeout(r, 4000)); }
+            return new Response('ok');
+        } };",
+    );
+    let holder = std::thread::spawn({
+        let s = s.clone();
+        move || s.data("one.localhost", "/hold")
+    });
+    let holding = eventually(Duration::from_secs(10), || {
+        let logs = s.admin("GET", "/v1/tenants/one/logs", None).body;
+        logs.contains("holding").then_some(())
+    });
+    assert!(holding.is_some(), "the holding request never started");
+    // Two more: one fills the queue and waits it out, the other finds it full.
+    let extra: Vec<_> = (0..2)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || s.data("one.localhost", "/"))
+        })
+        .collect();
+    let mut answers: Vec<_> = extra.into_iter().map(|t| t.join().unwrap()).collect();
+    answers.sort_by_key(|r| r.json()["error"].as_str().map(str::to_string));
+    let (full, waited) = (&answers[0], &answers[1]);
+    assert_eq!(full.status, 503, "{}", full.body);
+    assert_eq!(full.json()["error"], "queue_full");
+    assert_eq!(full.json()["queue_capacity"], 1);
+    assert_eq!(full.retry_after.as_deref(), Some("1"));
+    assert_eq!(waited.status, 503, "{}", waited.body);
+    assert_eq!(waited.json()["error"], "queue_timeout");
+    assert_eq!(waited.json()["max_wait_ms"], 400);
+    assert_eq!(waited.retry_after.as_deref(), Some("1"));
+    assert_eq!(holder.join().unwrap().body, "ok");
+}
