@@ -405,6 +405,31 @@ fn a_slow_upload_gets_408_without_holding_the_tenants_slot() {
 }
 
 #[test]
+fn a_streamed_upload_that_stalls_fails_the_handlers_body_read_after_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), |c| c.body_read_timeout = Duration::from_millis(800));
+    s.deploy(
+        "sink",
+        "export default { async fetch(req) {
+            try { await req.text(); return new Response('read it all'); }
+            catch (e) { return new Response('body failed: ' + e.message, { status: 400 }); }
+        } };",
+    );
+    let mut c = connect(s.server.data_addr);
+    // Chunked (so streamed to the handler): one chunk, then nothing.
+    c.write_all(
+        b"POST / HTTP/1.1\r\nHost: sink.localhost\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let resp = read_response(&mut BufReader::new(c));
+    let body = String::from_utf8_lossy(&resp.body);
+    assert_eq!(resp.status, 400, "{body}");
+    assert!(body.contains("no data for 800 ms"), "{body}");
+    assert!(t0.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
 fn a_client_that_stops_reading_a_stream_is_disconnected_and_the_tenant_released() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path(), |c| {
