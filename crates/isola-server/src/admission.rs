@@ -66,8 +66,10 @@ pub struct Admitted {
     pub slot: OwnedSemaphorePermit,
 }
 
-/// How often a request with a slot retries a gate the worker has not released yet.
-const GATE_RETRY: Duration = Duration::from_millis(1);
+/// First and longest pause before a request with a slot retries a gate the
+/// worker has not released yet (doubling in between).
+const GATE_RETRY_FIRST: Duration = Duration::from_millis(1);
+const GATE_RETRY_MAX: Duration = Duration::from_millis(50);
 
 /// Admission queues of all tenants.
 pub struct Admission {
@@ -133,11 +135,13 @@ impl Admission {
                 }
             }
         };
+        let mut pause = GATE_RETRY_FIRST;
         loop {
             match dep.gate.try_acquire() {
                 Ok(permit) => return Ok(Admitted { permit, slot }),
-                Err(_) if Instant::now() + GATE_RETRY < deadline => {
-                    tokio::time::sleep(GATE_RETRY).await;
+                Err(_) if Instant::now() + pause < deadline => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(GATE_RETRY_MAX);
                 }
                 Err(_) => return Err(timeout()),
             }

@@ -429,7 +429,9 @@ async fn serve(
             // Tarpit: answer when the cool-down ends (at most SUSPENDED_HOLD
             // later), so a client hammering a suspended tenant costs the
             // server a parked future, not a stream of 503s competing with
-            // well-behaved tenants' traffic.
+            // well-behaved tenants' traffic. The parked request gives its
+            // tenant slot back first: it must not fill the admission queue.
+            drop(slot);
             tokio::time::sleep(wait.min(SUSPENDED_HOLD)).await;
             let e = ApiError::Suspended {
                 tenant: tenant.to_string(),
