@@ -3,127 +3,14 @@
 //! server-side response framing. Misbehaving clients are raw `TcpStream`s.
 
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
+use crate::raw::{closed_within, connect, eventually, get, read_response};
 use crate::util::{config, start_with, TestServer};
-
-/// A response as read off the wire.
-#[derive(Debug)]
-struct RawResp {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl RawResp {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-
-    fn json(&self) -> serde_json::Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-}
-
-fn read_line(r: &mut impl BufRead) -> String {
-    let mut l = String::new();
-    r.read_line(&mut l).expect("reading a response line");
-    l.trim_end_matches(['\r', '\n']).to_string()
-}
-
-/// Reads one HTTP/1.1 response (content-length, chunked, or until EOF).
-fn read_response(r: &mut impl BufRead) -> RawResp {
-    let status_line = read_line(r);
-    let status = status_line
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("bad status line {status_line:?}"));
-    let mut headers = Vec::new();
-    loop {
-        let l = read_line(r);
-        if l.is_empty() {
-            break;
-        }
-        let (k, v) = l.split_once(':').expect("header line");
-        headers.push((k.trim().to_string(), v.trim().to_string()));
-    }
-    let mut resp = RawResp {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    if resp
-        .header("transfer-encoding")
-        .is_some_and(|v| v.contains("chunked"))
-    {
-        loop {
-            let size = usize::from_str_radix(&read_line(r), 16).expect("chunk size");
-            let mut chunk = vec![0; size + 2];
-            r.read_exact(&mut chunk).expect("chunk");
-            if size == 0 {
-                break;
-            }
-            resp.body.extend_from_slice(&chunk[..size]);
-        }
-    } else if let Some(n) = resp.header("content-length") {
-        let mut body = vec![0; n.parse().expect("content-length")];
-        r.read_exact(&mut body).expect("body");
-        resp.body = body;
-    } else {
-        r.read_to_end(&mut resp.body).expect("body to EOF");
-    }
-    resp
-}
-
-fn connect(addr: SocketAddr) -> TcpStream {
-    let s = TcpStream::connect(addr).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    s
-}
-
-/// Whether the server closes `s` within `bound` (whatever it sends first is discarded).
-fn closed_within(s: &mut TcpStream, bound: Duration) -> bool {
-    let deadline = Instant::now() + bound;
-    let mut buf = [0u8; 64 << 10];
-    loop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return false;
-        }
-        s.set_read_timeout(Some(left)).unwrap();
-        match s.read(&mut buf) {
-            Ok(0) => return true,
-            Ok(_) => continue,
-            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return true,
-            Err(_) => return false,
-        }
-    }
-}
-
-fn get(host: &str, path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n")
-}
-
-/// Calls `f` until it returns `Some`, at most `bound` long.
-fn eventually<T>(bound: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
-    let deadline = Instant::now() + bound;
-    while Instant::now() < deadline {
-        if let Some(v) = f() {
-            return Some(v);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    None
-}
 
 fn server(dir: &std::path::Path, tune: impl FnOnce(&mut isola_server::ServerConfig)) -> TestServer {
     let mut c = config(dir);
@@ -255,27 +142,20 @@ fn a_response_with_too_many_or_too_large_headers_is_a_clear_502() {
             return new Response('x', { headers: h });
         } };",
     );
-    let many = s.data("loud.localhost", "/many");
-    assert_eq!(many.status, 502, "{}", many.body);
-    assert_eq!(many.json()["error"], "invalid_response");
-    assert!(
-        many.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("at most 256"),
-        "{}",
-        many.body
-    );
-    let big = s.data("loud.localhost", "/big");
-    assert_eq!(big.status, 502, "{}", big.body);
-    assert!(
-        big.json()["message"]
-            .as_str()
-            .unwrap()
-            .contains("131072 bytes"),
-        "{}",
-        big.body
-    );
+    // A raw client: it reads whatever the server sends, however many headers.
+    let ask = |path: &str| {
+        let mut c = connect(s.server.data_addr);
+        c.write_all(get("loud.localhost", path).as_bytes()).unwrap();
+        read_response(&mut BufReader::new(c))
+    };
+    for (path, limit) in [("/many", "at most 256"), ("/big", "131072 bytes")] {
+        let r = ask(path);
+        assert_eq!(r.status, 502, "{path}: {} headers", r.headers.len());
+        let j = r.json();
+        assert_eq!(j["error"], "invalid_response");
+        let message = j["message"].as_str().unwrap_or_default();
+        assert!(message.contains(limit), "{path}: {j}");
+    }
 }
 
 // ---- Timeouts ----
@@ -407,7 +287,9 @@ fn a_slow_upload_gets_408_without_holding_the_tenants_slot() {
 #[test]
 fn a_streamed_upload_that_stalls_fails_the_handlers_body_read_after_the_timeout() {
     let dir = tempfile::tempdir().unwrap();
-    let s = server(dir.path(), |c| c.body_read_timeout = Duration::from_millis(800));
+    let s = server(dir.path(), |c| {
+        c.body_read_timeout = Duration::from_millis(800)
+    });
     s.deploy(
         "sink",
         "export default { async fetch(req) {
@@ -608,4 +490,53 @@ fn a_full_queue_and_an_expired_wait_get_503_naming_which() {
     assert_eq!(waited.json()["max_wait_ms"], 400);
     assert_eq!(waited.retry_after.as_deref(), Some("1"));
     assert_eq!(holder.join().unwrap().body, "ok");
+}
+
+#[test]
+fn requests_parked_for_a_suspended_tenant_do_not_hold_its_slots() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(server(dir.path(), |c| {
+        c.admission_max_wait = Duration::from_millis(500);
+    }));
+    s.admin(
+        "PUT",
+        "/v1/tenants/cool",
+        Some(json!({"limits": {"max_concurrency": 1, "cpu": 20}})),
+    );
+    s.deploy(
+        "cool",
+        "export default { fetch(req) { if (req.url.endsWith('/spin')) for (;;) {} return new Response('fine'); } };",
+    );
+    // Four kills in a row: the cool-down doubles to 2 s, longer than the
+    // 1 s a parked request is held and than the 500 ms queue wait below.
+    let mut kills = 0;
+    for _ in 0..20 {
+        if kills == 4 {
+            break;
+        }
+        let r = s.data("cool.localhost", "/spin");
+        match r.json()["error"].as_str() {
+            Some("limit_exceeded") => kills += 1,
+            Some("suspended") => {}
+            _ => panic!("{} {}", r.status, r.body),
+        }
+    }
+    assert_eq!(kills, 4);
+    // While it cools down, each request is parked (up to 1 s), then refused
+    // as suspended; none waits for another's slot.
+    let parked: Vec<_> = (0..3)
+        .map(|_| {
+            let s = s.clone();
+            std::thread::spawn(move || s.data("cool.localhost", "/"))
+        })
+        .collect();
+    for p in parked {
+        let r = p.join().unwrap();
+        assert!(
+            r.status == 200 || r.json()["error"] == "suspended",
+            "{} {}",
+            r.status,
+            r.body
+        );
+    }
 }

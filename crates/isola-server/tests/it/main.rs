@@ -2,6 +2,7 @@
 
 mod api;
 mod hostile_http;
+mod raw;
 mod util;
 
 #[ctor::ctor]
