@@ -55,7 +55,9 @@ pub fn read_response(r: &mut impl BufRead) -> RawResp {
         headers,
         body: Vec::new(),
     };
-    if resp
+    if matches!(status, 204 | 304) {
+        // No body, whatever the headers say.
+    } else if resp
         .header("transfer-encoding")
         .is_some_and(|v| v.contains("chunked"))
     {
