@@ -66,11 +66,19 @@ impl ConnStats {
 }
 
 /// What a connection past the cap is told before it is closed.
-const REJECT_RESPONSE: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: 86\r\n\r\n{\"error\":\"too_many_connections\",\"message\":\"the server has too many open connections\"}";
+fn reject_response() -> Vec<u8> {
+    let body = r#"{"error":"too_many_connections","message":"the server has too many open connections; retry later"}"#;
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\nretry-after: 1\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
 
 /// Accepts data-plane connections until the task is aborted.
 pub(crate) async fn serve_data(listener: tokio::net::TcpListener, state: Arc<AppState>) {
     let cap = Arc::new(Semaphore::new(state.config.max_connections));
+    let reject = reject_response();
     loop {
         let (stream, _) = match listener.accept().await {
             Ok(s) => s,
@@ -84,7 +92,7 @@ pub(crate) async fn serve_data(listener: tokio::net::TcpListener, state: Arc<App
             state.conns.rejected.fetch_add(1, Ordering::Relaxed);
             // Never waits: a fresh socket's send buffer takes these bytes or
             // the client does without them.
-            let _ = stream.try_write(REJECT_RESPONSE);
+            let _ = stream.try_write(&reject);
             drop(stream);
             continue;
         };
