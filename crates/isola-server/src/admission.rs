@@ -106,6 +106,12 @@ impl Admission {
         }
     }
 
+    /// Requests of tenant `id` waiting for a slot now.
+    pub fn waiting(&self, id: &str) -> usize {
+        let t = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        t.get(id).map_or(0, |q| q.waiting.load(Ordering::Acquire))
+    }
+
     /// Waits (FIFO, bounded) until `dep`'s tenant has a free slot.
     pub async fn admit(&self, dep: &Deployment) -> Result<Admitted, AdmissionError> {
         let limit = dep.settings.limits.max_concurrency;

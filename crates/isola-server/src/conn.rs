@@ -59,7 +59,7 @@ impl ConnStats {
         self.rejected.load(Ordering::Relaxed)
     }
 
-    /// Connections closed by a keep-alive or write timeout.
+    /// Connections closed by the header-read, keep-alive or write timeout.
     pub fn timed_out(&self) -> u64 {
         self.timed_out.load(Ordering::Relaxed)
     }
@@ -110,12 +110,17 @@ pub(crate) async fn serve_data(listener: tokio::net::TcpListener, state: Arc<App
 async fn serve_connection(stream: TcpStream, state: &Arc<AppState>) {
     let cfg = &state.config;
     let activity = Arc::new(Activity::default());
-    let io = TimedStream::new(
-        stream,
-        activity.clone(),
-        cfg.keep_alive_timeout,
-        cfg.write_timeout,
-    );
+    let io = TimedStream {
+        inner: stream,
+        activity: activity.clone(),
+        stats: state.conns.clone(),
+        keep_alive: cfg.keep_alive_timeout,
+        write_timeout: cfg.write_timeout,
+        seen_finished: 0,
+        read_since_idle: false,
+        idle: None,
+        write_stall: None,
+    };
     let svc = {
         let state = state.clone();
         hyper::service::service_fn(move |req| {
@@ -134,25 +139,12 @@ async fn serve_connection(stream: TcpStream, state: &Arc<AppState>) {
         .keep_alive(true);
     let conn = builder.serve_connection(hyper_util::rt::TokioIo::new(io), svc);
     if let Err(e) = conn.await {
-        if is_timeout(&e) {
+        if e.is_timeout() {
+            // hyper's header read timeout (ours count themselves in TimedStream).
             state.conns.timed_out.fetch_add(1, Ordering::Relaxed);
         }
         tracing::debug!("data-plane connection: {e}");
     }
-}
-
-fn is_timeout(e: &hyper::Error) -> bool {
-    if e.is_timeout() {
-        return true;
-    }
-    let mut src: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
-    while let Some(s) = src {
-        if let Some(io) = s.downcast_ref::<io::Error>() {
-            return io.kind() == io::ErrorKind::TimedOut;
-        }
-        src = s.source();
-    }
-    false
 }
 
 /// Requests in flight on one connection, and how many have finished.
@@ -186,6 +178,7 @@ impl Drop for InFlight {
 struct TimedStream {
     inner: TcpStream,
     activity: Arc<Activity>,
+    stats: Arc<ConnStats>,
     keep_alive: Duration,
     write_timeout: Duration,
     /// `finished` as of the last read check; a change means a response ended.
@@ -197,25 +190,8 @@ struct TimedStream {
 }
 
 impl TimedStream {
-    fn new(
-        inner: TcpStream,
-        activity: Arc<Activity>,
-        keep_alive: Duration,
-        write_timeout: Duration,
-    ) -> Self {
-        TimedStream {
-            inner,
-            activity,
-            keep_alive,
-            write_timeout,
-            seen_finished: 0,
-            read_since_idle: false,
-            idle: None,
-            write_stall: None,
-        }
-    }
-
-    fn timed_out(what: &str, d: Duration) -> io::Error {
+    fn timed_out(&self, what: &str, d: Duration) -> io::Error {
+        self.stats.timed_out.fetch_add(1, Ordering::Relaxed);
         io::Error::new(
             io::ErrorKind::TimedOut,
             format!("{what} timed out after {} ms", d.as_millis()),
@@ -230,7 +206,7 @@ impl TimedStream {
             .write_stall
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + d)));
         match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => Poll::Ready(Self::timed_out("writing the response", d)),
+            Poll::Ready(()) => Poll::Ready(self.timed_out("writing the response", d)),
             Poll::Pending => Poll::Pending,
         }
     }
@@ -288,7 +264,7 @@ impl AsyncRead for TimedStream {
                     .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(Instant::now() + d)));
                 match sleep.as_mut().poll(cx) {
                     Poll::Ready(()) => {
-                        Poll::Ready(Err(Self::timed_out("idle keep-alive connection", d)))
+                        Poll::Ready(Err(this.timed_out("idle keep-alive connection", d)))
                     }
                     Poll::Pending => Poll::Pending,
                 }

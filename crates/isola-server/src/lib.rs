@@ -90,7 +90,7 @@ pub struct AppState {
     /// Per-tenant admission queues of the data plane.
     pub admission: admission::Admission,
     /// Data-plane connection counters.
-    pub conns: conn::ConnStats,
+    pub conns: Arc<conn::ConnStats>,
     next_request: AtomicU64,
     request_salt: u64,
 }
@@ -181,7 +181,7 @@ impl Server {
                 logs,
                 admin_token,
                 admission,
-                conns: conn::ConnStats::default(),
+                conns: Arc::default(),
                 next_request: AtomicU64::new(1),
                 request_salt: salt,
             }),
