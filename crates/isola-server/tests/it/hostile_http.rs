@@ -544,3 +544,80 @@ fn requests_parked_for_a_suspended_tenant_do_not_hold_its_slots() {
         );
     }
 }
+
+#[test]
+fn queued_requests_are_admitted_first_come_first_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Arc::new(server(dir.path(), |_| {}));
+    s.admin(
+        "PUT",
+        "/v1/tenants/fifo",
+        Some(json!({"limits": {"max_concurrency": 1}})),
+    );
+    s.deploy(
+        "fifo",
+        "export default { async fetch(req) {
+            const path = req.url.split('/').pop();
+            console.log('ran ' + path);
+            if (path === 'hold') await new Promise(r => setTimeout(r, 300));
+            return new Response(path);
+        } };",
+    );
+    let holder = std::thread::spawn({
+        let s = s.clone();
+        move || s.data("fifo.localhost", "/hold")
+    });
+    let logs = || s.admin("GET", "/v1/tenants/fifo/logs", None).json()["lines"].to_string();
+    assert!(eventually(Duration::from_secs(10), || logs()
+        .contains("ran hold")
+        .then_some(()))
+    .is_some());
+    // Each request joins the queue only once the one before it is waiting.
+    let queued: Vec<_> = (0..6)
+        .map(|i| {
+            let t = std::thread::spawn({
+                let s = s.clone();
+                move || s.data("fifo.localhost", &format!("/q{i}"))
+            });
+            let waiting = eventually(Duration::from_secs(5), || {
+                (s.state.admission.waiting("fifo") == i + 1).then_some(())
+            });
+            assert!(waiting.is_some(), "request {i} never queued");
+            t
+        })
+        .collect();
+    assert_eq!(holder.join().unwrap().body, "hold");
+    for (i, t) in queued.into_iter().enumerate() {
+        assert_eq!(t.join().unwrap().body, format!("q{i}"));
+    }
+    let text = logs();
+    let order: Vec<usize> = (0..6)
+        .map(|i| text.find(&format!("ran q{i}")).expect("ran"))
+        .collect();
+    assert!(order.windows(2).all(|w| w[0] < w[1]), "not FIFO: {text}");
+}
+
+#[test]
+fn hundreds_of_silent_connections_are_all_closed() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = server(dir.path(), |c| {
+        c.keep_alive_timeout = Duration::from_millis(500);
+        c.header_read_timeout = Duration::from_secs(60);
+    });
+    let mut conns: Vec<TcpStream> = (0..800).map(|_| connect(s.server.data_addr)).collect();
+    for c in &mut conns {
+        assert!(
+            closed_within(c, Duration::from_secs(10)),
+            "a silent connection stayed open"
+        );
+    }
+    let none = eventually(Duration::from_secs(5), || {
+        (s.state.conns.open() == 0).then_some(())
+    });
+    assert!(none.is_some(), "{} still open", s.state.conns.open());
+    assert!(
+        s.state.conns.timed_out() >= 800,
+        "{} timed out",
+        s.state.conns.timed_out()
+    );
+}
