@@ -3,6 +3,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -33,6 +34,27 @@ pub struct ServeArgs {
     /// Heap all warm isolates may hold together, in MiB.
     #[arg(long, default_value_t = 4096)]
     pub memory_budget_mb: u64,
+    /// Data-plane connections open at once (past it: 503 and close).
+    #[arg(long, default_value_t = 10_000)]
+    pub max_connections: usize,
+    /// Seconds to receive a complete request head.
+    #[arg(long, default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Seconds an idle keep-alive connection stays open.
+    #[arg(long, default_value_t = 5)]
+    pub keep_alive_timeout_secs: u64,
+    /// Seconds to receive a small request body whole (or between chunks of a large one).
+    #[arg(long, default_value_t = 15)]
+    pub body_read_timeout_secs: u64,
+    /// Seconds a response write may make no progress before the connection is closed.
+    #[arg(long, default_value_t = 30)]
+    pub write_timeout_secs: u64,
+    /// Requests per tenant that wait for a free concurrency slot (past it: 503 queue_full).
+    #[arg(long, default_value_t = 1024)]
+    pub admission_queue: usize,
+    /// Longest wait in a tenant's admission queue, in milliseconds (past it: 503 queue_timeout).
+    #[arg(long, default_value_t = 10_000)]
+    pub admission_max_wait_ms: u64,
 }
 
 /// Runs the server until the process is stopped.
@@ -50,6 +72,13 @@ pub fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.admin_token = args.admin_token;
     config.max_warm_isolates = args.max_warm;
     config.memory_budget_bytes = args.memory_budget_mb << 20;
+    config.max_connections = args.max_connections.max(1);
+    config.header_read_timeout = Duration::from_secs(args.header_read_timeout_secs.max(1));
+    config.keep_alive_timeout = Duration::from_secs(args.keep_alive_timeout_secs.max(1));
+    config.body_read_timeout = Duration::from_secs(args.body_read_timeout_secs.max(1));
+    config.write_timeout = Duration::from_secs(args.write_timeout_secs.max(1));
+    config.admission_queue_len = args.admission_queue;
+    config.admission_max_wait = Duration::from_millis(args.admission_max_wait_ms);
     let base = config.base_domain.clone();
     let server = Server::new(engine, config)?;
     let tenants = server.state().registry.len();

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use isola_core::Limits;
 
@@ -29,6 +30,27 @@ pub struct ServerConfig {
     pub prewarm_per_worker: usize,
     /// Requests queued per worker before new ones get 503 + Retry-After.
     pub max_queue_per_worker: usize,
+    /// Data-plane connections open at once; past it a new connection gets a
+    /// best-effort 503 and is closed at once.
+    pub max_connections: usize,
+    /// Longest wait for a complete request head, from a new connection or
+    /// the end of the previous response.
+    pub header_read_timeout: Duration,
+    /// An idle keep-alive connection (no request in flight) that sends no
+    /// byte for this long is closed.
+    pub keep_alive_timeout: Duration,
+    /// Longest time to receive a buffered (small) request body whole, and
+    /// the longest gap between chunks of a streamed one; past it: 408 (or,
+    /// for a body already streaming to the handler, a body read error).
+    pub body_read_timeout: Duration,
+    /// A response write to the client that makes no progress for this long
+    /// closes the connection (and cancels a streamed response).
+    pub write_timeout: Duration,
+    /// Requests of one tenant waiting for a free `max_concurrency` slot;
+    /// past it: 503 `queue_full`.
+    pub admission_queue_len: usize,
+    /// Longest wait in a tenant's admission queue; past it: 503 `queue_timeout`.
+    pub admission_max_wait: Duration,
 }
 
 impl ServerConfig {
@@ -48,6 +70,13 @@ impl ServerConfig {
             memory_budget_bytes: 4 << 30,
             prewarm_per_worker: 2,
             max_queue_per_worker: 4096,
+            max_connections: 10_000,
+            header_read_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(5),
+            body_read_timeout: Duration::from_secs(15),
+            write_timeout: Duration::from_secs(30),
+            admission_queue_len: 1024,
+            admission_max_wait: Duration::from_secs(10),
         }
     }
 }

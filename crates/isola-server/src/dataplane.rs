@@ -3,10 +3,15 @@
 //! Routing: `Host: {tenant}.{base_domain}`, a custom route (a host name in
 //! the tenant's settings), or the path prefix `/t/{tenant}/...` (stripped
 //! before the handler sees the URL).
+//!
+//! Order of work per request: route; check the declared body size; read a
+//! small body whole (under the body read timeout); take a slot of the
+//! tenant ([`crate::admission`], waiting in its queue if need be); run the
+//! handler on its worker; frame its response ([`crate::framing`]).
 
 use std::convert::Infallible;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -15,12 +20,15 @@ use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderName, HeaderValue};
 use hyper::{Request, Response};
-use isola_core::{BodyPoll, BodySource, Error, HttpRequest, Output};
+use isola_core::{BodyPoll, BodySource, HttpRequest, Output};
 use tokio::sync::mpsc;
 
+use crate::admission::AdmissionError;
 use crate::config::validate_tenant_id;
 use crate::errors::ApiError;
+use crate::framing;
 use crate::metrics::Observation;
 use crate::pool::DispatchError;
 use crate::AppState;
@@ -60,18 +68,73 @@ fn full(bytes: Vec<u8>) -> Body {
         .boxed()
 }
 
-fn respond(status: u16, headers: &[(String, String)], body: Body) -> Response<Body> {
-    let mut b = Response::builder().status(status);
+/// A server-made response (errors): status and headers are known-good.
+fn respond(status: u16, headers: &[(&str, String)], body: Body) -> Response<Body> {
+    let mut r = Response::new(body);
+    *r.status_mut() =
+        hyper::StatusCode::from_u16(status).unwrap_or(hyper::StatusCode::INTERNAL_SERVER_ERROR);
     for (k, v) in headers {
-        b = b.header(k.as_str(), v.as_str());
+        if let (Ok(k), Ok(v)) = (
+            HeaderName::from_bytes(k.as_bytes()),
+            HeaderValue::from_str(v),
+        ) {
+            r.headers_mut().append(k, v);
+        }
     }
-    b.body(body).unwrap_or_else(|_| {
-        let mut r = Response::new(full(
-            b"handler returned an invalid status or header".to_vec(),
-        ));
-        *r.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-        r
-    })
+    r
+}
+
+/// A tenant's response, framed by the server ([`framing::tenant_head`]).
+fn tenant_response(
+    status: u16,
+    headers: &[(String, String)],
+    body: Body,
+    request_id: &str,
+) -> Result<Response<Body>, framing::FramingError> {
+    let (status, mut map) = framing::tenant_head(status, headers)?;
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        map.append(HeaderName::from_static("x-request-id"), v);
+    }
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    *r.headers_mut() = map;
+    Ok(r)
+}
+
+/// A response body that holds `G` (a queue slot, a connection's in-flight
+/// mark) until hyper is done with it: sent whole, or dropped.
+struct Guarded<G> {
+    inner: Body,
+    _guard: G,
+}
+
+impl<G: Unpin> hyper::body::Body for Guarded<G> {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// `body`, holding `guard` until the response is done.
+pub(crate) fn guard_body<G: Unpin + Send + Sync + 'static>(body: Body, guard: G) -> Body {
+    Guarded {
+        inner: body,
+        _guard: guard,
+    }
+    .boxed()
 }
 
 /// A response body the worker streams in: each chunk as the handler's
@@ -117,11 +180,24 @@ const SUSPENDED_HOLD: std::time::Duration = std::time::Duration::from_secs(1);
 /// whole before the handler starts; larger or chunked ones are streamed.
 const BUFFERED_BODY_MAX: u64 = 64 << 10;
 
-fn stream_request_body(mut body: Incoming, max: u64) -> ChannelSource {
+fn stream_request_body(mut body: Incoming, max: u64, gap: Duration) -> ChannelSource {
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
         let mut seen = 0u64;
-        while let Some(frame) = body.frame().await {
+        loop {
+            let frame = match tokio::time::timeout(gap, body.frame()).await {
+                Ok(Some(f)) => f,
+                Ok(None) => return,
+                Err(_) => {
+                    let _ = tx
+                        .send(Err(format!(
+                            "request body: no data for {} ms",
+                            gap.as_millis()
+                        )))
+                        .await;
+                    return;
+                }
+            };
             match frame {
                 Ok(f) => {
                     if let Ok(data) = f.into_data() {
@@ -149,11 +225,15 @@ fn stream_request_body(mut body: Incoming, max: u64) -> ChannelSource {
 
 fn error_response(e: &ApiError, request_id: &str) -> Response<Body> {
     let mut headers = vec![
-        ("content-type".to_string(), "application/json".to_string()),
-        ("x-request-id".to_string(), request_id.to_string()),
+        ("content-type", "application/json".to_string()),
+        ("x-request-id", request_id.to_string()),
     ];
     if let Some(s) = e.retry_after() {
-        headers.push(("retry-after".to_string(), s.to_string()));
+        headers.push(("retry-after", s.to_string()));
+    }
+    if matches!(e, ApiError::RequestTimeout { .. }) {
+        // The rest of the body is not read: this connection cannot carry another request.
+        headers.push(("connection", "close".to_string()));
     }
     respond(
         e.status(),
@@ -199,6 +279,9 @@ pub async fn handle(
                 ApiError::Exception { error, .. } => {
                     tracing::warn!(tenant = %tenant, request_id = %request_id, "handler threw: {error}");
                 }
+                ApiError::InvalidResponse { error, .. } => {
+                    tracing::warn!(tenant = %tenant, request_id = %request_id, "refused the handler's response: {error}");
+                }
                 _ => {}
             }
             let kind = match &e {
@@ -207,6 +290,10 @@ pub async fn handle(
                 ApiError::Overloaded => "overloaded",
                 ApiError::Suspended { .. } => "suspended",
                 ApiError::BodyTooLarge { .. } => "body_too_large",
+                ApiError::Queue(AdmissionError::QueueFull { .. }) => "queue_full",
+                ApiError::Queue(AdmissionError::QueueTimeout { .. }) => "queue_timeout",
+                ApiError::RequestTimeout { .. } => "request_timeout",
+                ApiError::InvalidResponse { .. } => "invalid_response",
                 ApiError::NoCode(_) => "not_deployed",
                 _ => "handler_failed",
             };
@@ -267,13 +354,9 @@ async fn serve(
         Ok(d) => d,
         Err(e) => return (Err(e), none()),
     };
-    let permit = match dep.gate.try_acquire() {
-        Ok(p) => p,
-        Err(Error::Limit(l)) => return (Err(ApiError::Limit(l)), none()),
-        Err(other) => return (Err(ApiError::Internal(other.to_string())), none()),
-    };
     let max_body = dep.settings.max_body_bytes;
     let expose = dep.settings.expose_errors;
+    let body_timeout = state.config.body_read_timeout;
     let (parts, body) = req.into_parts();
     let declared = parts
         .headers
@@ -286,12 +369,15 @@ async fn serve(
     let small = declared.is_some_and(|n| n <= BUFFERED_BODY_MAX);
     let empty = declared == Some(0)
         || (declared.is_none() && matches!(parts.method, hyper::Method::GET | hyper::Method::HEAD));
-    let (body, streamed): (Vec<u8>, Option<Box<dyn BodySource>>) = if empty {
+    // A small body is read whole before the request takes a slot of the
+    // tenant, so a slow upload holds a connection, never the tenant.
+    let (body, pending_stream) = if empty {
         (Vec::new(), None)
     } else if small {
-        match Limited::new(body, max_body as usize).collect().await {
-            Ok(b) => (b.to_bytes().to_vec(), None),
-            Err(e) => {
+        let read = Limited::new(body, max_body as usize).collect();
+        match tokio::time::timeout(body_timeout, read).await {
+            Ok(Ok(b)) => (b.to_bytes().to_vec(), None),
+            Ok(Err(e)) => {
                 let err = if e
                     .downcast_ref::<http_body_util::LengthLimitError>()
                     .is_some()
@@ -302,13 +388,25 @@ async fn serve(
                 };
                 return (Err(err), none());
             }
+            Err(_) => {
+                return (
+                    Err(ApiError::RequestTimeout {
+                        timeout: body_timeout,
+                    }),
+                    none(),
+                )
+            }
         }
     } else {
-        (
-            Vec::new(),
-            Some(Box::new(stream_request_body(body, max_body))),
-        )
+        (Vec::new(), Some(body))
     };
+    let admitted = match state.admission.admit(&dep).await {
+        Ok(a) => a,
+        Err(e) => return (Err(ApiError::Queue(e)), none()),
+    };
+    let (permit, slot) = (admitted.permit, admitted.slot);
+    let streamed: Option<Box<dyn BodySource>> = pending_stream
+        .map(|b| Box::new(stream_request_body(b, max_body, body_timeout)) as Box<dyn BodySource>);
     let headers = parts
         .headers
         .iter()
@@ -331,7 +429,9 @@ async fn serve(
             // Tarpit: answer when the cool-down ends (at most SUSPENDED_HOLD
             // later), so a client hammering a suspended tenant costs the
             // server a parked future, not a stream of 503s competing with
-            // well-behaved tenants' traffic.
+            // well-behaved tenants' traffic. The parked request gives its
+            // tenant slot back first: it must not fill the admission queue.
+            drop(slot);
             tokio::time::sleep(wait.min(SUSPENDED_HOLD)).await;
             let e = ApiError::Suspended {
                 tenant: tenant.to_string(),
@@ -361,13 +461,18 @@ async fn serve(
     let result = match reply.result {
         Ok(invoked) => match invoked.output {
             Output::Response(r) => {
-                let mut headers = r.headers;
-                headers.push(("x-request-id".into(), request_id.to_string()));
                 let body = match stream {
                     Some(rx) if r.streamed => ChannelBody { rx }.boxed(),
                     _ => full(r.body),
                 };
-                Ok(respond(r.status, &headers, body))
+                // The tenant's queue slot is held until the response is sent.
+                let body = guard_body(body, slot);
+                tenant_response(r.status, &r.headers, body, request_id).map_err(|error| {
+                    ApiError::InvalidResponse {
+                        request_id: request_id.to_string(),
+                        error,
+                    }
+                })
             }
             other => Err(ApiError::HandlerFailed {
                 request_id: request_id.to_string(),

@@ -37,6 +37,21 @@ pub enum ApiError {
         /// Seconds until it is served again.
         retry_after: u64,
     },
+    /// The tenant is at `max_concurrency` and its admission queue is full,
+    /// or the request waited in it too long.
+    Queue(crate::admission::AdmissionError),
+    /// The client did not send the request body in time.
+    RequestTimeout {
+        /// The body read timeout.
+        timeout: std::time::Duration,
+    },
+    /// The handler's response cannot be sent (bad status, header or size).
+    InvalidResponse {
+        /// Request id.
+        request_id: String,
+        /// What is wrong with it.
+        error: crate::framing::FramingError,
+    },
     /// The request body exceeds the tenant's limit.
     BodyTooLarge {
         /// The limit in bytes.
@@ -59,7 +74,12 @@ impl ApiError {
     pub fn status(&self) -> u16 {
         match self {
             ApiError::UnknownTenant(_) | ApiError::NoCode(_) | ApiError::NotFound(_) => 404,
-            ApiError::Limit(_) | ApiError::Overloaded | ApiError::Suspended { .. } => 503,
+            ApiError::Limit(_)
+            | ApiError::Overloaded
+            | ApiError::Suspended { .. }
+            | ApiError::Queue(_) => 503,
+            ApiError::RequestTimeout { .. } => 408,
+            ApiError::InvalidResponse { .. } => 502,
             ApiError::Exception { .. } | ApiError::HandlerFailed { .. } | ApiError::Internal(_) => {
                 500
             }
@@ -73,7 +93,7 @@ impl ApiError {
     /// Seconds for a `Retry-After` header, where retrying makes sense.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            ApiError::Overloaded => Some(1),
+            ApiError::Overloaded | ApiError::Queue(_) => Some(1),
             ApiError::Suspended { retry_after, .. } => Some(*retry_after),
             ApiError::Limit(l) if l.kind == LimitKind::Concurrency => Some(1),
             _ => None,
@@ -124,6 +144,43 @@ impl ApiError {
             } => json!({
                 "error": "suspended",
                 "message": format!("tenant \"{tenant}\" exceeded a limit and is cooling down; retry in {retry_after} s"),
+            }),
+            ApiError::Queue(q) => {
+                use crate::admission::AdmissionError as A;
+                match q {
+                    A::QueueFull {
+                        tenant,
+                        limit,
+                        capacity,
+                    } => json!({
+                        "error": "queue_full",
+                        "tenant": tenant,
+                        "max_concurrency": limit,
+                        "queue_capacity": capacity,
+                        "message": q.to_string(),
+                    }),
+                    A::QueueTimeout {
+                        tenant,
+                        limit,
+                        max_wait,
+                    } => json!({
+                        "error": "queue_timeout",
+                        "tenant": tenant,
+                        "max_concurrency": limit,
+                        "max_wait_ms": max_wait.as_millis() as u64,
+                        "message": q.to_string(),
+                    }),
+                }
+            }
+            ApiError::RequestTimeout { timeout } => json!({
+                "error": "request_timeout",
+                "timeout_ms": timeout.as_millis() as u64,
+                "message": format!("the request body did not arrive within {} ms", timeout.as_millis()),
+            }),
+            ApiError::InvalidResponse { request_id, error } => json!({
+                "error": "invalid_response",
+                "request_id": request_id,
+                "message": error.to_string(),
             }),
             ApiError::BodyTooLarge { limit } => {
                 json!({"error": "body_too_large", "limit": limit, "message": format!("request body larger than {limit} bytes")})

@@ -2,9 +2,11 @@
 //!
 //! `isola serve`: one process hosting many tenants behind HTTP.
 //!
+//! - **Connections** ([`conn`]): connection cap and socket timeouts.
 //! - **Data plane** ([`dataplane`]): routes by `Host: {tenant}.{base_domain}`,
 //!   a custom route, or `/t/{tenant}/...`; hands the tenant's `fetch` handler a
-//!   `Request` and returns its `Response`.
+//!   `Request` and returns its `Response`, admitted per tenant by
+//!   [`admission`] and framed by the server ([`framing`]).
 //! - **Workers** ([`pool`]): threads that each own a set of tenant isolates
 //!   and interleave their invocations.
 //! - **Admin API** ([`admin`]): its own listener, bearer token, JSON; deploy,
@@ -15,9 +17,12 @@
 //! Errors become HTTP responses in one place ([`errors::ApiError`]).
 
 pub mod admin;
+pub mod admission;
 pub mod config;
+pub mod conn;
 pub mod dataplane;
 pub mod errors;
+pub mod framing;
 pub mod logs;
 pub mod metrics;
 pub mod pool;
@@ -82,6 +87,10 @@ pub struct AppState {
     pub logs: Arc<Logs>,
     /// The admin bearer token.
     pub admin_token: String,
+    /// Per-tenant admission queues of the data plane.
+    pub admission: admission::Admission,
+    /// Data-plane connection counters.
+    pub conns: Arc<conn::ConnStats>,
     next_request: AtomicU64,
     request_salt: u64,
 }
@@ -155,6 +164,8 @@ impl Server {
             config.max_queue_per_worker,
             logs.clone(),
         );
+        let admission =
+            admission::Admission::new(config.admission_queue_len, config.admission_max_wait);
         let salt = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -169,6 +180,8 @@ impl Server {
                 metrics: Metrics::default(),
                 logs,
                 admin_token,
+                admission,
+                conns: Arc::default(),
                 next_request: AtomicU64::new(1),
                 request_salt: salt,
             }),
@@ -217,7 +230,7 @@ impl Server {
                     let admin_task = tokio::spawn(async move {
                         let _ = axum::serve(admin, admin_app).await;
                     });
-                    let data_task = tokio::spawn(serve_data(data, state));
+                    let data_task = tokio::spawn(conn::serve_data(data, state));
                     let _ = stop_rx.await;
                     admin_task.abort();
                     data_task.abort();
@@ -232,29 +245,6 @@ impl Server {
             stop: Some(stop_tx),
             thread: Some(thread),
         })
-    }
-}
-
-async fn serve_data(listener: tokio::net::TcpListener, state: Arc<AppState>) {
-    loop {
-        let (stream, _) = match listener.accept().await {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!("accept: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let state = state.clone();
-        tokio::spawn(async move {
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let svc = hyper::service::service_fn(move |req| dataplane::handle(state.clone(), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .keep_alive(true)
-                .serve_connection(io, svc)
-                .await;
-        });
     }
 }
 

@@ -223,6 +223,7 @@ fn errors_map_to_http_statuses() {
     let mut c = config(dir.path());
     c.workers = 1;
     c.max_queue_per_worker = 2;
+    c.admission_max_wait = Duration::from_millis(150);
     let s = Arc::new(start_with(c));
     // Unknown tenant: 404.
     let r = s.data("nobody.localhost", "/");
@@ -269,7 +270,8 @@ fn errors_map_to_http_statuses() {
         "export default { fetch() { return new Response('ok'); } };",
     );
     assert_eq!(s.post("small.localhost", "/", &"x".repeat(100)).status, 413);
-    // Concurrency past the tenant's limit: 503 + Retry-After.
+    // Concurrency past the tenant's limit: the request waits in the tenant's
+    // queue; past the longest wait (150 ms here), 503 + Retry-After.
     s.admin(
         "PUT",
         "/v1/tenants/slow",
@@ -281,7 +283,8 @@ fn errors_map_to_http_statuses() {
     std::thread::sleep(Duration::from_millis(100));
     let r = s.data("slow.localhost", "/");
     assert_eq!(r.status, 503);
-    assert_eq!(r.json()["limit"], "concurrency");
+    assert_eq!(r.json()["error"], "queue_timeout");
+    assert_eq!(r.json()["max_concurrency"], 1);
     assert_eq!(r.retry_after.as_deref(), Some("1"));
     assert_eq!(first.join().unwrap().body, "done");
     // Overload (the worker's queue is full): 503 + Retry-After.

@@ -1,6 +1,8 @@
 //! Integration tests of `isola serve`: a real server on loopback, a real HTTP client.
 
 mod api;
+mod hostile_http;
+mod raw;
 mod util;
 
 #[ctor::ctor]

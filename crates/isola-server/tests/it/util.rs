@@ -7,6 +7,8 @@ use isola_server::{RunningServer, Server, ServerConfig};
 
 pub struct TestServer {
     pub server: RunningServer,
+    /// The server's shared state (admission queues, connection counters).
+    pub state: std::sync::Arc<isola_server::AppState>,
 }
 
 pub fn config(dir: &Path) -> ServerConfig {
@@ -20,8 +22,10 @@ pub fn config(dir: &Path) -> ServerConfig {
 
 pub fn start_with(c: ServerConfig) -> TestServer {
     let engine = Engine::new(EngineConfig::with_data_dir(&c.data_dir)).unwrap();
-    let server = Server::new(engine, c).unwrap().start().unwrap();
-    TestServer { server }
+    let server = Server::new(engine, c).unwrap();
+    let state = server.state().clone();
+    let server = server.start().unwrap();
+    TestServer { server, state }
 }
 
 pub fn start(dir: &Path) -> TestServer {
