@@ -113,7 +113,7 @@ fn hop_by_hop_headers_from_a_tenant_never_reach_the_client() {
 }
 
 #[test]
-fn a_header_value_with_a_line_break_is_a_clear_502_not_an_injected_header() {
+fn a_header_value_with_a_line_break_is_an_error_not_an_injected_header() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path(), |_| {});
     s.deploy(
@@ -123,19 +123,18 @@ fn a_header_value_with_a_line_break_is_a_clear_502_not_an_injected_header() {
     let mut c = connect(s.server.data_addr);
     c.write_all(get("crlf.localhost", "/").as_bytes()).unwrap();
     let resp = read_response(&mut BufReader::new(c));
-    assert_eq!(resp.status, 502, "{resp:?}");
+    // The runtime refuses the value where the tenant sets it (a TypeError in
+    // the handler: 500); the server's framing would answer 502 if one ever
+    // got through (framing's unit tests).
+    assert_eq!(resp.status, 500, "{resp:?}");
     assert!(resp.header("set-cookie").is_none(), "{resp:?}");
     let j = resp.json();
-    assert_eq!(j["error"], "invalid_response");
-    assert!(
-        j["message"].as_str().unwrap().contains("\"x-evil\""),
-        "names the header: {j}"
-    );
+    assert_eq!(j["error"], "exception", "{j}");
     assert!(j["request_id"].is_string());
 }
 
 #[test]
-fn a_response_with_too_many_or_too_large_headers_is_a_clear_502() {
+fn a_response_with_too_many_or_too_large_headers_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let s = server(dir.path(), |_| {});
     s.deploy(
@@ -153,13 +152,19 @@ fn a_response_with_too_many_or_too_large_headers_is_a_clear_502() {
         c.write_all(get("loud.localhost", path).as_bytes()).unwrap();
         read_response(&mut BufReader::new(c))
     };
-    for (path, limit) in [("/many", "at most 256"), ("/big", "131072 bytes")] {
+    // The runtime caps the headers as the handler's Response is finished
+    // (a TypeError naming the limit: 500, the stack in the logs); the
+    // server's own cap (502 `invalid_response`) is the last line of defence,
+    // covered by framing's unit tests.
+    for path in ["/many", "/big"] {
         let r = ask(path);
-        assert_eq!(r.status, 502, "{path}: {} headers", r.headers.len());
-        let j = r.json();
-        assert_eq!(j["error"], "invalid_response");
-        let message = j["message"].as_str().unwrap_or_default();
-        assert!(message.contains(limit), "{path}: {j}");
+        assert_eq!(r.status, 500, "{path}: {} headers", r.headers.len());
+        assert!(
+            r.headers.len() < 16,
+            "{path}: {} headers reached the client",
+            r.headers.len()
+        );
+        assert_eq!(r.json()["error"], "exception", "{path}");
     }
 }
 
