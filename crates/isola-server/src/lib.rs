@@ -9,8 +9,8 @@
 //!   and interleave their invocations.
 //! - **Admin API** ([`admin`]): its own listener, bearer token, JSON; deploy,
 //!   configure, roll back, delete, read logs; `/metrics` in Prometheus format.
-//! - **Store** ([`store`]): tenants, settings and code versions in SQLite;
-//!   after a restart every deployed tenant serves again.
+//! - **Store** ([`store`]): tenants, settings and code versions in SQLite,
+//!   secrets sealed ([`sealed`]); after a restart every deployed tenant serves again.
 //!
 //! Errors become HTTP responses in one place ([`errors::ApiError`]).
 
@@ -22,6 +22,7 @@ pub mod logs;
 pub mod metrics;
 pub mod pool;
 pub mod registry;
+pub mod sealed;
 pub mod store;
 
 use std::net::SocketAddr;
