@@ -1,6 +1,9 @@
 //! The admin API (its own listener, bearer-token auth, JSON) and `/metrics`.
 //!
 //! Routes are described by the OpenAPI document served at `/v1/openapi.json`.
+//! Only `/healthz` and `/v1/openapi.json` are open; everything else, including
+//! `/metrics`, needs the bearer token. With `metrics_listen` set,
+//! [`metrics_router`] serves `/metrics` without auth on that listener.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -36,13 +39,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tenants/{id}/code", put(put_code))
         .route("/v1/tenants/{id}/rollback", post(rollback))
         .route("/v1/tenants/{id}/logs", get(logs))
+        .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .merge(api)
         .route("/v1/openapi.json", get(openapi))
-        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY))
+        .with_state(state)
+}
+
+/// `/metrics` alone, without auth, for the operator's `metrics_listen` address.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 

@@ -13,8 +13,11 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Admin API listener (its own port; keep it off the public network).
     pub admin_listen: SocketAddr,
-    /// Bearer token for the admin API. `None`: read or create `DATA_DIR/admin-token`.
+    /// Bearer token for the admin API (at least 16 bytes). `None`: read or create `DATA_DIR/admin-token`.
     pub admin_token: Option<String>,
+    /// Serve `/metrics` without auth on this address (its own listener);
+    /// `None`: `/metrics` is on the admin listener, behind the token.
+    pub metrics_listen: Option<SocketAddr>,
     /// Requests to `{tenant}.{base_domain}` go to that tenant.
     pub base_domain: String,
     /// Worker threads, each owning a set of tenant isolates (default: cores).
@@ -41,6 +44,7 @@ impl ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8788)),
             admin_token: None,
+            metrics_listen: None,
             base_domain: "localhost".into(),
             workers,
             data_dir: data_dir.into(),

@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 use isola_core::{Engine, EngineConfig};
-use isola_server::Server;
+use isola_server::{Server, ServerError};
 use serde_json::json;
 
 use crate::util::{config, start, start_with};
@@ -27,6 +27,83 @@ fn server_new_error(c: isola_server::ServerConfig) -> String {
         Ok(_) => panic!("the server started"),
         Err(e) => e.to_string(),
     }
+}
+
+#[test]
+fn empty_blank_or_short_admin_tokens_refuse_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    for (token, problem) in [
+        ("", "is empty"),
+        ("   \t", "is empty"),
+        ("fifteen-bytes-x", "is too short (15 bytes)"),
+        ("sixteen bytes xx", "holds whitespace"),
+    ] {
+        let mut c = config(dir.path());
+        c.admin_token = Some(token.into());
+        let err = server_new_error(c);
+        assert!(err.contains(problem), "{token:?}: {err}");
+        assert!(err.contains("at least 16"), "{err}");
+    }
+    // The same from the token file.
+    let data = dir.path().join("file");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("admin-token"), "\n").unwrap();
+    let mut c = config(&data);
+    c.admin_token = None;
+    let err = server_new_error(c);
+    assert!(err.contains("admin-token is empty"), "{err}");
+    // Exactly 16 bytes is enough.
+    let mut c = config(dir.path());
+    c.admin_token = Some("sixteen-bytes-xx".into());
+    let s = start_with(c);
+    let r = ureq::get(&format!("http://{}/v1/tenants", s.server.admin_addr))
+        .set("Authorization", "Bearer sixteen-bytes-xx")
+        .call()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(matches!(
+        ServerError::AdminToken {
+            origin: "x".into(),
+            problem: isola_server::TokenProblem::Empty
+        },
+        ServerError::AdminToken { .. }
+    ));
+}
+
+#[test]
+fn metrics_need_the_token_unless_served_on_their_own_listener() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    assert_eq!(s.admin_with_token("GET", "/metrics", None).status, 401);
+    assert_eq!(
+        s.admin_with_token("GET", "/metrics", Some("wrong")).status,
+        401
+    );
+    let m = s.admin("GET", "/metrics", None);
+    assert_eq!(m.status, 200);
+    assert!(m.body.contains("isola_"), "{}", m.body);
+    // Health and the API description stay open.
+    assert_eq!(s.admin_with_token("GET", "/healthz", None).status, 200);
+    assert_eq!(
+        s.admin_with_token("GET", "/v1/openapi.json", None).status,
+        200
+    );
+    assert!(s.server.metrics_addr.is_none());
+    s.server_shutdown();
+
+    let mut c = config(dir.path());
+    c.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    let s = start_with(c);
+    let addr = s.server.metrics_addr.expect("metrics listener");
+    let open = ureq::get(&format!("http://{addr}/metrics")).call().unwrap();
+    assert_eq!(open.status(), 200);
+    assert!(open.into_string().unwrap().contains("isola_"));
+    // Only /metrics there: the admin API is not reachable through it.
+    match ureq::get(&format!("http://{addr}/v1/tenants")).call() {
+        Err(ureq::Error::Status(404, _)) => {}
+        other => panic!("admin API on the metrics listener: {other:?}"),
+    }
+    assert_eq!(s.admin_with_token("GET", "/metrics", None).status, 401);
 }
 
 const ECHO_SECRET: &str =
