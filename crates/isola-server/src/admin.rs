@@ -110,16 +110,72 @@ async fn put_tenant(
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_id(&id)?;
-    let settings: TenantSettings = if body.is_empty() {
+    let mut settings: TenantSettings = if body.is_empty() {
         TenantSettings::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("tenant settings: {e}")))?
+        serde_json::from_slice(&body).map_err(settings_parse_error)?
     };
-    settings.validate().map_err(ApiError::Invalid)?;
+    settings.validate()?;
+    check_routes(&state, &id, &settings)?;
     state.store.put_settings(&id, &settings)?;
     state.registry.put_settings(&id, settings.clone());
     Ok(Json(json!({"id": id, "settings": settings.redacted()})))
+}
+
+/// Malformed JSON is 400; well-formed JSON with an unknown field or a value
+/// of the wrong type is 422 naming the field where serde says which.
+fn settings_parse_error(e: serde_json::Error) -> ApiError {
+    let message = format!("tenant settings: {e}");
+    match e.classify() {
+        serde_json::error::Category::Data => {
+            let text = e.to_string();
+            let field = text
+                .split_once("field `")
+                .and_then(|(_, rest)| rest.split_once('`'))
+                .map(|(f, _)| f.to_string())
+                .unwrap_or_default();
+            ApiError::InvalidField { field, message }
+        }
+        _ => ApiError::BadRequest(message),
+    }
+}
+
+/// A route may not be another tenant's, nor a `{tenant}.{base_domain}` name
+/// other than the tenant's own. Conflicts name the owner (operator-only API).
+fn check_routes(state: &AppState, id: &str, settings: &TenantSettings) -> Result<(), ApiError> {
+    let base = &state.config.base_domain;
+    let own = format!("{id}.{base}");
+    for r in &settings.routes {
+        if *r == own {
+            continue;
+        }
+        if let Some(owner) = state.registry.route(r).filter(|o| o != id) {
+            return Err(ApiError::Conflict {
+                field: "routes".into(),
+                message: format!("route \"{r}\" belongs to tenant \"{owner}\""),
+                owner,
+            });
+        }
+        let label = r
+            .strip_suffix(base.as_str())
+            .and_then(|x| x.strip_suffix('.'));
+        if r == base || label.is_some() {
+            if let Some(owner) = label.filter(|l| state.registry.settings(l).is_some()) {
+                return Err(ApiError::Conflict {
+                    field: "routes".into(),
+                    message: format!("route \"{r}\" is the address of tenant \"{owner}\""),
+                    owner: owner.to_string(),
+                });
+            }
+            return Err(ApiError::InvalidField {
+                field: "routes".into(),
+                message: format!(
+                    "route \"{r}\" is under the base domain {base}, whose names are reserved for tenants"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn get_tenant(

@@ -9,7 +9,7 @@ use isola_core::{Engine, EngineConfig};
 use isola_server::{Server, ServerError};
 use serde_json::json;
 
-use crate::util::{config, start, start_with};
+use crate::util::{config, start, start_with, TOKEN};
 
 /// A file's permission bits, in octal.
 fn mode(p: &Path) -> String {
@@ -104,6 +104,192 @@ fn metrics_need_the_token_unless_served_on_their_own_listener() {
         other => panic!("admin API on the metrics listener: {other:?}"),
     }
     assert_eq!(s.admin_with_token("GET", "/metrics", None).status, 401);
+}
+
+#[test]
+fn unknown_or_out_of_range_settings_are_refused_naming_the_field() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let big = "x".repeat(64 << 10);
+    let cases = [
+        (json!({"limits": {"cpu_ms": 20}}), "cpu_ms"),
+        (json!({"limtis": {}}), "limtis"),
+        (
+            json!({"limits": {"heap_bytes": 5u64 << 30}}),
+            "limits.heap_bytes",
+        ),
+        (
+            json!({"limits": {"heap_bytes": 1 << 20}}),
+            "limits.heap_bytes",
+        ),
+        (json!({"limits": {"cpu": 0}}), "limits.cpu"),
+        (json!({"limits": {"cpu": 600_001}}), "limits.cpu"),
+        (json!({"limits": {"wall": 3_600_001}}), "limits.wall"),
+        (
+            json!({"limits": {"startup_cpu": 600_001}}),
+            "limits.startup_cpu",
+        ),
+        (
+            json!({"limits": {"max_concurrency": 10_001}}),
+            "limits.max_concurrency",
+        ),
+        (
+            json!({"limits": {"max_concurrency": 0}}),
+            "limits.max_concurrency",
+        ),
+        (
+            json!({"limits": {"code_size_bytes": (64 << 20) + 1}}),
+            "limits.code_size_bytes",
+        ),
+        (
+            json!({"limits": {"termination_grace": 9}}),
+            "limits.termination_grace",
+        ),
+        (
+            json!({"limits": {"termination_grace": 10_001}}),
+            "limits.termination_grace",
+        ),
+        (
+            json!({"limits": {"external_memory_bytes": (4u64 << 30) + 1}}),
+            "limits.external_memory_bytes",
+        ),
+        (
+            json!({"max_body_bytes": (1u64 << 30) + 1}),
+            "max_body_bytes",
+        ),
+        (
+            json!({"routes": (0..33).map(|i| format!("r{i}.example.com")).collect::<Vec<_>>()}),
+            "routes",
+        ),
+        (json!({"env": {"BAD-NAME": "x"}}), "env.BAD-NAME"),
+        (json!({"env": {"BIG": format!("{big}x")}}), "env.BIG"),
+        (json!({"secrets": {"K": format!("{big}x")}}), "secrets.K"),
+        (
+            json!({"env": {"K": "a"}, "secrets": {"K": "b"}}),
+            "secrets.K",
+        ),
+        (
+            json!({"env": (0..129).map(|i| (format!("V{i}"), json!("x"))).collect::<serde_json::Map<_, _>>()}),
+            "env",
+        ),
+        (
+            json!({"env": (0..17).map(|i| (format!("V{i}"), json!(big))).collect::<serde_json::Map<_, _>>()}),
+            "env",
+        ),
+    ];
+    let short = |t: String| t.chars().take(200).collect::<String>();
+    for (body, field) in cases {
+        let r = s.admin("PUT", "/v1/tenants/acme", Some(body.clone()));
+        let what = format!("{}: {}", short(body.to_string()), short(r.body.clone()));
+        assert_eq!(r.status, 422, "{what}");
+        assert_eq!(r.json()["field"], field, "{what}");
+        assert_eq!(r.json()["error"], "invalid");
+    }
+    // Nothing of it was stored.
+    assert_eq!(s.admin("GET", "/v1/tenants/acme", None).status, 404);
+    // Malformed JSON stays a 400.
+    let r = finish_raw(&s, "{\"limits\": ");
+    assert_eq!(r, 400);
+    // The bounds themselves are accepted.
+    let max = json!({"limits": {"heap_bytes": 4u64 << 30, "cpu": 600_000, "wall": 3_600_000,
+        "startup_cpu": 600_000, "max_concurrency": 10_000, "code_size_bytes": 64 << 20,
+        "termination_grace": 10_000, "external_memory_bytes": 0}, "max_body_bytes": 1u64 << 30});
+    let r = s.admin("PUT", "/v1/tenants/acme", Some(max));
+    assert_eq!(r.status, 200, "{}", r.body);
+}
+
+fn finish_raw(s: &crate::util::TestServer, body: &str) -> u16 {
+    match ureq::put(&format!("http://{}/v1/tenants/raw", s.server.admin_addr))
+        .set("Authorization", &format!("Bearer {TOKEN}"))
+        .send_string(body)
+    {
+        Ok(r) => r.status(),
+        Err(ureq::Error::Status(c, _)) => c,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+#[test]
+fn a_route_owned_by_one_tenant_cannot_be_claimed_by_another() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let r = s.admin(
+        "PUT",
+        "/v1/tenants/alice",
+        Some(json!({"routes": ["Shop.Example.com"]})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["settings"]["routes"], json!(["shop.example.com"]));
+    assert_eq!(
+        s.deploy(
+            "alice",
+            "export default { fetch() { return new Response('alice'); } };"
+        )
+        .status,
+        201
+    );
+    assert_eq!(
+        s.deploy(
+            "bob",
+            "export default { fetch() { return new Response('bob'); } };"
+        )
+        .status,
+        201
+    );
+
+    let r = s.admin(
+        "PUT",
+        "/v1/tenants/bob",
+        Some(json!({"routes": ["bob.example.org", "shop.example.com"]})),
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(r.json()["owner"], "alice");
+    assert_eq!(r.json()["field"], "routes");
+    assert!(r.json()["message"]
+        .as_str()
+        .unwrap()
+        .contains("shop.example.com"));
+    // Shadowing another tenant's {id}.{base_domain} name.
+    let r = s.admin(
+        "PUT",
+        "/v1/tenants/bob",
+        Some(json!({"routes": ["alice.localhost"]})),
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert_eq!(r.json()["owner"], "alice");
+    // Names under the base domain are reserved even for tenants not created yet.
+    let r = s.admin(
+        "PUT",
+        "/v1/tenants/bob",
+        Some(json!({"routes": ["carol.localhost"]})),
+    );
+    assert_eq!(r.status, 422, "{}", r.body);
+    // Not a host name.
+    for bad in ["shop.example.com/x", "a b.com", "host:8080", "a..b"] {
+        let r = s.admin("PUT", "/v1/tenants/bob", Some(json!({"routes": [bad]})));
+        assert_eq!(r.status, 422, "{bad}: {}", r.body);
+        assert_eq!(r.json()["field"], "routes");
+    }
+    // The route still reaches its owner; its owner may set it again; its own name is fine.
+    assert_eq!(s.data("shop.example.com", "/").body, "alice");
+    let r = s.admin(
+        "PUT",
+        "/v1/tenants/alice",
+        Some(json!({"routes": ["shop.example.com", "alice.localhost"]})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    // Once alice lets it go, bob may take it.
+    assert_eq!(
+        s.admin("PUT", "/v1/tenants/alice", Some(json!({}))).status,
+        200
+    );
+    let r = s.admin(
+        "PUT",
+        "/v1/tenants/bob",
+        Some(json!({"routes": ["shop.example.com"]})),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(s.data("shop.example.com", "/").body, "bob");
 }
 
 const ECHO_SECRET: &str =
