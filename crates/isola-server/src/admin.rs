@@ -4,6 +4,7 @@
 //! Only `/healthz` and `/v1/openapi.json` are open; everything else, including
 //! `/metrics`, needs the bearer token. With `metrics_listen` set,
 //! [`metrics_router`] serves `/metrics` without auth on that listener.
+//! Changes to one tenant hold its lock ([`crate::control`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,6 +21,7 @@ use serde_json::json;
 
 use crate::config::{validate_tenant_id, TenantSettings};
 use crate::errors::ApiError;
+use crate::store::{StoreError, TenantStore};
 use crate::AppState;
 
 /// The OpenAPI document of this API.
@@ -76,6 +78,18 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request, next: Next) -> R
     next.run(req).await
 }
 
+/// Runs a store write off the async threads (SQLite blocks).
+async fn store_call<T: Send + 'static>(
+    state: &Arc<AppState>,
+    f: impl FnOnce(&dyn TenantStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || f(st.store.as_ref()))
+        .await
+        .map_err(|e| ApiError::Internal(format!("store task: {e}")))?
+        .map_err(ApiError::from)
+}
+
 fn check_id(id: &str) -> Result<(), ApiError> {
     validate_tenant_id(id).map_err(ApiError::BadRequest)
 }
@@ -116,8 +130,11 @@ async fn put_tenant(
         serde_json::from_slice(&body).map_err(settings_parse_error)?
     };
     settings.validate()?;
+    let _tenant = state.control.tenant(&id).await;
+    let _routes = state.control.routes().await;
     check_routes(&state, &id, &settings)?;
-    state.store.put_settings(&id, &settings)?;
+    let (sid, stored) = (id.clone(), settings.clone());
+    store_call(&state, move |st| st.put_settings(&sid, &stored)).await?;
     state.registry.put_settings(&id, settings.clone());
     Ok(Json(json!({"id": id, "settings": settings.redacted()})))
 }
@@ -202,7 +219,9 @@ async fn delete_tenant(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     check_id(&id)?;
-    if !state.store.delete(&id)? {
+    let _tenant = state.control.tenant(&id).await;
+    let sid = id.clone();
+    if !store_call(&state, move |st| st.delete(&sid)).await? {
         return Err(ApiError::UnknownTenant(id));
     }
     state.registry.remove(&id);
@@ -273,6 +292,8 @@ async fn put_code(
             code.size()
         )));
     }
+    // One deploy of a tenant at a time, from validation to the registry switch.
+    let _tenant = state.control.tenant(&id).await;
     // Compile, load and smoke-test before anything is stored or switched.
     let candidate = state.registry.candidate(&id, code.clone());
     let smoke = smoke.map(|mut r| {
@@ -286,7 +307,8 @@ async fn put_code(
         .validate(candidate, smoke)
         .await
         .map_err(ApiError::Invalid)?;
-    let version = state.store.deploy(&id, &code)?;
+    let (sid, stored) = (id.clone(), code.clone());
+    let version = store_call(&state, move |st| st.deploy(&sid, &stored)).await?;
     if state.registry.settings(&id).is_none() {
         if let Some(t) = state.store.get(&id)? {
             state.registry.put_settings(&id, t.settings);
@@ -317,6 +339,7 @@ async fn rollback(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("rollback: {e}")))?
     };
+    let _tenant = state.control.tenant(&id).await;
     let t = state
         .store
         .get(&id)?
@@ -341,7 +364,8 @@ async fn rollback(
         .store
         .code(&id, target)?
         .ok_or_else(|| ApiError::NotFound(format!("tenant \"{id}\" has no version {target}")))?;
-    state.store.set_current(&id, target)?;
+    let sid = id.clone();
+    store_call(&state, move |st| st.set_current(&sid, target)).await?;
     state.registry.set_current(&id, target, code);
     tracing::info!(tenant = %id, version = target, "rolled back");
     Ok(Json(json!({"id": id, "version": target})))

@@ -11,6 +11,7 @@
 //!   [`MIN_ADMIN_TOKEN_BYTES`] bytes), JSON; deploy, configure, roll back,
 //!   delete, read logs; `/metrics` in Prometheus format (behind the token, or
 //!   open on a `metrics_listen` address of its own).
+//! - **Control** ([`control`]): per-tenant locks serialising changes.
 //! - **Store** ([`store`]): tenants, settings and code versions in SQLite,
 //!   secrets sealed ([`sealed`]); after a restart every deployed tenant serves again.
 //!
@@ -18,6 +19,7 @@
 
 pub mod admin;
 pub mod config;
+pub mod control;
 pub mod dataplane;
 pub mod errors;
 pub mod logs;
@@ -131,6 +133,8 @@ pub struct AppState {
     pub logs: Arc<Logs>,
     /// The admin bearer token.
     pub admin_token: String,
+    /// Locks serialising control-plane changes.
+    pub control: control::ControlLocks,
     next_request: AtomicU64,
     request_salt: u64,
 }
@@ -235,6 +239,7 @@ impl Server {
                 metrics: Metrics::default(),
                 logs,
                 admin_token,
+                control: control::ControlLocks::default(),
                 next_request: AtomicU64::new(1),
                 request_salt: salt,
             }),

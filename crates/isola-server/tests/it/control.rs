@@ -477,6 +477,65 @@ fn a_wrong_key_or_an_altered_secret_is_an_error_naming_tenant_and_secret() {
 }
 
 #[test]
+fn concurrent_deploys_and_rollbacks_of_a_tenant_keep_the_registry_on_the_stores_version() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = std::sync::Arc::new(start(dir.path()));
+    let state = s.server.state().clone();
+    let (rounds, writers) = (150, 4);
+    let mut deployed = 0u64;
+    for round in 0..rounds {
+        // Each round: deploys and rollbacks released together; then the
+        // serving deployment must be the store's current version.
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(writers));
+        let handles: Vec<_> = (0..writers)
+            .map(|w| {
+                let (s, barrier) = (s.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    if w % 2 == 1 && round > 0 {
+                        let r = s.admin("POST", "/v1/tenants/race/rollback", None);
+                        assert!(r.status == 200 || r.status == 404, "{}", r.body);
+                        0
+                    } else {
+                        let src = format!(
+                            "export default {{ fetch() {{ return new Response('r{round} w{w}'); }} }};"
+                        );
+                        let r = s.deploy("race", &src);
+                        assert_eq!(r.status, 201, "{}", r.body);
+                        1
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            deployed += h.join().unwrap();
+        }
+        let stored = state.store.get("race").unwrap().unwrap().current.unwrap();
+        let serving = state.registry.current("race").unwrap();
+        assert_eq!(
+            serving.version, stored,
+            "round {round}: the registry serves another version than the store's current one"
+        );
+        assert_eq!(
+            Some(&*serving.code),
+            state.store.code("race", stored).unwrap().as_ref()
+        );
+    }
+    let versions: Vec<u64> = state
+        .store
+        .versions("race")
+        .unwrap()
+        .iter()
+        .map(|v| v.version)
+        .collect();
+    assert_eq!(
+        versions,
+        (1..=deployed).collect::<Vec<_>>(),
+        "contiguous versions"
+    );
+}
+
+#[test]
 fn concurrent_deploys_of_different_tenants_all_succeed() {
     let dir = tempfile::tempdir().unwrap();
     let s = std::sync::Arc::new(start(dir.path()));
