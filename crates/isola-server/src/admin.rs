@@ -127,7 +127,7 @@ async fn put_tenant(
     let mut settings: TenantSettings = if body.is_empty() {
         TenantSettings::default()
     } else {
-        serde_json::from_slice(&body).map_err(settings_parse_error)?
+        parse_settings(&body)?
     };
     settings.validate()?;
     let _tenant = state.control.tenant(&id).await;
@@ -139,22 +139,23 @@ async fn put_tenant(
     Ok(Json(json!({"id": id, "settings": settings.redacted()})))
 }
 
-/// Malformed JSON is 400; well-formed JSON with an unknown field or a value
-/// of the wrong type is 422 naming the field where serde says which.
-fn settings_parse_error(e: serde_json::Error) -> ApiError {
-    let message = format!("tenant settings: {e}");
-    match e.classify() {
-        serde_json::error::Category::Data => {
-            let text = e.to_string();
-            let field = text
-                .split_once("field `")
-                .and_then(|(_, rest)| rest.split_once('`'))
-                .map(|(f, _)| f.to_string())
-                .unwrap_or_default();
-            ApiError::InvalidField { field, message }
+/// Parses settings. Malformed JSON is 400; well-formed JSON with an unknown
+/// field or a value of the wrong type is 422 naming the field's JSON path.
+fn parse_settings(body: &[u8]) -> Result<TenantSettings, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let settings: TenantSettings = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let message = format!("tenant settings: {}", e.inner());
+        match e.inner().classify() {
+            serde_json::error::Category::Data => ApiError::InvalidField {
+                field: e.path().to_string(),
+                message,
+            },
+            _ => ApiError::BadRequest(message),
         }
-        _ => ApiError::BadRequest(message),
-    }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::BadRequest(format!("tenant settings: {e}")))?;
+    Ok(settings)
 }
 
 /// A route may not be another tenant's, nor a `{tenant}.{base_domain}` name
@@ -281,6 +282,8 @@ async fn put_code(
             None,
         )
     };
+    // One deploy of a tenant at a time, from the size check to the registry switch.
+    let _tenant = state.control.tenant(&id).await;
     let limit = state
         .registry
         .settings(&id)
@@ -292,8 +295,6 @@ async fn put_code(
             code.size()
         )));
     }
-    // One deploy of a tenant at a time, from validation to the registry switch.
-    let _tenant = state.control.tenant(&id).await;
     // Compile, load and smoke-test before anything is stored or switched.
     let candidate = state.registry.candidate(&id, code.clone());
     let smoke = smoke.map(|mut r| {
