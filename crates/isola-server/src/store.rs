@@ -120,6 +120,19 @@ impl SqliteTenantStore {
             );",
         )
         .map_err(|e| store_err(&e))?;
+        let key = data_dir.join("secrets.key");
+        if !key.exists() {
+            // A new key could never open existing values: say so instead of making one.
+            let sealed: i64 = conn
+                .query_row("SELECT COUNT(*) FROM tenant_secrets", [], |r| r.get(0))
+                .map_err(|e| store_err(&e))?;
+            if sealed > 0 {
+                return Err(isola_core::Error::Store {
+                    path: key,
+                    message: format!("missing, but isola.db holds {sealed} secret(s) sealed with it; restore the key file from a backup"),
+                });
+            }
+        }
         let store = SqliteTenantStore {
             sealer: Sealer::open_dir(data_dir)?,
             path: path.clone(),

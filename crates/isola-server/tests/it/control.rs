@@ -473,6 +473,14 @@ fn a_wrong_key_or_an_altered_secret_is_an_error_naming_tenant_and_secret() {
     let good_key = std::fs::read(&key).unwrap();
     std::fs::write(&key, [9u8; 32]).unwrap();
     expect_refusal("wrong key");
+    // No key at all: refused, and no new key is made in its place.
+    std::fs::remove_file(&key).unwrap();
+    let err = server_new_error(config(dir.path())).to_string();
+    assert!(
+        err.contains("secrets.key") && err.contains("restore"),
+        "{err}"
+    );
+    assert!(!key.exists());
     // With the right key, it serves again.
     std::fs::write(&key, &good_key).unwrap();
     let s = start(dir.path());
