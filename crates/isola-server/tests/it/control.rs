@@ -577,3 +577,46 @@ fn concurrent_deploys_of_different_tenants_all_succeed() {
         );
     }
 }
+
+#[test]
+fn concurrent_deploys_and_deletes_leave_the_store_and_registry_agreeing() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = std::sync::Arc::new(start(dir.path()));
+    let state = s.server.state().clone();
+    for round in 0..200 {
+        let barrier = std::sync::Arc::new(std::sync::Barrier::new(4));
+        let handles: Vec<_> = (0..4)
+            .map(|w| {
+                let (s, barrier) = (s.clone(), barrier.clone());
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    if w % 2 == 0 {
+                        let r = s.admin("DELETE", "/v1/tenants/gone", None);
+                        assert!(r.status == 204 || r.status == 404, "{}", r.body);
+                    } else {
+                        let src = format!(
+                            "export default {{ fetch() {{ return new Response('r{round} w{w}'); }} }};"
+                        );
+                        let r = s.deploy("gone", &src);
+                        assert_eq!(r.status, 201, "{}", r.body);
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        match state.store.get("gone").unwrap() {
+            None => assert!(
+                state.registry.settings("gone").is_none(),
+                "round {round}: deleted from the store but still in the registry"
+            ),
+            Some(t) => {
+                let serving = state.registry.current("gone").unwrap_or_else(|e| {
+                    panic!("round {round}: stored but not served: {}", e.body())
+                });
+                assert_eq!(Some(serving.version), t.current, "round {round}");
+            }
+        }
+    }
+}
