@@ -25,9 +25,15 @@ pub struct ServeArgs {
     /// Worker threads owning tenant isolates (default: number of cores).
     #[arg(long)]
     pub workers: Option<usize>,
-    /// Admin bearer token (default: DATA_DIR/admin-token, created on first start).
+    /// Admin bearer token, at least 16 printable characters (default:
+    /// DATA_DIR/admin-token, created on first start). An empty or short token
+    /// refuses to start.
     #[arg(long, env = "ISOLA_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// Serve /metrics without auth on this address (a listener of its own);
+    /// without it /metrics is on the admin listener and needs the token.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// Warm isolates kept at most (idle tenants evicted LRU past it).
     #[arg(long, default_value_t = 1000)]
     pub max_warm: usize,
@@ -70,6 +76,7 @@ pub fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     }
     let token_given = args.admin_token.is_some();
     config.admin_token = args.admin_token;
+    config.metrics_listen = args.metrics_listen;
     config.max_warm_isolates = args.max_warm;
     config.memory_budget_bytes = args.memory_budget_mb << 20;
     config.max_connections = args.max_connections.max(1);
@@ -84,10 +91,14 @@ pub fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     let tenants = server.state().registry.len();
     let running = server.start()?;
     eprintln!(
-        "isola serve: {tenants} tenant(s); data plane http://{} (Host: TENANT.{base} or path /t/TENANT/), admin API http://{} (token: {})",
+        "isola serve: {tenants} tenant(s); data plane http://{} (Host: TENANT.{base} or path /t/TENANT/), admin API http://{} (token: {}){}",
         running.data_addr,
         running.admin_addr,
-        if token_given { "--admin-token".to_string() } else { data_dir.join("admin-token").display().to_string() }
+        if token_given { "--admin-token".to_string() } else { data_dir.join("admin-token").display().to_string() },
+        match running.metrics_addr {
+            Some(a) => format!(", metrics http://{a}/metrics (no auth)"),
+            None => String::new(),
+        }
     );
     running.wait();
     Ok(ExitCode::SUCCESS)

@@ -92,6 +92,10 @@ impl Engine {
     /// and opens the code cache.
     pub fn new(config: EngineConfig) -> Result<Self> {
         platform::init();
+        if let Some(dir) = &config.data_dir {
+            // Private from the start (0700): it holds keys, tenants' code and secrets.
+            crate::secrets::private_dir(dir)?;
+        }
         let snapshot = snapshot::load_or_build(
             config
                 .data_dir

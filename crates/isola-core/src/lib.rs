@@ -62,7 +62,7 @@ pub use bundle::{CodeKind, TenantCode};
 pub use code_cache::{CacheEvent, CacheKey, CacheStats, CodeCacheStore, SqliteCodeCache};
 pub use engine::{default_data_dir, Engine, EngineConfig};
 pub use error::{Error, JsError, LimitError, Location, Result};
-pub use limits::{ConcurrencyGate, LimitKind, Limits, Permit};
+pub use limits::{Bound, ConcurrencyGate, LimitKind, Limits, LimitsError, Permit};
 pub use tenant::{
     stderr_console, BodyPoll, BodyProgress, BodySource, ConsoleLevel, ConsoleSink, HttpRequest,
     HttpResponse, Invocation, Invoked, IsolatePool, LoadInfo, Output, Progress, Tenant,

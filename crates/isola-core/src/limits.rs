@@ -86,8 +86,12 @@ fn format_bytes(v: u64) -> String {
 /// | `max_concurrency` | 16 in-flight invocations |
 /// | `code_size_bytes` | 8 MiB of source |
 /// | `termination_grace` | 200 ms before an isolate that ignores termination is abandoned |
+///
+/// Deserialising refuses unknown fields (`{"cpu_ms": 20}` is an error: the
+/// field is `cpu`); [`Limits::validate`] checks every value against
+/// [`Limits::BOUNDS`] (also in `docs/LIMITS.md`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Maximum V8 heap (old + young generation) in bytes.
     pub heap_bytes: u64,
@@ -137,6 +141,111 @@ impl Limits {
             startup_cpu: Duration::from_secs(60),
             ..Limits::default()
         }
+    }
+}
+
+/// The accepted range of one [`Limits`] field, in its JSON unit (bytes,
+/// milliseconds or invocations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bound {
+    /// The field's JSON name.
+    pub field: &'static str,
+    /// Smallest accepted value.
+    pub min: u64,
+    /// Largest accepted value.
+    pub max: u64,
+}
+
+/// A [`Limits`] value outside its [`Bound`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("limits.{field} is {value}; it must be between {min} and {max}{unit}", field = bound.field, min = bound.min, max = bound.max, unit = unit(bound.field))]
+pub struct LimitsError {
+    /// The field, its minimum and maximum.
+    pub bound: Bound,
+    /// The value given.
+    pub value: u64,
+}
+
+fn unit(field: &str) -> &'static str {
+    match field {
+        "heap_bytes" | "external_memory_bytes" | "code_size_bytes" => " bytes",
+        "max_concurrency" => " in-flight invocations",
+        _ => " ms",
+    }
+}
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+impl Limits {
+    /// Accepted ranges, sane for a machine shared by many tenants.
+    pub const BOUNDS: [Bound; 8] = [
+        Bound {
+            field: "heap_bytes",
+            min: 4 * MIB,
+            max: 4 * GIB,
+        },
+        Bound {
+            field: "external_memory_bytes",
+            min: 0,
+            max: 4 * GIB,
+        },
+        Bound {
+            field: "cpu",
+            min: 1,
+            max: 600_000,
+        },
+        Bound {
+            field: "wall",
+            min: 1,
+            max: 3_600_000,
+        },
+        Bound {
+            field: "startup_cpu",
+            min: 1,
+            max: 600_000,
+        },
+        Bound {
+            field: "max_concurrency",
+            min: 1,
+            max: 10_000,
+        },
+        Bound {
+            field: "code_size_bytes",
+            min: 1,
+            max: 64 * MIB,
+        },
+        Bound {
+            field: "termination_grace",
+            min: 10,
+            max: 10_000,
+        },
+    ];
+
+    /// Each field's value in its JSON unit, in [`Limits::BOUNDS`] order.
+    fn values(&self) -> [u64; 8] {
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        [
+            self.heap_bytes,
+            self.external_memory_bytes,
+            ms(self.cpu),
+            ms(self.wall),
+            ms(self.startup_cpu),
+            u64::from(self.max_concurrency),
+            self.code_size_bytes,
+            ms(self.termination_grace),
+        ]
+    }
+
+    /// Checks every field against [`Limits::BOUNDS`]; the error names the
+    /// first field out of range, its value and the bounds.
+    pub fn validate(&self) -> Result<(), LimitsError> {
+        for (bound, value) in Self::BOUNDS.into_iter().zip(self.values()) {
+            if value < bound.min || value > bound.max {
+                return Err(LimitsError { bound, value });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -219,5 +328,35 @@ impl ConcurrencyGate {
     /// Invocations admitted and not yet finished.
     pub fn in_flight(&self) -> u32 {
         self.in_flight.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_relaxed_are_within_bounds() {
+        Limits::default().validate().unwrap();
+        Limits::relaxed().validate().unwrap();
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let e = serde_json::from_str::<Limits>(r#"{"cpu_ms": 20}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field `cpu_ms`"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_values_name_the_field_and_bound() {
+        let l: Limits = serde_json::from_str(r#"{"wall": 3600001}"#).unwrap();
+        let e = l.validate().unwrap_err();
+        assert_eq!(e.bound.field, "wall");
+        assert_eq!(
+            e.to_string(),
+            "limits.wall is 3600001; it must be between 1 and 3600000 ms"
+        );
+        let l: Limits = serde_json::from_str(r#"{"termination_grace": 5}"#).unwrap();
+        assert_eq!(l.validate().unwrap_err().bound.field, "termination_grace");
     }
 }

@@ -5,6 +5,10 @@
 //! names both files, and a fresh database is created. A file that cannot be
 //! opened for other reasons (permissions, a folder in the way) is an error
 //! naming the file and the fix.
+//!
+//! The folder is made private (0700, an existing looser one is tightened
+//! with a warning) and the database with its `-wal`/`-shm` files is 0600:
+//! it holds tenants' code and (encrypted) secrets.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -15,10 +19,38 @@ use crate::error::{Error, Result};
 
 /// Opens (creating if needed) the SQLite database at `path`, in WAL mode.
 pub fn open(path: &Path) -> Result<Connection> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| store_err(parent, &e, "create the folder or pick another --data-dir"))?;
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        crate::secrets::private_dir(parent)?;
     }
+    create_private(path)?;
+    let conn = open_checked(path)?;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        crate::secrets::tighten_file(Path::new(&p))?;
+    }
+    Ok(conn)
+}
+
+/// Creates an empty database file with mode 0600 if there is none, so SQLite
+/// never creates it (or its WAL and SHM, which copy its mode) world-readable.
+fn create_private(path: &Path) -> Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    match opts.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(store_err(
+            path,
+            &e,
+            "check that the folder is writable by this user, or pick another --data-dir",
+        )),
+    }
+}
+
+fn open_checked(path: &Path) -> Result<Connection> {
     match try_open(path) {
         Ok(conn) => Ok(conn),
         Err(OpenError::Corrupt(msg)) => {
@@ -28,6 +60,7 @@ pub fn open(path: &Path) -> Result<Connection> {
                 path.display(),
                 aside.display()
             );
+            create_private(path)?;
             try_open(path).map_err(|e| e.into_error(path))
         }
         Err(e) => Err(e.into_error(path)),

@@ -1,6 +1,10 @@
 //! The admin API (its own listener, bearer-token auth, JSON) and `/metrics`.
 //!
 //! Routes are described by the OpenAPI document served at `/v1/openapi.json`.
+//! Only `/healthz` and `/v1/openapi.json` are open; everything else, including
+//! `/metrics`, needs the bearer token. With `metrics_listen` set,
+//! [`metrics_router`] serves `/metrics` without auth on that listener.
+//! Changes to one tenant hold its lock ([`crate::control`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,6 +21,7 @@ use serde_json::json;
 
 use crate::config::{validate_tenant_id, TenantSettings};
 use crate::errors::ApiError;
+use crate::store::{StoreError, TenantStore};
 use crate::AppState;
 
 /// The OpenAPI document of this API.
@@ -36,13 +41,20 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tenants/{id}/code", put(put_code))
         .route("/v1/tenants/{id}/rollback", post(rollback))
         .route("/v1/tenants/{id}/logs", get(logs))
+        .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
         .merge(api)
         .route("/v1/openapi.json", get(openapi))
-        .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY))
+        .with_state(state)
+}
+
+/// `/metrics` alone, without auth, for the operator's `metrics_listen` address.
+pub fn metrics_router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics))
         .with_state(state)
 }
 
@@ -64,6 +76,18 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request, next: Next) -> R
         return ApiError::Unauthorized.into_response();
     }
     next.run(req).await
+}
+
+/// Runs a store write off the async threads (SQLite blocks).
+async fn store_call<T: Send + 'static>(
+    state: &Arc<AppState>,
+    f: impl FnOnce(&dyn TenantStore) -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, ApiError> {
+    let st = state.clone();
+    tokio::task::spawn_blocking(move || f(st.store.as_ref()))
+        .await
+        .map_err(|e| ApiError::Internal(format!("store task: {e}")))?
+        .map_err(ApiError::from)
 }
 
 fn check_id(id: &str) -> Result<(), ApiError> {
@@ -100,16 +124,76 @@ async fn put_tenant(
     body: Bytes,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     check_id(&id)?;
-    let settings: TenantSettings = if body.is_empty() {
+    let mut settings: TenantSettings = if body.is_empty() {
         TenantSettings::default()
     } else {
-        serde_json::from_slice(&body)
-            .map_err(|e| ApiError::BadRequest(format!("tenant settings: {e}")))?
+        parse_settings(&body)?
     };
-    settings.validate().map_err(ApiError::Invalid)?;
-    state.store.put_settings(&id, &settings)?;
+    settings.validate()?;
+    let _tenant = state.control.tenant(&id).await;
+    let _routes = state.control.routes().await;
+    check_routes(&state, &id, &settings)?;
+    let (sid, stored) = (id.clone(), settings.clone());
+    store_call(&state, move |st| st.put_settings(&sid, &stored)).await?;
     state.registry.put_settings(&id, settings.clone());
     Ok(Json(json!({"id": id, "settings": settings.redacted()})))
+}
+
+/// Parses settings. Malformed JSON is 400; well-formed JSON with an unknown
+/// field or a value of the wrong type is 422 naming the field's JSON path.
+fn parse_settings(body: &[u8]) -> Result<TenantSettings, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let settings: TenantSettings = serde_path_to_error::deserialize(&mut de).map_err(|e| {
+        let message = format!("tenant settings: {}", e.inner());
+        match e.inner().classify() {
+            serde_json::error::Category::Data => ApiError::InvalidField {
+                field: e.path().to_string(),
+                message,
+            },
+            _ => ApiError::BadRequest(message),
+        }
+    })?;
+    de.end()
+        .map_err(|e| ApiError::BadRequest(format!("tenant settings: {e}")))?;
+    Ok(settings)
+}
+
+/// A route may not be another tenant's, nor a `{tenant}.{base_domain}` name
+/// other than the tenant's own. Conflicts name the owner (operator-only API).
+fn check_routes(state: &AppState, id: &str, settings: &TenantSettings) -> Result<(), ApiError> {
+    let base = &state.config.base_domain;
+    let own = format!("{id}.{base}");
+    for r in &settings.routes {
+        if *r == own {
+            continue;
+        }
+        if let Some(owner) = state.registry.route(r).filter(|o| o != id) {
+            return Err(ApiError::Conflict {
+                field: "routes".into(),
+                message: format!("route \"{r}\" belongs to tenant \"{owner}\""),
+                owner,
+            });
+        }
+        let label = r
+            .strip_suffix(base.as_str())
+            .and_then(|x| x.strip_suffix('.'));
+        if r == base || label.is_some() {
+            if let Some(owner) = label.filter(|l| state.registry.settings(l).is_some()) {
+                return Err(ApiError::Conflict {
+                    field: "routes".into(),
+                    message: format!("route \"{r}\" is the address of tenant \"{owner}\""),
+                    owner: owner.to_string(),
+                });
+            }
+            return Err(ApiError::InvalidField {
+                field: "routes".into(),
+                message: format!(
+                    "route \"{r}\" is under the base domain {base}, whose names are reserved for tenants"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 async fn get_tenant(
@@ -136,7 +220,9 @@ async fn delete_tenant(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     check_id(&id)?;
-    if !state.store.delete(&id)? {
+    let _tenant = state.control.tenant(&id).await;
+    let sid = id.clone();
+    if !store_call(&state, move |st| st.delete(&sid)).await? {
         return Err(ApiError::UnknownTenant(id));
     }
     state.registry.remove(&id);
@@ -196,6 +282,8 @@ async fn put_code(
             None,
         )
     };
+    // One deploy of a tenant at a time, from the size check to the registry switch.
+    let _tenant = state.control.tenant(&id).await;
     let limit = state
         .registry
         .settings(&id)
@@ -220,7 +308,8 @@ async fn put_code(
         .validate(candidate, smoke)
         .await
         .map_err(ApiError::Invalid)?;
-    let version = state.store.deploy(&id, &code)?;
+    let (sid, stored) = (id.clone(), code.clone());
+    let version = store_call(&state, move |st| st.deploy(&sid, &stored)).await?;
     if state.registry.settings(&id).is_none() {
         if let Some(t) = state.store.get(&id)? {
             state.registry.put_settings(&id, t.settings);
@@ -251,6 +340,7 @@ async fn rollback(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("rollback: {e}")))?
     };
+    let _tenant = state.control.tenant(&id).await;
     let t = state
         .store
         .get(&id)?
@@ -275,7 +365,8 @@ async fn rollback(
         .store
         .code(&id, target)?
         .ok_or_else(|| ApiError::NotFound(format!("tenant \"{id}\" has no version {target}")))?;
-    state.store.set_current(&id, target)?;
+    let sid = id.clone();
+    store_call(&state, move |st| st.set_current(&sid, target)).await?;
     state.registry.set_current(&id, target, code);
     tracing::info!(tenant = %id, version = target, "rolled back");
     Ok(Json(json!({"id": id, "version": target})))

@@ -14,8 +14,11 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Admin API listener (its own port; keep it off the public network).
     pub admin_listen: SocketAddr,
-    /// Bearer token for the admin API. `None`: read or create `DATA_DIR/admin-token`.
+    /// Bearer token for the admin API (at least 16 bytes). `None`: read or create `DATA_DIR/admin-token`.
     pub admin_token: Option<String>,
+    /// Serve `/metrics` without auth on this address (its own listener);
+    /// `None`: `/metrics` is on the admin listener, behind the token.
+    pub metrics_listen: Option<SocketAddr>,
     /// Requests to `{tenant}.{base_domain}` go to that tenant.
     pub base_domain: String,
     /// Worker threads, each owning a set of tenant isolates (default: cores).
@@ -63,6 +66,7 @@ impl ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8787)),
             admin_listen: SocketAddr::from(([127, 0, 0, 1], 8788)),
             admin_token: None,
+            metrics_listen: None,
             base_domain: "localhost".into(),
             workers,
             data_dir: data_dir.into(),
@@ -132,34 +136,148 @@ impl TenantSettings {
         v
     }
 
-    /// Checks values that would make the tenant unusable.
-    pub fn validate(&self) -> Result<(), String> {
-        let l = &self.limits;
-        if l.heap_bytes < (4 << 20) {
-            return Err("limits.heap_bytes must be at least 4 MiB".into());
+    /// Checks every field against its bound (see `docs/LIMITS.md`) and
+    /// normalises routes (lowercase). The error names the field.
+    pub fn validate(&mut self) -> Result<(), SettingsError> {
+        self.limits.validate().map_err(|e| SettingsError {
+            field: format!("limits.{}", e.bound.field),
+            message: e.to_string(),
+        })?;
+        if self.max_body_bytes > MAX_BODY_BYTES {
+            return Err(SettingsError::new(
+                "max_body_bytes",
+                format!(
+                    "max_body_bytes is {}; it must be between 0 and {MAX_BODY_BYTES} bytes",
+                    self.max_body_bytes
+                ),
+            ));
         }
-        if l.cpu.is_zero() || l.wall.is_zero() || l.startup_cpu.is_zero() {
-            return Err(
-                "limits.cpu, limits.wall and limits.startup_cpu must be positive (milliseconds)"
-                    .into(),
-            );
+        if self.routes.len() > MAX_ROUTES {
+            return Err(SettingsError::new(
+                "routes",
+                format!(
+                    "{} routes; a tenant may have at most {MAX_ROUTES}",
+                    self.routes.len()
+                ),
+            ));
         }
-        if l.max_concurrency == 0 {
-            return Err("limits.max_concurrency must be at least 1".into());
+        for r in &mut self.routes {
+            *r = validate_route(r)?;
         }
+        let mut seen = std::collections::BTreeSet::new();
         for r in &self.routes {
-            if r.is_empty() || r.contains('/') || r.contains(' ') {
-                return Err(format!("route \"{r}\" must be a host name"));
-            }
-        }
-        for k in self.env.keys().chain(self.secrets.keys()) {
-            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!(
-                    "env/secret name \"{k}\" must be letters, digits and _"
+            if !seen.insert(r) {
+                return Err(SettingsError::new(
+                    "routes",
+                    format!("route \"{r}\" is listed twice"),
                 ));
             }
         }
+        let count = self.env.len() + self.secrets.len();
+        if count > MAX_ENV_ENTRIES {
+            return Err(SettingsError::new(
+                "env",
+                format!("{count} env and secret entries; at most {MAX_ENV_ENTRIES} together"),
+            ));
+        }
+        let mut total = 0usize;
+        for (kind, map) in [("env", &self.env), ("secrets", &self.secrets)] {
+            for (k, v) in map {
+                let field = format!(
+                    "{kind}.{}",
+                    k.chars().take(MAX_ENV_NAME).collect::<String>()
+                );
+                let name_ok = !k.is_empty()
+                    && k.len() <= MAX_ENV_NAME
+                    && k.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_');
+                if !name_ok {
+                    return Err(SettingsError::new(
+                        field,
+                        format!("{kind} names must be 1-{MAX_ENV_NAME} letters, digits and _"),
+                    ));
+                }
+                if v.len() > MAX_ENV_VALUE {
+                    return Err(SettingsError::new(
+                        field,
+                        format!("value is {} bytes; at most {MAX_ENV_VALUE}", v.len()),
+                    ));
+                }
+                total += k.len() + v.len();
+            }
+        }
+        if let Some(k) = self.env.keys().find(|k| self.secrets.contains_key(*k)) {
+            return Err(SettingsError::new(
+                format!("secrets.{k}"),
+                format!("\"{k}\" is both an env variable and a secret"),
+            ));
+        }
+        if total > MAX_ENV_TOTAL {
+            return Err(SettingsError::new(
+                "env",
+                format!("env and secrets hold {total} bytes; at most {MAX_ENV_TOTAL} together"),
+            ));
+        }
         Ok(())
+    }
+}
+
+/// Largest `max_body_bytes` a tenant may set: 1 GiB (bodies stream).
+pub const MAX_BODY_BYTES: u64 = 1 << 30;
+/// Custom routes per tenant.
+pub const MAX_ROUTES: usize = 32;
+/// `env` and `secrets` entries per tenant, together.
+pub const MAX_ENV_ENTRIES: usize = 128;
+/// Bytes of one env or secret name.
+pub const MAX_ENV_NAME: usize = 128;
+/// Bytes of one env or secret value: 64 KiB.
+pub const MAX_ENV_VALUE: usize = 64 << 10;
+/// Bytes of all env and secret names and values of a tenant: 1 MiB.
+pub const MAX_ENV_TOTAL: usize = 1 << 20;
+
+/// A tenant setting out of bounds; `field` is its JSON path (`limits.cpu`, `routes`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct SettingsError {
+    /// JSON path of the field.
+    pub field: String,
+    /// What is wrong, with the bound.
+    pub message: String,
+}
+
+impl SettingsError {
+    fn new(field: impl Into<String>, message: impl Into<String>) -> Self {
+        SettingsError {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A custom route must be a DNS host name: 1-253 bytes, dot-separated labels
+/// of 1-63 `a-z`, `0-9`, `-` (not starting or ending with `-`). Upper case is
+/// lowered; the normalised name is returned.
+pub fn validate_route(route: &str) -> Result<String, SettingsError> {
+    let r = route.to_ascii_lowercase();
+    let ok = !r.is_empty()
+        && r.len() <= 253
+        && r.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        });
+    if ok {
+        Ok(r)
+    } else {
+        Err(SettingsError::new(
+            "routes",
+            format!(
+                "route \"{}\" is not a DNS host name (labels of a-z, 0-9 and '-', no port, no trailing dot)",
+                route.chars().take(80).collect::<String>()
+            ),
+        ))
     }
 }
 
@@ -202,6 +320,19 @@ mod tests {
             &"a".repeat(64),
         ] {
             assert!(validate_tenant_id(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn routes_are_host_names_lowercased() {
+        assert_eq!(
+            validate_route("Shop.Example.COM").unwrap(),
+            "shop.example.com"
+        );
+        for bad in [
+            "", "a..b", "a/b", "a b", "-a.com", "a.com.", "a.com:80", "*.a.com",
+        ] {
+            assert_eq!(validate_route(bad).unwrap_err().field, "routes", "{bad}");
         }
     }
 

@@ -61,6 +61,23 @@ pub enum ApiError {
     BadRequest(String),
     /// Code or settings failed validation.
     Invalid(String),
+    /// A setting is out of bounds or malformed; names the field (JSON path).
+    InvalidField {
+        /// JSON path of the field (`limits.cpu`, `routes`, ...).
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The request conflicts with another tenant (a route it owns). The
+    /// body names the owner: the admin API is operator-only.
+    Conflict {
+        /// The field in conflict.
+        field: String,
+        /// The tenant that owns it.
+        owner: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Missing or wrong admin token.
     Unauthorized,
     /// Something else is not there (a version, a route).
@@ -85,7 +102,8 @@ impl ApiError {
             }
             ApiError::BodyTooLarge { .. } => 413,
             ApiError::BadRequest(_) => 400,
-            ApiError::Invalid(_) => 422,
+            ApiError::Invalid(_) | ApiError::InvalidField { .. } => 422,
+            ApiError::Conflict { .. } => 409,
             ApiError::Unauthorized => 401,
         }
     }
@@ -187,6 +205,14 @@ impl ApiError {
             }
             ApiError::BadRequest(m) => json!({"error": "bad_request", "message": m}),
             ApiError::Invalid(m) => json!({"error": "invalid", "message": m}),
+            ApiError::InvalidField { field, message } => {
+                json!({"error": "invalid", "field": field, "message": message})
+            }
+            ApiError::Conflict {
+                field,
+                owner,
+                message,
+            } => json!({"error": "conflict", "field": field, "owner": owner, "message": message}),
             ApiError::Unauthorized => {
                 json!({"error": "unauthorized", "message": "missing or wrong bearer token"})
             }
@@ -233,5 +259,14 @@ impl axum::response::IntoResponse for ApiError {
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         ApiError::Internal(e.to_string())
+    }
+}
+
+impl From<crate::config::SettingsError> for ApiError {
+    fn from(e: crate::config::SettingsError) -> Self {
+        ApiError::InvalidField {
+            field: e.field,
+            message: e.message,
+        }
     }
 }

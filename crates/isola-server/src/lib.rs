@@ -9,10 +9,13 @@
 //!   [`admission`] and framed by the server ([`framing`]).
 //! - **Workers** ([`pool`]): threads that each own a set of tenant isolates
 //!   and interleave their invocations.
-//! - **Admin API** ([`admin`]): its own listener, bearer token, JSON; deploy,
-//!   configure, roll back, delete, read logs; `/metrics` in Prometheus format.
-//! - **Store** ([`store`]): tenants, settings and code versions in SQLite;
-//!   after a restart every deployed tenant serves again.
+//! - **Admin API** ([`admin`]): its own listener, bearer token (at least
+//!   [`MIN_ADMIN_TOKEN_BYTES`] bytes), JSON; deploy, configure, roll back,
+//!   delete, read logs; `/metrics` in Prometheus format (behind the token, or
+//!   open on a `metrics_listen` address of its own).
+//! - **Control** ([`control`]): per-tenant locks serialising changes.
+//! - **Store** ([`store`]): tenants, settings and code versions in SQLite,
+//!   secrets sealed ([`sealed`]); after a restart every deployed tenant serves again.
 //!
 //! Errors become HTTP responses in one place ([`errors::ApiError`]).
 
@@ -20,6 +23,7 @@ pub mod admin;
 pub mod admission;
 pub mod config;
 pub mod conn;
+pub mod control;
 pub mod dataplane;
 pub mod errors;
 pub mod framing;
@@ -27,6 +31,7 @@ pub mod logs;
 pub mod metrics;
 pub mod pool;
 pub mod registry;
+pub mod sealed;
 pub mod store;
 
 use std::net::SocketAddr;
@@ -64,9 +69,55 @@ pub enum ServerError {
     /// The tenant store failed.
     #[error(transparent)]
     Store(#[from] store::StoreError),
+    /// The admin token is unsafe (empty, whitespace, too short).
+    #[error("the admin token from {origin} {problem}; use a random token of at least {MIN_ADMIN_TOKEN_BYTES} printable characters (e.g. `openssl rand -hex 24`), or unset it to have one generated in DATA_DIR/admin-token")]
+    AdminToken {
+        /// Where it came from.
+        origin: String,
+        /// What is wrong with it.
+        problem: TokenProblem,
+    },
     /// Something else (runtime creation, token file).
     #[error("{0}")]
     Other(String),
+}
+
+/// Shortest admin token accepted, in bytes.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
+/// Longest admin token accepted, in bytes.
+pub const MAX_ADMIN_TOKEN_BYTES: usize = 1024;
+
+/// What is wrong with an admin token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TokenProblem {
+    /// Empty or only whitespace.
+    #[error("is empty")]
+    Empty,
+    /// Shorter than [`MIN_ADMIN_TOKEN_BYTES`].
+    #[error("is too short ({0} bytes)")]
+    TooShort(usize),
+    /// Longer than [`MAX_ADMIN_TOKEN_BYTES`].
+    #[error("is too long ({0} bytes)")]
+    TooLong(usize),
+    /// Holds whitespace or characters a header cannot carry.
+    #[error("holds whitespace or non-printable characters")]
+    BadCharacters,
+}
+
+/// Checks an admin token: [`MIN_ADMIN_TOKEN_BYTES`]..=[`MAX_ADMIN_TOKEN_BYTES`]
+/// bytes of printable ASCII without spaces.
+pub fn check_admin_token(token: &str) -> Result<(), TokenProblem> {
+    if token.trim().is_empty() {
+        Err(TokenProblem::Empty)
+    } else if !token.bytes().all(|b| b.is_ascii_graphic()) {
+        Err(TokenProblem::BadCharacters)
+    } else if token.len() < MIN_ADMIN_TOKEN_BYTES {
+        Err(TokenProblem::TooShort(token.len()))
+    } else if token.len() > MAX_ADMIN_TOKEN_BYTES {
+        Err(TokenProblem::TooLong(token.len()))
+    } else {
+        Ok(())
+    }
 }
 
 /// State shared by the HTTP layers.
@@ -91,6 +142,8 @@ pub struct AppState {
     pub admission: admission::Admission,
     /// Data-plane connection counters.
     pub conns: Arc<conn::ConnStats>,
+    /// Locks serialising control-plane changes.
+    pub control: control::ControlLocks,
     next_request: AtomicU64,
     request_salt: u64,
 }
@@ -107,18 +160,29 @@ impl AppState {
 }
 
 /// Reads `DATA_DIR/admin-token`, creating it (random, mode 0600) if missing.
+/// A file that exists but holds an unsafe token (empty, too short) is an error.
 pub fn admin_token_file(data_dir: &Path) -> Result<String, ServerError> {
     use isola_core::secrets;
     let path = data_dir.join("admin-token");
     match std::fs::read_to_string(&path) {
-        Ok(t) if !t.trim().is_empty() => Ok(t.trim().to_string()),
-        _ => {
-            std::fs::create_dir_all(data_dir)
-                .map_err(|e| ServerError::Other(format!("{}: {e}", data_dir.display())))?;
+        Ok(t) => {
+            let t = t.trim().to_string();
+            check_admin_token(&t).map_err(|problem| ServerError::AdminToken {
+                origin: path.display().to_string(),
+                problem,
+            })?;
+            Ok(t)
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            secrets::private_dir(data_dir)?;
             let token = secrets::hex(&secrets::random_bytes(24)?);
             secrets::write_private(&path, token.as_bytes())?;
             Ok(token)
         }
+        Err(e) => Err(ServerError::Other(format!(
+            "{}: {e}; make it readable by this user or pass --admin-token",
+            path.display()
+        ))),
     }
 }
 
@@ -131,11 +195,17 @@ impl Server {
     /// Opens the store, loads every deployed tenant and starts the workers.
     /// `engine` must have been created on the main thread first.
     pub fn new(engine: Engine, config: ServerConfig) -> Result<Server, ServerError> {
-        let store: Arc<dyn TenantStore> = Arc::new(SqliteTenantStore::open(&config.data_dir)?);
         let admin_token = match &config.admin_token {
-            Some(t) => t.clone(),
+            Some(t) => {
+                check_admin_token(t).map_err(|problem| ServerError::AdminToken {
+                    origin: "--admin-token / ISOLA_ADMIN_TOKEN".into(),
+                    problem,
+                })?;
+                t.clone()
+            }
             None => admin_token_file(&config.data_dir)?,
         };
+        let store: Arc<dyn TenantStore> = Arc::new(SqliteTenantStore::open(&config.data_dir)?);
         let registry = Registry::default();
         for t in store.list()? {
             registry.put_settings(&t.id, t.settings.clone());
@@ -182,6 +252,7 @@ impl Server {
                 admin_token,
                 admission,
                 conns: Arc::default(),
+                control: control::ControlLocks::default(),
                 next_request: AtomicU64::new(1),
                 request_salt: salt,
             }),
@@ -211,6 +282,12 @@ impl Server {
         let admin_addr = admin
             .local_addr()
             .map_err(|e| ServerError::Other(e.to_string()))?;
+        let metrics = cfg.metrics_listen.map(bind).transpose()?;
+        let metrics_addr = metrics
+            .as_ref()
+            .map(|l| l.local_addr())
+            .transpose()
+            .map_err(|e| ServerError::Other(e.to_string()))?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let state = self.state.clone();
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -230,10 +307,20 @@ impl Server {
                     let admin_task = tokio::spawn(async move {
                         let _ = axum::serve(admin, admin_app).await;
                     });
+                    let metrics_task = metrics.map(|l| {
+                        let l = tokio::net::TcpListener::from_std(l).expect("listener from std");
+                        let app = admin::metrics_router(state.clone());
+                        tokio::spawn(async move {
+                            let _ = axum::serve(l, app).await;
+                        })
+                    });
                     let data_task = tokio::spawn(conn::serve_data(data, state));
                     let _ = stop_rx.await;
                     admin_task.abort();
                     data_task.abort();
+                    if let Some(t) = metrics_task {
+                        t.abort();
+                    }
                 });
                 runtime.shutdown_background();
             })
@@ -241,7 +328,9 @@ impl Server {
         Ok(RunningServer {
             data_addr,
             admin_addr,
+            metrics_addr,
             admin_token: self.state.admin_token.clone(),
+            state: self.state.clone(),
             stop: Some(stop_tx),
             thread: Some(thread),
         })
@@ -254,13 +343,21 @@ pub struct RunningServer {
     pub data_addr: SocketAddr,
     /// Where the admin API listens.
     pub admin_addr: SocketAddr,
+    /// Where `/metrics` is served without auth, if `metrics_listen` was set.
+    pub metrics_addr: Option<SocketAddr>,
     /// The admin bearer token.
     pub admin_token: String,
+    state: Arc<AppState>,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl RunningServer {
+    /// Shared state (for embedding and tests).
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
     /// Stops listening and waits for the server thread (workers stay until the process ends).
     pub fn shutdown(mut self) {
         self.stop_now();

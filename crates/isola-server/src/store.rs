@@ -5,15 +5,23 @@
 //! same file as the code cache. A deploy writes the version and moves the
 //! tenant's current version in one transaction, so a crash never leaves a
 //! tenant half-updated.
+//!
+//! Secret values never reach the file in plain text: they live in
+//! `tenant_secrets`, sealed by [`crate::sealed`] with `DATA_DIR/secrets.key`;
+//! the settings JSON keeps every other field. Rows written by older versions
+//! (secrets inside the settings JSON) are sealed when the store opens, with
+//! SQLite's `secure_delete` on so the old pages are zeroed.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use isola_core::TenantCode;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 
 use crate::config::TenantSettings;
+use crate::sealed::Sealer;
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
@@ -73,13 +81,21 @@ pub trait TenantStore: Send + Sync {
 pub struct SqliteTenantStore {
     path: PathBuf,
     conn: Mutex<Connection>,
+    sealer: Sealer,
 }
 
 impl SqliteTenantStore {
-    /// Opens `DATA_DIR/isola.db`.
+    /// Opens `DATA_DIR/isola.db` with the secrets key `DATA_DIR/secrets.key`
+    /// (created if missing), sealing plain-text secrets left by older versions.
     pub fn open(data_dir: &Path) -> Result<Self, isola_core::Error> {
         let path = data_dir.join("isola.db");
         let conn = isola_core::code_cache::open_sqlite(&path)?;
+        let store_err = |e: &dyn std::fmt::Display| isola_core::Error::Store {
+            path: path.clone(),
+            message: e.to_string(),
+        };
+        conn.pragma_update(None, "secure_delete", "ON")
+            .map_err(|e| store_err(&e))?;
         conn.execute_batch(
             "CREATE TABLE IF NOT EXISTS tenants (
                 id TEXT PRIMARY KEY,
@@ -95,16 +111,126 @@ impl SqliteTenantStore {
                 size INTEGER NOT NULL,
                 created INTEGER NOT NULL,
                 PRIMARY KEY (tenant, version)
+            );
+            CREATE TABLE IF NOT EXISTS tenant_secrets (
+                tenant TEXT NOT NULL,
+                name TEXT NOT NULL,
+                value BLOB NOT NULL,
+                PRIMARY KEY (tenant, name)
             );",
         )
-        .map_err(|e| isola_core::Error::Store {
+        .map_err(|e| store_err(&e))?;
+        let key = data_dir.join("secrets.key");
+        if !key.exists() {
+            // A new key could never open existing values: say so instead of making one.
+            let sealed: i64 = conn
+                .query_row("SELECT COUNT(*) FROM tenant_secrets", [], |r| r.get(0))
+                .map_err(|e| store_err(&e))?;
+            if sealed > 0 {
+                return Err(isola_core::Error::Store {
+                    path: key,
+                    message: format!("missing, but isola.db holds {sealed} secret(s) sealed with it; restore the key file from a backup"),
+                });
+            }
+        }
+        let store = SqliteTenantStore {
+            sealer: Sealer::open_dir(data_dir)?,
             path: path.clone(),
-            message: e.to_string(),
-        })?;
-        Ok(SqliteTenantStore {
-            path,
             conn: Mutex::new(conn),
-        })
+        };
+        store.seal_plaintext_secrets().map_err(|e| store_err(&e))?;
+        Ok(store)
+    }
+
+    /// Moves secrets found in settings JSON (older versions) into `tenant_secrets`, sealed.
+    fn seal_plaintext_secrets(&self) -> Result<(), StoreError> {
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
+        let rows: Vec<(String, String)> = {
+            let mut stmt = tx
+                .prepare("SELECT id, settings FROM tenants")
+                .map_err(|e| self.err(e))?;
+            let rows = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(|e| self.err(e))?;
+            rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
+        };
+        let mut sealed = 0;
+        for (id, json) in rows {
+            let settings: TenantSettings = serde_json::from_str(&json)
+                .map_err(|e| self.err(format!("tenant {id}: bad settings JSON: {e}")))?;
+            if settings.secrets.is_empty() {
+                continue;
+            }
+            self.write_settings(&tx, &id, &settings)?;
+            sealed += settings.secrets.len();
+        }
+        tx.commit().map_err(|e| self.err(e))?;
+        if sealed > 0 {
+            // Old WAL frames may still hold the plain-text pages.
+            conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+                .map_err(|e| self.err(e))?;
+            tracing::info!(
+                "sealed {sealed} plain-text secret(s) from an older version in {}",
+                self.path.display()
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes settings (without secret values) and the sealed secrets, in `conn`'s transaction.
+    fn write_settings(
+        &self,
+        conn: &Connection,
+        id: &str,
+        settings: &TenantSettings,
+    ) -> Result<(), StoreError> {
+        let plain = TenantSettings {
+            secrets: BTreeMap::new(),
+            ..settings.clone()
+        };
+        let json = serde_json::to_string(&plain).map_err(|e| self.err(e))?;
+        conn.execute(
+            "INSERT INTO tenants(id, settings, current_version, updated) VALUES (?1, ?2, NULL, ?3)
+             ON CONFLICT(id) DO UPDATE SET settings = ?2, updated = ?3",
+            params![id, json, now()],
+        )
+        .map_err(|e| self.err(e))?;
+        conn.execute("DELETE FROM tenant_secrets WHERE tenant = ?1", params![id])
+            .map_err(|e| self.err(e))?;
+        for (name, value) in &settings.secrets {
+            let sealed = self.sealer.seal(id, name, value).map_err(|e| self.err(e))?;
+            conn.execute(
+                "INSERT INTO tenant_secrets(tenant, name, value) VALUES (?1, ?2, ?3)",
+                params![id, name, sealed],
+            )
+            .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+
+    /// A tenant's secrets, opened.
+    fn secrets(&self, conn: &Connection, id: &str) -> Result<BTreeMap<String, String>, StoreError> {
+        let mut stmt = conn
+            .prepare("SELECT name, value FROM tenant_secrets WHERE tenant = ?1")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map(params![id], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut out = BTreeMap::new();
+        for row in rows {
+            let (name, sealed) = row.map_err(|e| self.err(e))?;
+            let value = self
+                .sealer
+                .open(id, &name, &sealed)
+                .map_err(|e| self.err(e))?;
+            out.insert(name, value);
+        }
+        Ok(out)
     }
 
     fn err(&self, e: impl std::fmt::Display) -> StoreError {
@@ -122,12 +248,14 @@ impl SqliteTenantStore {
 
     fn row_to_tenant(
         &self,
+        conn: &Connection,
         id: String,
         settings: String,
         current: Option<i64>,
     ) -> Result<StoredTenant, StoreError> {
-        let settings: TenantSettings = serde_json::from_str(&settings)
+        let mut settings: TenantSettings = serde_json::from_str(&settings)
             .map_err(|e| self.err(format!("tenant {id}: bad settings JSON: {e}")))?;
+        settings.secrets = self.secrets(conn, &id)?;
         Ok(StoredTenant {
             id,
             settings,
@@ -158,20 +286,17 @@ fn bundle_sha(code: &TenantCode) -> String {
 
 impl TenantStore for SqliteTenantStore {
     fn put_settings(&self, id: &str, settings: &TenantSettings) -> Result<(), StoreError> {
-        let json = serde_json::to_string(settings).map_err(|e| self.err(e))?;
-        self.conn()?
-            .execute(
-                "INSERT INTO tenants(id, settings, current_version, updated) VALUES (?1, ?2, NULL, ?3)
-                 ON CONFLICT(id) DO UPDATE SET settings = ?2, updated = ?3",
-                params![id, json, now()],
-            )
+        let mut conn = self.conn()?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(|e| self.err(e))?;
-        Ok(())
+        self.write_settings(&tx, id, settings)?;
+        tx.commit().map_err(|e| self.err(e))
     }
 
     fn get(&self, id: &str) -> Result<Option<StoredTenant>, StoreError> {
-        let row: Option<(String, String, Option<i64>)> = self
-            .conn()?
+        let conn = self.conn()?;
+        let row: Option<(String, String, Option<i64>)> = conn
             .query_row(
                 "SELECT id, settings, current_version FROM tenants WHERE id = ?1",
                 params![id],
@@ -179,13 +304,13 @@ impl TenantStore for SqliteTenantStore {
             )
             .optional()
             .map_err(|e| self.err(e))?;
-        row.map(|(id, s, c)| self.row_to_tenant(id, s, c))
+        row.map(|(id, s, c)| self.row_to_tenant(&conn, id, s, c))
             .transpose()
     }
 
     fn list(&self) -> Result<Vec<StoredTenant>, StoreError> {
+        let conn = self.conn()?;
         let rows: Vec<(String, String, Option<i64>)> = {
-            let conn = self.conn()?;
             let mut stmt = conn
                 .prepare("SELECT id, settings, current_version FROM tenants ORDER BY id")
                 .map_err(|e| self.err(e))?;
@@ -195,14 +320,18 @@ impl TenantStore for SqliteTenantStore {
             rows.collect::<Result<_, _>>().map_err(|e| self.err(e))?
         };
         rows.into_iter()
-            .map(|(id, s, c)| self.row_to_tenant(id, s, c))
+            .map(|(id, s, c)| self.row_to_tenant(&conn, id, s, c))
             .collect()
     }
 
     fn delete(&self, id: &str) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
         tx.execute("DELETE FROM tenant_versions WHERE tenant = ?1", params![id])
+            .map_err(|e| self.err(e))?;
+        tx.execute("DELETE FROM tenant_secrets WHERE tenant = ?1", params![id])
             .map_err(|e| self.err(e))?;
         let n = tx
             .execute("DELETE FROM tenants WHERE id = ?1", params![id])
@@ -215,7 +344,9 @@ impl TenantStore for SqliteTenantStore {
         let json = serde_json::to_string(code).map_err(|e| self.err(e))?;
         let sha = bundle_sha(code);
         let mut conn = self.conn()?;
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
         let exists: Option<i64> = tx
             .query_row("SELECT 1 FROM tenants WHERE id = ?1", params![id], |r| {
                 r.get(0)
@@ -305,7 +436,9 @@ impl TenantStore for SqliteTenantStore {
 
     fn set_current(&self, id: &str, version: u64) -> Result<bool, StoreError> {
         let mut conn = self.conn()?;
-        let tx = conn.transaction().map_err(|e| self.err(e))?;
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| self.err(e))?;
         let exists: Option<i64> = tx
             .query_row(
                 "SELECT 1 FROM tenant_versions WHERE tenant = ?1 AND version = ?2",

@@ -29,6 +29,10 @@ impl Drop for Serve {
 }
 
 fn serve(data_dir: &Path) -> Serve {
+    serve_with(data_dir, &[])
+}
+
+fn serve_with(data_dir: &Path, extra: &[&str]) -> Serve {
     let (data, admin) = (free_port(), free_port());
     let child = Command::new(env!("CARGO_BIN_EXE_isola"))
         .arg("--data-dir")
@@ -41,6 +45,8 @@ fn serve(data_dir: &Path) -> Serve {
             &format!("127.0.0.1:{admin}"),
         ])
         .args(["--workers", "1"])
+        .args(extra)
+        .env_remove("ISOLA_ADMIN_TOKEN")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -182,4 +188,96 @@ fn a_server_killed_during_deploys_restarts_with_each_tenant_on_one_whole_version
         checked >= 2 && deploys > 5,
         "the kills must land among deploys ({checked} rounds checked, {deploys} deploys)"
     );
+}
+
+/// Starts `isola serve` with `args` and `env`; waits (at most 30 s) for it to exit.
+fn serve_exits(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_isola"));
+    cmd.arg("--data-dir")
+        .arg(data_dir)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--admin-listen",
+            "127.0.0.1:0",
+        ])
+        .args(["--workers", "1"])
+        .args(args)
+        .env_remove("ISOLA_ADMIN_TOKEN")
+        .env_remove("ISOLA_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("isola serve started instead of refusing: {}", stderr(&out));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn an_empty_admin_token_refuses_to_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    for (args, env, problem) in [
+        (vec![], vec![("ISOLA_ADMIN_TOKEN", "")], "is empty"),
+        (vec![], vec![("ISOLA_ADMIN_TOKEN", "   ")], "is empty"),
+        (vec!["--admin-token", ""], vec![], "is empty"),
+        (
+            vec!["--admin-token", "short-token"],
+            vec![],
+            "is too short (11 bytes)",
+        ),
+    ] {
+        let out = serve_exits(&data, &args, &env);
+        assert!(!out.status.success(), "{args:?} {env:?}");
+        let err = stderr(&out);
+        assert!(
+            err.contains(&format!(
+                "admin token from --admin-token / ISOLA_ADMIN_TOKEN {problem}"
+            )),
+            "{err}"
+        );
+        assert!(err.contains("at least 16"), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    // An empty token file is refused too (not silently replaced).
+    std::fs::write(data.join("admin-token"), "  \n").unwrap();
+    let out = serve_exits(&data, &[], &[]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("admin-token is empty"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn metrics_listen_serves_metrics_without_the_token_and_the_admin_port_wants_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let metrics = free_port();
+    let s = serve_with(
+        &data,
+        &["--metrics-listen", &format!("127.0.0.1:{metrics}")],
+    );
+    let body = ureq::get(&format!("http://127.0.0.1:{metrics}/metrics"))
+        .call()
+        .unwrap()
+        .into_string()
+        .unwrap();
+    assert!(body.contains("isola_"), "{body}");
+    match ureq::get(&format!("http://127.0.0.1:{}/metrics", s.admin)).call() {
+        Err(ureq::Error::Status(401, _)) => {}
+        other => panic!("/metrics on the admin port without the token: {other:?}"),
+    }
 }

@@ -166,7 +166,7 @@ fn after_a_restart_deployed_tenants_serve_again_from_the_code_cache() {
     let r = s.data("keep.localhost", "/again");
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body, "hello from kept at http://keep.localhost/again");
-    let m = s.admin_with_token("GET", "/metrics", None).body;
+    let m = s.admin("GET", "/metrics", None).body;
     assert!(
         m.contains("isola_code_cache_lookups_total{tenant=\"keep\",result=\"hit\"} 1"),
         "first request after restart hits the code cache:\n{m}"
@@ -188,7 +188,7 @@ fn admin_requests_without_the_right_token_get_401() {
         401
     );
     assert_eq!(
-        s.admin_with_token("GET", "/v1/tenants", Some("test-token"))
+        s.admin_with_token("GET", "/v1/tenants", Some(crate::util::TOKEN))
             .status,
         200
     );
@@ -379,7 +379,7 @@ fn logs_and_metrics_show_what_tenants_did() {
         text.contains("index.js:1:"),
         "kill report names the file and line: {text}"
     );
-    let m = s.admin_with_token("GET", "/metrics", None).body;
+    let m = s.admin("GET", "/metrics", None).body;
     for series in [
         "isola_requests_total{tenant=\"chatty\",status=\"200\"} 1",
         "isola_requests_total{tenant=\"chatty\",status=\"503\"} 1",
@@ -441,7 +441,7 @@ fn wait_until_runs_after_the_response_and_first_requests_use_prewarmed_isolates(
     assert!(!logs().contains("background done"));
     std::thread::sleep(Duration::from_millis(800));
     assert!(logs().contains("background done"), "{}", logs());
-    let m = s.admin_with_token("GET", "/metrics", None).body;
+    let m = s.admin("GET", "/metrics", None).body;
     assert!(
         m.contains("isola_prewarmed_starts_total{tenant=\"later\"} 1"),
         "{m}"

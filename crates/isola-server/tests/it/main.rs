@@ -1,6 +1,7 @@
 //! Integration tests of `isola serve`: a real server on loopback, a real HTTP client.
 
 mod api;
+mod control;
 mod hostile_http;
 mod raw;
 mod util;

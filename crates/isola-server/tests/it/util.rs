@@ -5,6 +5,9 @@ use std::path::Path;
 use isola_core::{Engine, EngineConfig};
 use isola_server::{RunningServer, Server, ServerConfig};
 
+/// The admin token of test servers.
+pub const TOKEN: &str = "test-token-0123456789";
+
 pub struct TestServer {
     pub server: RunningServer,
     /// The server's shared state (admission queues, connection counters).
@@ -16,7 +19,7 @@ pub fn config(dir: &Path) -> ServerConfig {
     c.listen = "127.0.0.1:0".parse().unwrap();
     c.admin_listen = "127.0.0.1:0".parse().unwrap();
     c.workers = 2;
-    c.admin_token = Some("test-token".into());
+    c.admin_token = Some(TOKEN.into());
     c
 }
 
@@ -94,7 +97,7 @@ impl TestServer {
     }
 
     pub fn admin(&self, method: &str, path: &str, body: Option<serde_json::Value>) -> Resp {
-        let r = self.admin_req(method, path, Some("test-token"));
+        let r = self.admin_req(method, path, Some(TOKEN));
         finish(match body {
             Some(b) => r.send_json(b),
             None => r.call(),
