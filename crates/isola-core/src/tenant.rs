@@ -15,7 +15,7 @@ use crate::code_cache::CacheEvent;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::limits::Limits;
-use crate::runtime::{CacheCtx, JsRuntime, RunMeasure, Step};
+use crate::runtime::{CacheCtx, JsRuntime, LoadStep, RunMeasure, Step};
 
 /// Severity of a console line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -276,6 +276,19 @@ pub struct Tenant {
     stats: TenantStats,
     load: LoadInfo,
     cold: bool,
+    /// A pre-created isolate kept for the first load (see [`Tenant::deferred`]).
+    pooled: Option<JsRuntime>,
+    /// A cold start whose top-level code waits for a timer, and the invocation waiting for it.
+    starting: Option<Box<ColdStart>>,
+}
+
+/// A cold start in progress (see [`Tenant::begin_with_body`]).
+struct ColdStart {
+    rt: JsRuntime,
+    t0: Instant,
+    isolate_time: Duration,
+    inv: Invocation,
+    body: Option<Box<dyn BodySource>>,
 }
 
 impl std::fmt::Debug for Tenant {
@@ -298,7 +311,27 @@ impl Tenant {
             stats: TenantStats::default(),
             load: LoadInfo::default(),
             cold: false,
+            pooled: None,
+            starting: None,
         }
+    }
+
+    /// A tenant whose isolate is created, and code loaded, by its first
+    /// invocation, without blocking: [`Tenant::begin`] then returns
+    /// [`Progress::Wait`] while top-level code waits for timers, so a worker
+    /// thread serves its other tenants meanwhile. Takes a pre-created isolate
+    /// from `pool` when one fits; returns whether it did. Load errors are
+    /// reported by that first invocation.
+    pub fn deferred(
+        engine: &Engine,
+        config: TenantConfig,
+        code: TenantCode,
+        pool: &mut IsolatePool,
+    ) -> (Self, bool) {
+        let mut t = Tenant::unloaded(engine, config, code);
+        t.pooled = pool.take(t.config.limits.heap_bytes);
+        let used = t.pooled.is_some();
+        (t, used)
     }
 
     /// Creates the tenant's isolate from the base snapshot and loads `code`
@@ -394,47 +427,61 @@ impl Tenant {
         }
     }
 
-    fn ensure_runtime(&mut self) -> Result<bool> {
-        if self.runtime.as_ref().is_some_and(|r| r.is_healthy()) {
-            return Ok(false);
-        }
-        self.runtime_from(None)?;
-        Ok(true)
-    }
-
     /// Creates (or adopts `pooled`) the runtime and loads the code into it.
     fn runtime_from(&mut self, pooled: Option<JsRuntime>) -> Result<()> {
         self.runtime = None;
         let t0 = Instant::now();
+        let mut rt = self.new_runtime(pooled)?;
+        let isolate_time = t0.elapsed();
         let inner = &self.engine.inner;
+        let cache = inner.cache.as_deref().map(|store| CacheCtx {
+            store,
+            fingerprint: &inner.snapshot.fingerprint,
+        });
+        match rt.load(&self.code, cache.as_ref()) {
+            Ok(report) => {
+                self.loaded(rt, report, t0, isolate_time);
+                Ok(())
+            }
+            Err(e) => {
+                self.record_error(&e);
+                Err(e)
+            }
+        }
+    }
+
+    /// A new runtime (or `pooled`, adopted) for this tenant, code not loaded.
+    fn new_runtime(&mut self, pooled: Option<JsRuntime>) -> Result<JsRuntime> {
         let console = self.console();
         let adopted = pooled.and_then(|mut rt| {
             rt.adopt(&self.config.name, &self.config.limits, console.clone())
                 .then_some(rt)
         });
-        let mut rt = match adopted {
+        let rt = match adopted {
             Some(rt) => rt,
-            None => JsRuntime::new(
-                inner.snapshot.blob,
-                &self.config.name,
-                &self.config.limits,
-                console,
-                inner.watchdog.clone(),
-            )?,
-        };
-        self.stats.isolate_creations += 1;
-        let isolate_time = t0.elapsed();
-        let cache = inner.cache.as_deref().map(|store| CacheCtx {
-            store,
-            fingerprint: &inner.snapshot.fingerprint,
-        });
-        let report = match rt.load(&self.code, cache.as_ref()) {
-            Ok(r) => r,
-            Err(e) => {
-                self.record_error(&e);
-                return Err(e);
+            None => {
+                let inner = &self.engine.inner;
+                JsRuntime::new(
+                    inner.snapshot.blob,
+                    &self.config.name,
+                    &self.config.limits,
+                    console,
+                    inner.watchdog.clone(),
+                )?
             }
         };
+        self.stats.isolate_creations += 1;
+        Ok(rt)
+    }
+
+    /// Records a finished load and makes `rt` the tenant's runtime.
+    fn loaded(
+        &mut self,
+        mut rt: JsRuntime,
+        report: crate::runtime::LoadReport,
+        t0: Instant,
+        isolate_time: Duration,
+    ) {
         for (_, e) in &report.cache_events {
             self.stats.record_cache(*e);
         }
@@ -449,7 +496,31 @@ impl Tenant {
             total_time: t0.elapsed(),
         };
         self.runtime = Some(rt);
-        Ok(())
+    }
+
+    /// Drives a cold start one step; starts its invocation once loaded.
+    fn cold_step(&mut self, mut cs: Box<ColdStart>, step: LoadStep) -> Progress {
+        match step {
+            LoadStep::Wait(until) => {
+                self.starting = Some(cs);
+                Progress::Wait(until)
+            }
+            LoadStep::Done(Err(e)) => {
+                self.record_error(&e);
+                crate::runtime::release_freed_memory();
+                Progress::Done(Err(e))
+            }
+            LoadStep::Done(Ok(report)) => {
+                let (inv, body) = (cs.inv, cs.body.take());
+                self.loaded(cs.rt, report, cs.t0, cs.isolate_time);
+                self.cold = true;
+                let Some(rt) = self.runtime.as_mut() else {
+                    return Progress::Done(Err(Error::Internal("no runtime after a load".into())));
+                };
+                let step = rt.start(&inv, &self.config.env, body);
+                self.after(step)
+            }
+        }
     }
 
     fn record_error(&mut self, e: &Error) {
@@ -524,11 +595,40 @@ impl Tenant {
         body: Option<Box<dyn BodySource>>,
     ) -> Progress {
         self.stats.invocations += 1;
-        let cold = match self.ensure_runtime() {
-            Ok(c) => c,
-            Err(e) => return Progress::Done(Err(e)),
-        };
-        self.cold = cold;
+        if self.starting.is_some() {
+            return Progress::Done(Err(Error::Internal(
+                "an invocation is already in flight on this tenant".into(),
+            )));
+        }
+        if !self.runtime.as_ref().is_some_and(|r| r.is_healthy()) {
+            // Cold: create the isolate and load the code in non-blocking steps.
+            self.runtime = None;
+            let t0 = Instant::now();
+            let pooled = self.pooled.take();
+            let mut rt = match self.new_runtime(pooled) {
+                Ok(rt) => rt,
+                Err(e) => {
+                    self.record_error(&e);
+                    return Progress::Done(Err(e));
+                }
+            };
+            let isolate_time = t0.elapsed();
+            let inner = &self.engine.inner;
+            let cache = inner.cache.as_deref().map(|store| CacheCtx {
+                store,
+                fingerprint: &inner.snapshot.fingerprint,
+            });
+            let step = rt.load_begin(&self.code, cache.as_ref());
+            let cs = Box::new(ColdStart {
+                rt,
+                t0,
+                isolate_time,
+                inv,
+                body,
+            });
+            return self.cold_step(cs, step);
+        }
+        self.cold = false;
         let Some(rt) = self.runtime.as_mut() else {
             return Progress::Done(Err(Error::Internal("no runtime after creation".into())));
         };
@@ -538,6 +638,15 @@ impl Tenant {
 
     /// Continues the invocation started by [`Tenant::begin`].
     pub fn resume(&mut self) -> Progress {
+        if let Some(mut cs) = self.starting.take() {
+            let inner = &self.engine.inner;
+            let cache = inner.cache.as_deref().map(|store| CacheCtx {
+                store,
+                fingerprint: &inner.snapshot.fingerprint,
+            });
+            let step = cs.rt.load_resume(cache.as_ref());
+            return self.cold_step(cs, step);
+        }
         let Some(rt) = self.runtime.as_mut() else {
             return Progress::Done(Err(Error::Internal("no invocation in flight".into())));
         };
@@ -613,7 +722,7 @@ impl Tenant {
 
     /// Whether an invocation is in flight (begun and not yet done).
     pub fn is_busy(&self) -> bool {
-        self.runtime.as_ref().is_some_and(|r| r.is_busy())
+        self.starting.is_some() || self.runtime.as_ref().is_some_and(|r| r.is_busy())
     }
 
     fn after(&mut self, step: Step) -> Progress {

@@ -410,7 +410,9 @@ struct Slot {
     current: Option<(Pending, Instant)>,
     streaming: Option<StreamOut>,
     last_used: Instant,
-    fresh: Option<(Vec<CacheEvent>, bool)>,
+    /// Set until the first request of a new slot settles: whether its
+    /// isolate was a pre-created one.
+    fresh: Option<bool>,
 }
 
 struct WorkerLoop {
@@ -540,38 +542,33 @@ impl WorkerLoop {
         }
     }
 
-    /// Creates the tenant's isolate for its first queued request.
+    /// Makes a slot for a tenant's first queued request. The isolate is
+    /// created and the code loaded by that request's `begin`, in
+    /// non-blocking steps (top-level code awaiting a timer does not hold up
+    /// the worker's other tenants).
     fn cold_start(&mut self, pending: Pending) {
         let dep = pending.dep.clone();
         let config = self.config(&dep);
-        match Tenant::new_pooled(
+        let (tenant, prewarmed) = Tenant::deferred(
             &self.engine,
             config,
             (*dep.code).clone(),
             &mut self.prewarmed,
-        ) {
-            Ok((tenant, prewarmed)) => {
-                let cache = tenant.load_info().cache.iter().map(|(_, e)| *e).collect();
-                let mut queue = VecDeque::new();
-                queue.push_back(pending);
-                self.slots.insert(
-                    dep.id.clone(),
-                    Slot {
-                        dep,
-                        tenant,
-                        queue,
-                        current: None,
-                        streaming: None,
-                        last_used: Instant::now(),
-                        fresh: Some((cache, prewarmed)),
-                    },
-                );
-            }
-            Err(e) => {
-                self.queued.fetch_sub(1, Ordering::Relaxed);
-                let _ = pending.reply.send(Reply::failed(e, true));
-            }
-        }
+        );
+        let mut queue = VecDeque::new();
+        queue.push_back(pending);
+        self.slots.insert(
+            dep.id.clone(),
+            Slot {
+                dep,
+                tenant,
+                queue,
+                current: None,
+                streaming: None,
+                last_used: Instant::now(),
+                fresh: Some(prewarmed),
+            },
+        );
     }
 
     fn step(&mut self) {
@@ -698,13 +695,17 @@ impl WorkerLoop {
                     return;
                 };
                 queued.fetch_sub(1, Ordering::Relaxed);
-                let (cache, prewarmed, cold) = match slot.fresh.take() {
-                    Some((c, p)) => (c, p, true),
-                    None => (
-                        Vec::new(),
-                        false,
-                        result.as_ref().map(|i| i.cold).unwrap_or(false),
-                    ),
+                let cold = slot.fresh.is_some() || result.as_ref().is_ok_and(|i| i.cold);
+                let prewarmed = slot.fresh.take().unwrap_or(false);
+                let cache: Vec<CacheEvent> = if cold {
+                    slot.tenant
+                        .load_info()
+                        .cache
+                        .iter()
+                        .map(|(_, e)| *e)
+                        .collect()
+                } else {
+                    Vec::new()
                 };
                 let heap_bytes = slot.tenant.heap_used_bytes();
                 match &result {

@@ -11,6 +11,8 @@
 pub(crate) mod allocator;
 pub(crate) mod boundary;
 pub(crate) mod errors;
+mod load;
+pub(crate) use load::LoadStep;
 mod modules;
 pub(crate) mod ops;
 pub(crate) mod platform;
@@ -24,7 +26,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::accounting::{HeapUsage, KillReport};
-use crate::bundle::TenantCode;
 use crate::code_cache::{CacheEvent, CacheKey, CodeCacheStore};
 use crate::error::{Error, LimitError, Result};
 use crate::limits::{LimitKind, Limits};
@@ -107,6 +108,7 @@ pub(crate) struct JsRuntime {
     internals: v8::Global<v8::Object>,
     namespace: Option<v8::Global<v8::Object>>,
     in_flight: Option<InFlight>,
+    loading: Option<load::Loading>,
     background: Vec<Background>,
     response: Option<ResponseStream>,
     entry: String,
@@ -186,6 +188,7 @@ impl JsRuntime {
             internals,
             namespace: None,
             in_flight: None,
+            loading: None,
             background: Vec::new(),
             response: None,
             entry: String::new(),
@@ -249,49 +252,6 @@ impl JsRuntime {
         }
     }
 
-    /// Compiles (with the code cache), instantiates and evaluates the tenant's code.
-    pub fn load(&mut self, code: &TenantCode, cache: Option<&CacheCtx<'_>>) -> Result<LoadReport> {
-        self.entered(|rt| rt.load_inner(code, cache))
-    }
-
-    fn load_inner(
-        &mut self,
-        code: &TenantCode,
-        cache: Option<&CacheCtx<'_>>,
-    ) -> Result<LoadReport> {
-        if code.size() > self.limits.code_size_bytes {
-            return Err(self.limit_error(
-                LimitKind::CodeSize,
-                self.limits.code_size_bytes,
-                Some(code.size()),
-                None,
-            ));
-        }
-        self.entry = code.entry().to_string();
-        let seq = self.begin();
-        let guard = self.watchdog.watch(
-            &self.kill,
-            seq,
-            LimitKind::StartupCpu,
-            self.limits.startup_cpu,
-            self.limits.wall,
-            self.limits.termination_grace,
-        );
-        let cpu0 = watchdog::thread_cpu_time();
-        let deadline = Instant::now() + self.limits.wall;
-        let mut report = LoadReport::default();
-        let result = {
-            in_context!(self, deadline, scope, internals, ctx);
-            modules::load(scope, internals, code, cache, &ctx, &mut report)
-                .map(|ns| v8::Global::new(scope, ns))
-        };
-        drop(guard);
-        report.startup_cpu = watchdog::thread_cpu_time().saturating_sub(cpu0);
-        let result = self.end(result);
-        self.namespace = Some(result?);
-        Ok(report)
-    }
-
     /// Starts an invocation and runs it until it settles or waits for a timer.
     pub fn start(
         &mut self,
@@ -334,7 +294,7 @@ impl JsRuntime {
 
     /// Whether an invocation is in flight (started, not yet done).
     pub fn is_busy(&self) -> bool {
-        self.in_flight.is_some() || self.response.is_some()
+        self.in_flight.is_some() || self.response.is_some() || self.loading.is_some()
     }
 
     /// Pulls the next chunk of a streamed response body.
@@ -927,27 +887,6 @@ fn feed_body(scope: &mut v8::PinScope<'_, '_>, ctx: &Loop<'_>) {
             if let Some(m) = v8::String::new(scope, &msg) {
                 let e = v8::Exception::type_error(scope, m);
                 resolver.reject(scope, e);
-            }
-        }
-    }
-}
-
-/// Drives `promise` to completion, sleeping until timers are due (used for
-/// module evaluation at load, which runs to completion before serving).
-pub(crate) fn run_until_settled<'s>(
-    scope: &mut v8::PinScope<'s, '_>,
-    internals: v8::Local<'s, v8::Object>,
-    promise: v8::Local<'s, v8::Promise>,
-    ctx: &Loop<'_>,
-) -> Result<v8::Local<'s, v8::Value>> {
-    loop {
-        match drive(scope, internals, promise, ctx)? {
-            Drive::Settled(v) => return Ok(v),
-            Drive::Wait(until) => {
-                let now = Instant::now();
-                if until > now {
-                    std::thread::sleep(until - now);
-                }
             }
         }
     }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::time::Instant;
 
-use super::{call_error, errors, run_until_settled, v8_str, CacheCtx, LoadReport, Loop};
+use super::{call_error, errors, v8_str, CacheCtx, LoadReport};
 use crate::bundle::{CodeKind, TenantCode};
 use crate::code_cache::{CacheEvent, CacheKey};
 use crate::error::{Error, Result};
@@ -23,7 +23,7 @@ struct ModuleMap {
 }
 
 /// A compiled unit whose cache entry must be written after evaluation.
-enum Produce {
+pub(super) enum Produce {
     Module(v8::Global<v8::Module>, CacheKey),
     Script(v8::Global<v8::UnboundScript>, CacheKey),
 }
@@ -193,19 +193,58 @@ fn resolve_callback<'s>(
     }
 }
 
-/// Loads `code` and returns the namespace object the handler is taken from.
-pub(super) fn load<'s>(
+/// Top-level code that has run up to its first `await` (or to the end).
+pub(super) struct Started<'s> {
+    /// The module, or `None` for a classic script.
+    pub module: Option<v8::Local<'s, v8::Module>>,
+    /// The evaluation promise of a module, or a script's completion value.
+    pub value: v8::Local<'s, v8::Value>,
+    /// Code cache entries to create once evaluation has settled.
+    pub produce: Vec<Produce>,
+}
+
+/// Compiles, instantiates and starts evaluating `code`. The caller drives
+/// `value` (when it is a promise: top-level await, timers during load)
+/// without blocking, then calls [`finish`] with the settled value.
+pub(super) fn start<'s>(
     scope: &mut v8::PinScope<'s, '_>,
     internals: v8::Local<'s, v8::Object>,
     code: &TenantCode,
     cache: Option<&CacheCtx<'_>>,
-    ctx: &Loop<'_>,
     report: &mut LoadReport,
-) -> Result<v8::Local<'s, v8::Object>> {
+) -> Result<Started<'s>> {
     let mut produce = Vec::new();
-    let ns = match code.kind() {
-        CodeKind::Module => load_module(scope, internals, code, cache, ctx, report, &mut produce)?,
-        CodeKind::Script => load_script(scope, internals, code, cache, ctx, report, &mut produce)?,
+    let (module, value) = match code.kind() {
+        CodeKind::Module => {
+            let (m, v) = load_module(scope, internals, code, cache, report, &mut produce)?;
+            (Some(m), v)
+        }
+        CodeKind::Script => (
+            None,
+            load_script(scope, internals, code, cache, report, &mut produce)?,
+        ),
+    };
+    Ok(Started {
+        module,
+        value,
+        produce,
+    })
+}
+
+/// After evaluation settled (`settled`: a script's completion value):
+/// checks the module for an error, builds the namespace and writes the code
+/// cache entries (which now include the functions top-level code compiled).
+pub(super) fn finish<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    internals: v8::Local<'s, v8::Object>,
+    module: Option<v8::Local<'s, v8::Module>>,
+    settled: v8::Local<'s, v8::Value>,
+    produce: Vec<Produce>,
+    cache: Option<&CacheCtx<'_>>,
+) -> Result<v8::Local<'s, v8::Object>> {
+    let ns = match module {
+        Some(module) => module_namespace(scope, internals, module)?,
+        None => script_namespace(scope, settled)?,
     };
     if let Some(c) = cache {
         for p in produce {
@@ -231,10 +270,9 @@ fn load_module<'s>(
     internals: v8::Local<'s, v8::Object>,
     code: &TenantCode,
     cache: Option<&CacheCtx<'_>>,
-    ctx: &Loop<'_>,
     report: &mut LoadReport,
     produce: &mut Vec<Produce>,
-) -> Result<v8::Local<'s, v8::Object>> {
+) -> Result<(v8::Local<'s, v8::Module>, v8::Local<'s, v8::Value>)> {
     let mut map = ModuleMap::default();
     let mut queue = vec![code.entry().to_string()];
     let mut entry = None;
@@ -279,9 +317,14 @@ fn load_module<'s>(
             None => return Err(call_error(tc, internals)),
         }
     };
-    if let Ok(p) = v8::Local::<v8::Promise>::try_from(result) {
-        run_until_settled(scope, internals, p, ctx)?;
-    }
+    Ok((module, result))
+}
+
+fn module_namespace<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    internals: v8::Local<'s, v8::Object>,
+    module: v8::Local<'s, v8::Module>,
+) -> Result<v8::Local<'s, v8::Object>> {
     if module.get_status() == v8::ModuleStatus::Errored {
         let exc = module.get_exception();
         let msg = v8::Exception::create_message(scope, exc);
@@ -301,10 +344,9 @@ fn load_script<'s>(
     internals: v8::Local<'s, v8::Object>,
     code: &TenantCode,
     cache: Option<&CacheCtx<'_>>,
-    ctx: &Loop<'_>,
     report: &mut LoadReport,
     produce: &mut Vec<Produce>,
-) -> Result<v8::Local<'s, v8::Object>> {
+) -> Result<v8::Local<'s, v8::Value>> {
     let name = code.entry();
     let source = code
         .source(name)
@@ -357,10 +399,13 @@ fn load_script<'s>(
             None => return Err(call_error(tc, internals)),
         }
     };
-    let completion = match v8::Local::<v8::Promise>::try_from(completion) {
-        Ok(p) => run_until_settled(scope, internals, p, ctx)?,
-        Err(_) => completion,
-    };
+    Ok(completion)
+}
+
+fn script_namespace<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    completion: v8::Local<'s, v8::Value>,
+) -> Result<v8::Local<'s, v8::Object>> {
     // The namespace of a classic script: its completion value as `default`,
     // and a global `handler` function if it defined one.
     let ns = v8::Object::new(scope);

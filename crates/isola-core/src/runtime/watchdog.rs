@@ -277,30 +277,6 @@ fn current_thread_clock() -> libc::clockid_t {
 }
 
 impl Watchdog {
-    /// Starts watching the calling thread's invocation `seq` of `ks`, with a
-    /// fresh CPU budget and a wall deadline `wall_limit` from now.
-    pub fn watch(
-        &self,
-        ks: &Arc<KillState>,
-        seq: u64,
-        cpu_kind: LimitKind,
-        cpu_limit: Duration,
-        wall_limit: Duration,
-        grace: Duration,
-    ) -> WatchGuard {
-        let deadline = Instant::now() + wall_limit;
-        self.watch_slice(
-            ks,
-            seq,
-            cpu_kind,
-            cpu_limit,
-            Duration::ZERO,
-            deadline,
-            wall_limit,
-            grace,
-        )
-    }
-
     /// Watches one slice of an invocation that has already used `cpu_spent`
     /// of its `cpu_limit` and must end by `wall_deadline`.
     #[allow(clippy::too_many_arguments)]

@@ -4,6 +4,7 @@ mod api;
 mod control;
 mod hostile_http;
 mod raw;
+mod stalls;
 mod util;
 
 #[ctor::ctor]

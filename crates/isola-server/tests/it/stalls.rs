@@ -1,0 +1,51 @@
+//! One tenant's slow steps do not stall the other tenants on its worker.
+
+use std::time::{Duration, Instant};
+
+use crate::util::{config, start_with};
+
+#[test]
+fn a_cold_start_awaiting_a_timer_does_not_stall_tenants_on_the_same_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.workers = 1; // both tenants live on the one worker thread
+    let s = start_with(c);
+    let slow = "await new Promise((r) => setTimeout(r, 2000));\n\
+                export default { fetch() { return new Response('slow ready'); } };";
+    assert!(s.deploy("slow", slow).status < 300);
+    assert!(
+        s.deploy(
+            "quick",
+            "export default { fetch() { return new Response('quick'); } };"
+        )
+        .status
+            < 300
+    );
+    assert_eq!(s.data("quick.localhost", "/").body, "quick");
+    std::thread::scope(|scope| {
+        let t0 = Instant::now();
+        let cold = scope.spawn(|| s.data("slow.localhost", "/"));
+        // While the slow tenant's top-level code waits for its timer, the
+        // quick tenant on the same worker answers promptly, again and again.
+        let mut answered = 0;
+        while t0.elapsed() < Duration::from_millis(1200) {
+            let q0 = Instant::now();
+            let r = s.data("quick.localhost", "/");
+            let took = q0.elapsed();
+            assert_eq!((r.status, r.body.as_str()), (200, "quick"));
+            assert!(
+                took < Duration::from_millis(250),
+                "a neighbour waited {took:?} behind a cold start"
+            );
+            answered += 1;
+        }
+        assert!(answered > 5, "{answered}");
+        let r = cold.join().unwrap();
+        assert_eq!((r.status, r.body.as_str()), (200, "slow ready"));
+        assert!(
+            t0.elapsed() >= Duration::from_millis(1900),
+            "{:?}",
+            t0.elapsed()
+        );
+    });
+}
