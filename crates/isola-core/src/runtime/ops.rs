@@ -386,29 +386,25 @@ fn op_response_header(
         );
         return;
     }
-    // UTF-16 length is a lower bound of the UTF-8 length: cap before copying.
+    // UTF-16 length is a lower bound of the UTF-8 length: cap before copying,
+    // then check the exact size of what was copied.
     let room = MAX_RESPONSE_HEADER_BYTES.saturating_sub(bytes);
-    if name.length().saturating_add(value.length()) > room {
+    let too_large = |scope: &mut v8::PinScope| {
+        let kib = MAX_RESPONSE_HEADER_BYTES >> 10;
         throw_type_error(
             scope,
-            &format!(
-                "the response headers are larger than {} KiB (the limit)",
-                MAX_RESPONSE_HEADER_BYTES >> 10
-            ),
+            &format!("the response headers are larger than {kib} KiB (the limit)"),
         );
+    };
+    if name.length().saturating_add(value.length()) > room {
+        too_large(scope);
         return;
     }
     let name = name.to_rust_string_lossy(scope);
     let value = value.to_rust_string_lossy(scope);
     let size = name.len() + value.len();
     if size > room {
-        throw_type_error(
-            scope,
-            &format!(
-                "the response headers are larger than {} KiB (the limit)",
-                MAX_RESPONSE_HEADER_BYTES >> 10
-            ),
-        );
+        too_large(scope);
         return;
     }
     let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
