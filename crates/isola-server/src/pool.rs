@@ -15,7 +15,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,6 +28,7 @@ use tokio::sync::oneshot;
 
 use crate::config::TenantSettings;
 use crate::logs::Logs;
+use crate::takeover::{self, Retired, WorkerShared};
 
 /// A deployed tenant version: what the workers run.
 #[derive(Debug)]
@@ -259,44 +260,79 @@ impl Pool {
         logs: Arc<Logs>,
     ) -> Pool {
         let quarantine = Arc::new(Quarantine::default());
-        let spawn = |name: String, background: bool| {
-            let (tx, rx) = mpsc::channel();
-            let queued = Arc::new(AtomicUsize::new(0));
-            let (engine, q, budget, logs, quarantine) = (
+        let retired = Retired::default();
+        let queues: Arc<std::sync::Mutex<HashMap<String, Arc<AtomicUsize>>>> = Arc::default();
+        let start_thread: takeover::Spawn = {
+            let (engine, budget, logs, quarantine, retired, queues) = (
                 engine.clone(),
-                queued.clone(),
                 budget.clone(),
                 logs.clone(),
                 quarantine.clone(),
+                retired.clone(),
+                queues.clone(),
             );
-            std::thread::Builder::new()
-                .name(name)
-                .stack_size(8 << 20)
-                .spawn(move || {
-                    if background {
-                        lower_thread_priority();
-                    }
-                    // Tenants (isolates) are created on, and never leave, this thread.
-                    let prewarmed = IsolatePool::new(&engine, Limits::default(), budget.prewarm);
-                    WorkerLoop {
-                        engine,
-                        rx,
-                        queued: q,
-                        budget,
-                        logs,
-                        quarantine,
-                        prewarmed,
-                        slots: HashMap::new(),
-                    }
-                    .run()
-                })
-                .expect("spawning a worker thread");
+            Arc::new(move |shared: Arc<WorkerShared>, gen: u64| {
+                let queued = queues
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .get(&shared.name)
+                    .cloned()
+                    .unwrap_or_default();
+                let (engine, budget, logs, quarantine, retired) = (
+                    engine.clone(),
+                    budget.clone(),
+                    logs.clone(),
+                    quarantine.clone(),
+                    retired.clone(),
+                );
+                let name = format!("{}.{gen}", shared.name);
+                let spawned = std::thread::Builder::new()
+                    .name(name)
+                    .stack_size(8 << 20)
+                    .spawn(move || {
+                        if shared.background {
+                            lower_thread_priority();
+                        }
+                        // Tenants (isolates) are created on, and never leave, this thread.
+                        let prewarmed =
+                            IsolatePool::new(&engine, Limits::default(), budget.prewarm);
+                        WorkerLoop {
+                            engine,
+                            shared,
+                            gen,
+                            retired,
+                            queued,
+                            budget,
+                            logs,
+                            quarantine,
+                            prewarmed,
+                            slots: HashMap::new(),
+                        }
+                        .run()
+                    });
+                if let Err(e) = spawned {
+                    tracing::error!("cannot start a worker thread: {e}");
+                }
+            })
+        };
+        let mut shared_all = Vec::new();
+        let mut spawn = |name: String, background: bool| {
+            let (tx, rx) = mpsc::channel();
+            let queued = Arc::new(AtomicUsize::new(0));
+            queues
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.clone(), queued.clone());
+            let shared = Arc::new(WorkerShared::new(name, background, rx, tx.clone()));
+            start_thread(shared.clone(), 0);
+            shared_all.push(shared);
             Worker { tx, queued }
         };
         let workers = (0..n.max(1))
             .map(|i| spawn(format!("isola-worker-{i}"), false))
             .collect();
         let penalty = spawn("isola-penalty".to_string(), true);
+        takeover::monitor(shared_all, start_thread, retired);
         Pool {
             workers,
             penalty,
@@ -417,7 +453,11 @@ struct Slot {
 
 struct WorkerLoop {
     engine: Engine,
-    rx: Receiver<Job>,
+    /// The worker's queue, shared with the thread that takes over from this one.
+    shared: Arc<WorkerShared>,
+    /// Which generation of the worker this thread is (see `takeover`).
+    gen: u64,
+    retired: Retired,
     queued: Arc<AtomicUsize>,
     budget: WorkerBudget,
     logs: Arc<Logs>,
@@ -447,11 +487,17 @@ impl WorkerLoop {
             let timeout = next_wake
                 .map(|w| w.saturating_duration_since(now))
                 .unwrap_or(IDLE_WAIT);
-            let job = match self.rx.recv_timeout(timeout) {
+            if self.shared.generation() != self.gen {
+                // A long turn of this thread made a new thread take over.
+                self.retire();
+                return;
+            }
+            let job = match self.shared.recv_timeout(timeout) {
                 Ok(job) => Some(job),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return,
             };
+            self.shared.turn_begins();
             // A panic (a bug in isola) must not take the thread's requests
             // with it: they are answered, the worker's isolates are dropped
             // (`JsRuntime` exits its isolate before a panic unwinds past it),
@@ -460,7 +506,7 @@ impl WorkerLoop {
                 match job {
                     Some(job) => {
                         self.accept(job);
-                        while let Ok(job) = self.rx.try_recv() {
+                        while let Some(job) = self.shared.try_recv() {
                             self.accept(job);
                         }
                     }
@@ -473,10 +519,57 @@ impl WorkerLoop {
                 self.step();
                 self.evict_over_budget();
             }));
+            if self.shared.generation() == self.gen {
+                self.shared.turn_ends();
+            }
             if let Err(panic) = turn {
                 self.recover_from_panic(panic);
             }
         }
+    }
+
+    /// This thread was replaced after a long turn: gives back the requests
+    /// it accepted but did not begin, drives the invocations it started to
+    /// their end (their isolates live on this thread), then exits.
+    fn retire(&mut self) {
+        for slot in self.slots.values_mut() {
+            for p in slot.queue.drain(..) {
+                self.shared.give_back(Job::Invoke {
+                    dep: p.dep,
+                    request: p.request,
+                    body: p.body,
+                    reply: p.reply,
+                    permit: p.permit,
+                });
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(3600);
+        while Instant::now() < deadline {
+            let busy = self
+                .slots
+                .values()
+                .filter_map(|s| match (&s.current, &s.streaming) {
+                    (Some(c), _) => Some(c.1),
+                    (None, Some(st)) => Some(st.wake),
+                    (None, None) => None,
+                })
+                .min();
+            let Some(wake) = busy else { break };
+            let now = Instant::now();
+            if wake > now {
+                std::thread::sleep(wake - now);
+            }
+            let turn = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.step()));
+            if let Err(panic) = turn {
+                self.recover_from_panic(panic);
+            }
+        }
+        tracing::info!(
+            worker = %self.shared.name,
+            generation = self.gen,
+            "a retired worker thread finished its long turn and exits"
+        );
+        self.retired.release();
     }
 
     /// After a panic in a turn: fails every request this worker holds with

@@ -10,33 +10,7 @@ use std::time::{Duration, Instant};
 use isola_core::{Error, HttpRequest, LimitKind, Limits, Output, Tenant, TenantCode};
 use serde_json::json;
 
-use crate::util::{config, engine, tenant_with_limits};
-
-/// Runs test `name` alone in a child process of this test binary and asserts it passed.
-fn in_child(name: &str) {
-    if std::env::var_os("ISOLA_HOSTILE_CHILD").is_some() {
-        return;
-    }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--test-threads=1", "--include-ignored"])
-        .env("ISOLA_HOSTILE_CHILD", "1")
-        .output()
-        .expect("running the child test process");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "child {name} failed ({:?}):\n{text}",
-        out.status
-    );
-}
-
-fn is_child() -> bool {
-    std::env::var_os("ISOLA_HOSTILE_CHILD").is_some()
-}
+use crate::util::{config, engine, in_child, tenant_with_limits};
 
 fn limits() -> Limits {
     Limits {
@@ -105,8 +79,7 @@ fn patched(patch: &str) -> String {
 
 #[test]
 fn locale_aware_builtins_work_in_several_locales() {
-    in_child("hostile::locale_aware_builtins_work_in_several_locales");
-    if !is_child() {
+    if !in_child("hostile::locale_aware_builtins_work_in_several_locales") {
         return;
     }
     let e = engine();
@@ -143,8 +116,7 @@ fn locale_aware_builtins_work_in_several_locales() {
 
 #[test]
 fn a_patched_array_push_that_sets_a_huge_length_changes_nothing() {
-    in_child("hostile::a_patched_array_push_that_sets_a_huge_length_changes_nothing");
-    if !is_child() {
+    if !in_child("hostile::a_patched_array_push_that_sets_a_huge_length_changes_nothing") {
         return;
     }
     check_fetch(
@@ -155,8 +127,7 @@ fn a_patched_array_push_that_sets_a_huge_length_changes_nothing() {
 
 #[test]
 fn patched_iterators_maps_and_setters_do_not_reach_the_runtime() {
-    in_child("hostile::patched_iterators_maps_and_setters_do_not_reach_the_runtime");
-    if !is_child() {
+    if !in_child("hostile::patched_iterators_maps_and_setters_do_not_reach_the_runtime") {
         return;
     }
     let patch = r#"

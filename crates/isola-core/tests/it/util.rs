@@ -63,3 +63,30 @@ pub fn call_json(t: &mut Tenant) -> serde_json::Value {
         other => panic!("expected JSON, got {other:?}"),
     }
 }
+
+/// Runs test `name` alone in a child process of this test binary and
+/// asserts it passed; returns `true` in that child, where the test's body
+/// runs. For cases that could abort the process (a regression then fails one
+/// test, not the binary) and for timing checks that must not compete for
+/// the CPU with the other tests.
+pub fn in_child(name: &str) -> bool {
+    if std::env::var_os("ISOLA_TEST_CHILD").is_some() {
+        return true;
+    }
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--test-threads=1", "--include-ignored"])
+        .env("ISOLA_TEST_CHILD", "1")
+        .output()
+        .expect("running the child test process");
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && text.contains("1 passed"),
+        "child {name} failed ({:?}):\n{text}",
+        out.status
+    );
+    false
+}
