@@ -481,6 +481,8 @@ impl WorkerLoop {
                 .filter_map(|s| match (&s.current, &s.streaming) {
                     (Some(c), _) => Some(c.1),
                     (None, Some(st)) => Some(st.wake),
+                    // Queued requests of a free tenant begin on the next turn.
+                    (None, None) if !s.queue.is_empty() => Some(now),
                     (None, None) => s.tenant.background_wake(),
                 })
                 .min();
@@ -497,7 +499,6 @@ impl WorkerLoop {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return,
             };
-            self.shared.turn_begins();
             // A panic (a bug in isola) must not take the thread's requests
             // with it: they are answered, the worker's isolates are dropped
             // (`JsRuntime` exits its isolate before a panic unwinds past it),
@@ -519,9 +520,6 @@ impl WorkerLoop {
                 self.step();
                 self.evict_over_budget();
             }));
-            if self.shared.generation() == self.gen {
-                self.shared.turn_ends();
-            }
             if let Err(panic) = turn {
                 self.recover_from_panic(panic);
             }
@@ -672,6 +670,8 @@ impl WorkerLoop {
             let Some(slot) = self.slots.get_mut(&id) else {
                 continue;
             };
+            // What one tenant does in a turn is timed for the takeover monitor.
+            self.shared.turn_begins();
             // Resume a due invocation.
             if let Some((_, wake)) = &slot.current {
                 if *wake <= now {
@@ -686,25 +686,31 @@ impl WorkerLoop {
             {
                 slot.tenant.poll_background();
             }
-            // Begin queued ones while the tenant is free.
+            // Begin the next queued request while the tenant is free: one per
+            // turn, so a tenant's burst takes turns with the worker's other
+            // tenants instead of holding the thread for the whole burst.
             Self::pump_stream(&self.queued, slot, now);
-            while slot.current.is_none() && slot.streaming.is_none() {
-                let Some(mut next) = slot.queue.pop_front() else {
-                    break;
-                };
-                if next.dep.generation != slot.dep.generation {
-                    // Switch versions between invocations only.
-                    slot.queue.push_front(next);
-                    to_restart.push(id.clone());
-                    break;
+            if slot.current.is_none() && slot.streaming.is_none() {
+                match slot.queue.pop_front() {
+                    None => {}
+                    Some(next) if next.dep.generation != slot.dep.generation => {
+                        // Switch versions between invocations only.
+                        slot.queue.push_front(next);
+                        to_restart.push(id.clone());
+                    }
+                    Some(mut next) => {
+                        slot.last_used = Instant::now();
+                        let body = next.body.take();
+                        let progress = slot
+                            .tenant
+                            .begin_with_body(Invocation::Fetch(next.request.clone()), body);
+                        slot.current = Some((next, Instant::now()));
+                        Self::settle(&self.queued, &self.quarantine, slot, progress);
+                    }
                 }
-                slot.last_used = Instant::now();
-                let body = next.body.take();
-                let progress = slot
-                    .tenant
-                    .begin_with_body(Invocation::Fetch(next.request.clone()), body);
-                slot.current = Some((next, Instant::now()));
-                Self::settle(&self.queued, &self.quarantine, slot, progress);
+            }
+            if self.shared.generation() == self.gen {
+                self.shared.turn_ends();
             }
         }
         for id in to_restart {

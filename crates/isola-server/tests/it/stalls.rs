@@ -100,3 +100,49 @@ fn a_long_slice_hands_the_workers_other_tenants_to_a_new_thread() {
         assert_eq!((r.status, r.body.as_str()), (200, "long done"));
     });
 }
+
+#[test]
+fn a_tenants_burst_takes_turns_with_its_workers_other_tenants() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.workers = 1;
+    let s = start_with(c);
+    // Each request spins 30 ms of wall time (under the default 50 ms CPU budget).
+    let burst = "export default { fetch() { const end = Date.now() + 30; while (Date.now() < end) {} return new Response('b'); } };";
+    assert!(s.deploy("burst", burst).status < 300);
+    assert!(
+        s.deploy(
+            "quick",
+            "export default { fetch() { return new Response('quick'); } };"
+        )
+        .status
+            < 300
+    );
+    assert_eq!(s.data("burst.localhost", "/").body, "b");
+    assert_eq!(s.data("quick.localhost", "/").body, "quick");
+    std::thread::scope(|scope| {
+        let t0 = Instant::now();
+        let senders: Vec<_> = (0..16)
+            .map(|_| scope.spawn(|| s.data("burst.localhost", "/")))
+            .collect();
+        let mut slowest = Duration::ZERO;
+        let mut answered = 0;
+        // 16 × 30 ms = 480 ms of the burst tenant's work is queued; the
+        // neighbour is served between two of its requests.
+        while t0.elapsed() < Duration::from_millis(400) {
+            let q0 = Instant::now();
+            assert_eq!(s.data("quick.localhost", "/").body, "quick");
+            slowest = slowest.max(q0.elapsed());
+            answered += 1;
+        }
+        assert!(answered > 3, "{answered}");
+        assert!(
+            slowest < Duration::from_millis(120),
+            "the neighbour waited {slowest:?} behind another tenant's burst"
+        );
+        for h in senders {
+            let r = h.join().unwrap();
+            assert_eq!((r.status, r.body.as_str()), (200, "b"));
+        }
+    });
+}
