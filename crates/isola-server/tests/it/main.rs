@@ -2,6 +2,7 @@
 
 mod api;
 mod hostile_http;
+mod hostile_tenants;
 mod raw;
 mod util;
 
