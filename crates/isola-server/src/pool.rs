@@ -285,7 +285,11 @@ impl Pool {
                     quarantine.clone(),
                     retired.clone(),
                 );
-                let name = format!("{}.{gen}", shared.name);
+                // Replacements after a takeover get the generation as a suffix.
+                let name = match gen {
+                    0 => shared.name.clone(),
+                    g => format!("{}.{g}", shared.name),
+                };
                 let spawned = std::thread::Builder::new()
                     .name(name)
                     .stack_size(8 << 20)

@@ -182,7 +182,7 @@ pub(crate) fn read_record<'s>(
                 Some(Err(n)) => return Err(caps.too_large(n)),
                 None => return Err(bad("json")),
             };
-            let value = serde_json::from_str(&json).map_err(|e| {
+            let value = serde_json::from_str(&without_lone_surrogates(&json)).map_err(|e| {
                 if e.to_string().starts_with("recursion limit exceeded") {
                     Error::Js(JsError {
                         name: "RangeError".into(),
@@ -197,6 +197,52 @@ pub(crate) fn read_record<'s>(
             Ok((Output::Json(value), None))
         }
         _ => Err(bad("unknown kind")),
+    }
+}
+
+/// `json` (text from `JSON.stringify`) with every escaped lone surrogate
+/// (`\ud800` not followed by a low surrogate, or a stray low one) replaced
+/// by `\ufffd`: JS strings may hold them, JSON parsers in Rust refuse them.
+/// The text is copied only when it has one.
+fn without_lone_surrogates(json: &str) -> std::borrow::Cow<'_, str> {
+    let b = json.as_bytes();
+    let unit = |at: usize| -> Option<u16> {
+        if b.get(at) != Some(&b'\\') || b.get(at + 1) != Some(&b'u') {
+            return None;
+        }
+        let hex = std::str::from_utf8(b.get(at + 2..at + 6)?).ok()?;
+        u16::from_str_radix(hex, 16).ok()
+    };
+    let mut out: Option<String> = None;
+    let (mut i, mut copied) = (0, 0);
+    while i < b.len() {
+        if b[i] != b'\\' {
+            i += 1;
+            continue;
+        }
+        let Some(u) = unit(i) else {
+            i += 2; // another escape: skip the escaped character
+            continue;
+        };
+        let len = match u {
+            0xD800..=0xDBFF if matches!(unit(i + 6), Some(0xDC00..=0xDFFF)) => 12,
+            0xD800..=0xDFFF => {
+                let o = out.get_or_insert_with(|| String::with_capacity(json.len()));
+                o.push_str(&json[copied..i]);
+                o.push_str("\\ufffd");
+                copied = i + 6;
+                6
+            }
+            _ => 6,
+        };
+        i += len;
+    }
+    match out {
+        Some(mut o) => {
+            o.push_str(&json[copied..]);
+            std::borrow::Cow::Owned(o)
+        }
+        None => std::borrow::Cow::Borrowed(json),
     }
 }
 

@@ -64,7 +64,11 @@ impl KillState {
     /// Records `kill` unless another cause was recorded first; returns whether it was recorded.
     pub fn set_kill(&self, kill: Kill) -> bool {
         let mut k = self.kill.lock().unwrap_or_else(|p| p.into_inner());
-        if k.is_none() && kill.seq == self.seq.load(Ordering::SeqCst) {
+        let current = self.seq.load(Ordering::SeqCst);
+        // A kill left from an earlier slice (its interrupt came too late to
+        // stop anything) must not shield the current one.
+        let free = k.as_ref().is_none_or(|old| old.seq != current);
+        if free && kill.seq == current {
             *k = Some(kill);
             true
         } else {
@@ -300,7 +304,7 @@ impl Watchdog {
         });
         let id = NEXT_WATCH.fetch_add(1, Ordering::Relaxed);
         let clock = current_thread_clock();
-        let watch = Watch {
+        let mut watch = Watch {
             handle: ks.clone(),
             clock,
             cpu_start: clock_time(clock).unwrap_or_default(),
@@ -313,6 +317,16 @@ impl Watchdog {
             seq,
             fired_at: None,
         };
+        // A slice that starts over its budget (many short slices, each
+        // shorter than the 1 ms tick, such as the chunks of an endless
+        // response stream) is stopped at once: the ticks alone would never
+        // see it running.
+        if let Some(kill) = due_kill(&watch, Instant::now()) {
+            watch.fired_at = Some(Instant::now());
+            if ks.set_kill(kill) {
+                ks.request_stop();
+            }
+        }
         let mut w = self
             .shared
             .watches
@@ -324,6 +338,34 @@ impl Watchdog {
             shared: self.shared.clone(),
             id,
         }
+    }
+}
+
+/// The kill `w` has earned by `now` (CPU past its budget, or the wall
+/// deadline passed), if any.
+fn due_kill(w: &Watch, now: Instant) -> Option<Kill> {
+    let cpu = clock_time(w.clock).map(|t| t.saturating_sub(w.cpu_start) + w.cpu_spent);
+    if let Some(cpu) = cpu.filter(|c| *c > w.cpu_limit) {
+        Some(Kill {
+            kind: w.cpu_kind,
+            limit: w.cpu_limit.as_millis() as u64,
+            used: Some(cpu.as_millis() as u64),
+            seq: w.seq,
+            forbidden: None,
+        })
+    } else if now >= w.wall_deadline {
+        Some(Kill {
+            kind: LimitKind::Wall,
+            limit: w.wall_limit.as_millis() as u64,
+            used: Some(
+                w.wall_limit.as_millis() as u64
+                    + now.duration_since(w.wall_deadline).as_millis() as u64,
+            ),
+            seq: w.seq,
+            forbidden: None,
+        })
+    } else {
+        None
     }
 }
 
@@ -348,29 +390,7 @@ fn run(shared: Arc<Shared>) {
                 }
                 continue;
             }
-            let cpu = clock_time(w.clock).map(|t| t.saturating_sub(w.cpu_start) + w.cpu_spent);
-            let kill = if let Some(cpu) = cpu.filter(|c| *c > w.cpu_limit) {
-                Some(Kill {
-                    kind: w.cpu_kind,
-                    limit: w.cpu_limit.as_millis() as u64,
-                    used: Some(cpu.as_millis() as u64),
-                    seq: w.seq,
-                    forbidden: None,
-                })
-            } else if now >= w.wall_deadline {
-                Some(Kill {
-                    kind: LimitKind::Wall,
-                    limit: w.wall_limit.as_millis() as u64,
-                    used: Some(
-                        w.wall_limit.as_millis() as u64
-                            + now.duration_since(w.wall_deadline).as_millis() as u64,
-                    ),
-                    seq: w.seq,
-                    forbidden: None,
-                })
-            } else {
-                None
-            };
+            let kill = due_kill(w, now);
             if let Some(kill) = kill {
                 w.fired_at = Some(now);
                 if w.handle.set_kill(kill) {

@@ -1,5 +1,6 @@
 //! Integration tests of isola-core against a real V8: one binary, topic modules.
 
+mod boundary_fuzz;
 mod code_cache;
 mod errors;
 mod hostile;

@@ -1,6 +1,9 @@
 //! Helpers shared by the integration tests.
 
+use std::io::Read;
+use std::process::Stdio;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use isola_core::{
     ConsoleSink, Engine, EngineConfig, Limits, Output, Tenant, TenantCode, TenantConfig,
@@ -64,29 +67,89 @@ pub fn call_json(t: &mut Tenant) -> serde_json::Value {
     }
 }
 
-/// Runs test `name` alone in a child process of this test binary and
-/// asserts it passed; returns `true` in that child, where the test's body
-/// runs. For cases that could abort the process (a regression then fails one
-/// test, not the binary) and for timing checks that must not compete for
-/// the CPU with the other tests.
-pub fn in_child(name: &str) -> bool {
-    if std::env::var_os("ISOLA_TEST_CHILD").is_some() {
-        return true;
+/// Runs test `name` alone in a child process of this test binary and asserts
+/// it passed, so an abort fails one test (with the child's output), not the
+/// whole binary. In the child (`is_child`), returns at once.
+pub fn in_child(name: &str) {
+    in_child_within(name, Duration::from_secs(120));
+}
+
+/// [`in_child`], killing the child (and failing) if it runs longer than
+/// `bound`: a hang is a failure too, never a stuck test run.
+pub fn in_child_within(name: &str, bound: Duration) {
+    if is_child() {
+        return;
     }
-    let out = std::process::Command::new(std::env::current_exe().unwrap())
-        .args([name, "--exact", "--test-threads=1", "--include-ignored"])
-        .env("ISOLA_TEST_CHILD", "1")
-        .output()
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            name,
+            "--exact",
+            "--test-threads=1",
+            "--include-ignored",
+            "--nocapture",
+        ])
+        .env("ISOLA_HOSTILE_CHILD", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("running the child test process");
-    let text = format!(
-        "{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+    let drain = |r: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(mut r) = r {
+                let _ = r.read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let out = drain(
+        child
+            .stdout
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
     );
-    assert!(
-        out.status.success() && text.contains("1 passed"),
-        "child {name} failed ({:?}):\n{text}",
-        out.status
+    let err = drain(
+        child
+            .stderr
+            .take()
+            .map(|s| Box::new(s) as Box<dyn Read + Send>),
     );
-    false
+    let deadline = Instant::now() + bound;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("waiting for the child") {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let text = format!("{}\n{}", out.join().unwrap(), err.join().unwrap());
+    match status {
+        Some(s) => assert!(
+            s.success() && text.contains("1 passed"),
+            "child {name} failed ({s:?}):\n{}",
+            tail(&text, 64 << 10)
+        ),
+        None => panic!(
+            "child {name} still running after {bound:?} (killed):\n{}",
+            tail(&text, 64 << 10)
+        ),
+    }
+}
+
+/// Whether this process is a child started by [`in_child`].
+pub fn is_child() -> bool {
+    std::env::var_os("ISOLA_HOSTILE_CHILD").is_some()
+}
+
+/// The last `max` bytes of `text` (at a character boundary).
+pub fn tail(text: &str, max: usize) -> &str {
+    let mut at = text.len().saturating_sub(max);
+    while !text.is_char_boundary(at) {
+        at += 1;
+    }
+    &text[at..]
 }

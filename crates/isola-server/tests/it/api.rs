@@ -397,24 +397,62 @@ fn logs_and_metrics_show_what_tenants_did() {
     assert_eq!(openapi["openapi"], "3.0.3");
 }
 
+/// After its first kill, a tenant's code runs on the penalty worker, never
+/// on the shared worker. Observed on the threads' own CPU clocks
+/// (`/proc/self/task/*/stat`, by thread name), in a child process so that
+/// the only `isola-worker-0` and `isola-penalty` threads are this server's.
 #[test]
 fn a_tenant_that_breaks_a_limit_cools_down_then_serves_again_on_the_penalty_worker() {
+    crate::util::in_child(
+        "api::a_tenant_that_breaks_a_limit_cools_down_then_serves_again_on_the_penalty_worker",
+        Duration::from_secs(120),
+    );
+    if !crate::util::is_child() {
+        return;
+    }
     let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path());
+    let mut c = config(dir.path());
+    c.workers = 1;
+    let s = start_with(c);
     s.admin(
         "PUT",
         "/v1/tenants/rogue",
-        Some(json!({"limits": {"cpu": 20}})),
+        Some(json!({"limits": {"cpu": 3000}})),
     );
-    s.deploy("rogue", "export default { fetch(req) { if (req.url.endsWith('/spin')) for (;;) {} return new Response('fine'); } };");
+    s.deploy("rogue", "export default { fetch(req) {
+        if (req.url.endsWith('/spin')) for (;;) {}
+        if (req.url.endsWith('/work')) { let x = 0; for (let i = 0; i < 3e8; i++) x = (x + i) | 0; return new Response('worked ' + (x !== 0.5)); }
+        return new Response('fine');
+    } };");
+    assert_eq!(s.data("rogue.localhost", "/").body, "fine");
+    // Before any kill, its work runs on the shared worker.
+    let (shared, penalty) = crate::util::cpu_by_worker(|| {
+        assert_eq!(s.data("rogue.localhost", "/work").body, "worked true");
+    });
+    eprintln!("before the kill: shared worker {shared:?}, penalty worker {penalty:?}");
+    assert!(shared >= Duration::from_millis(100), "{shared:?}");
+    assert!(penalty < shared / 4, "{penalty:?} vs {shared:?}");
+    assert!(!s.state.pool.is_quarantined("rogue"));
+
     assert_eq!(s.data("rogue.localhost", "/spin").json()["limit"], "cpu");
+    assert!(s.state.pool.is_quarantined("rogue"));
     let r = s.data("rogue.localhost", "/");
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(r.json()["error"], "suspended");
     assert!(r.retry_after.is_some());
-    std::thread::sleep(Duration::from_millis(400));
-    let r = s.data("rogue.localhost", "/");
-    assert_eq!((r.status, r.body.as_str()), (200, "fine"));
+    let served = crate::raw::eventually(Duration::from_secs(5), || {
+        let r = s.data("rogue.localhost", "/");
+        (r.status == 200).then_some(r.body)
+    });
+    assert_eq!(served.as_deref(), Some("fine"));
+
+    // After the kill, the same work runs on the penalty worker only.
+    let (shared, penalty) = crate::util::cpu_by_worker(|| {
+        assert_eq!(s.data("rogue.localhost", "/work").body, "worked true");
+    });
+    eprintln!("after the kill: shared worker {shared:?}, penalty worker {penalty:?}");
+    assert!(penalty >= Duration::from_millis(100), "{penalty:?}");
+    assert!(shared < penalty / 4, "{shared:?} vs {penalty:?}");
 }
 
 #[test]
@@ -507,9 +545,13 @@ fn large_bodies_stream_through_without_being_buffered_whole() {
                 return Response.json({ n });
             }
             // 48 MiB generated 64 KiB at a time: more than the 32 MiB heap could hold at once.
+            // After the first 1 MiB, the handler waits 2 s before producing the rest.
             const chunk = new Uint8Array(64 << 10).fill(120);
             let left = 768;
-            return new Response(new ReadableStream({ pull(c) { if (left-- === 0) c.close(); else c.enqueue(chunk); } }));
+            return new Response(new ReadableStream({ async pull(c) {
+                if (left === 768 - 16) await new Promise((r) => setTimeout(r, 2000));
+                if (left-- === 0) c.close(); else c.enqueue(chunk);
+            } }));
         } };",
     );
     let upload = vec![7u8; 40 << 20];
@@ -519,11 +561,13 @@ fn large_bodies_stream_through_without_being_buffered_whole() {
         .unwrap();
     let v: serde_json::Value = serde_json::from_str(&r.into_string().unwrap()).unwrap();
     assert_eq!(v["n"], json!(40 << 20));
+    let t0 = std::time::Instant::now();
     let resp = ureq::get(&format!("http://{}/", s.server.data_addr))
         .set("Host", "bulk.localhost")
         .call()
         .unwrap();
     let mut n = 0usize;
+    let mut first_mib_at = None;
     let mut buf = vec![0u8; 1 << 16];
     let mut reader = resp.into_reader();
     loop {
@@ -533,6 +577,21 @@ fn large_bodies_stream_through_without_being_buffered_whole() {
         }
         assert!(buf[..k].iter().all(|b| *b == 120));
         n += k;
+        if n >= 1 << 20 && first_mib_at.is_none() {
+            first_mib_at = Some(t0.elapsed());
+        }
     }
+    let total = t0.elapsed();
     assert_eq!(n, 48 << 20);
+    // Not buffered whole: the first MiB reached the client while the handler
+    // was still waiting on its 2 s timer, before the rest existed.
+    let first = first_mib_at.unwrap();
+    assert!(
+        first < Duration::from_millis(1500),
+        "the first MiB arrived after {first:?}"
+    );
+    assert!(
+        total >= Duration::from_secs(2),
+        "the whole body after {total:?}"
+    );
 }

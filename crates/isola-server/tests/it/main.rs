@@ -3,6 +3,7 @@
 mod api;
 mod control;
 mod hostile_http;
+mod hostile_tenants;
 mod raw;
 mod stalls;
 mod util;
