@@ -564,7 +564,7 @@ impl Tenant {
                         if until > now {
                             std::thread::sleep(until - now);
                         }
-                        self.poll_background();
+                        let _ = self.poll_background(); // counted and logged there
                     }
                     return result;
                 }
@@ -683,10 +683,28 @@ impl Tenant {
         }
     }
 
+    /// Collects a streamed response whole, up to the tenant's ArrayBuffer
+    /// budget (the bytes are held at once, as a buffered body would be).
     fn collect_body(&mut self, r: &mut HttpResponse) -> Result<()> {
+        let max = self.config.limits.external_memory_bytes;
         loop {
             match self.poll_body() {
-                BodyProgress::Chunk(c) => r.body.extend_from_slice(&c),
+                BodyProgress::Chunk(c) => {
+                    let total = (r.body.len() + c.len()) as u64;
+                    if total > max {
+                        self.cancel_body();
+                        let e = Error::Limit(crate::error::LimitError {
+                            tenant: self.config.name.clone(),
+                            kind: crate::limits::LimitKind::ExternalMemory,
+                            limit: max,
+                            used: Some(total),
+                            report: None,
+                        });
+                        self.record_error(&e);
+                        return Err(e);
+                    }
+                    r.body.extend_from_slice(&c);
+                }
                 BodyProgress::Wait(until) => {
                     let now = Instant::now();
                     if until > now {
@@ -709,15 +727,18 @@ impl Tenant {
     }
 
     /// Drives `ctx.waitUntil` work. A limit it breaks is counted like any
-    /// termination and its isolate is recreated on the next call.
-    pub fn poll_background(&mut self) {
+    /// termination, returned (so a host can quarantine the tenant), and its
+    /// isolate is recreated on the next call.
+    pub fn poll_background(&mut self) -> Result<()> {
         let Some(rt) = self.runtime.as_mut() else {
-            return;
+            return Ok(());
         };
-        if let Err(e) = rt.poll_background() {
-            self.record_error(&e);
+        let r = rt.poll_background();
+        if let Err(e) = &r {
+            self.record_error(e);
             self.drop_unhealthy_runtime();
         }
+        r
     }
 
     /// Whether an invocation is in flight (begun and not yet done).

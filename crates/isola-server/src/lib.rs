@@ -134,7 +134,7 @@ pub struct AppState {
     /// Worker pool.
     pub pool: Pool,
     /// Metrics.
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
     /// Console rings.
     pub logs: Arc<Logs>,
     /// The admin bearer token.
@@ -228,12 +228,14 @@ impl Server {
             max_warm: (config.max_warm_isolates / workers).max(1),
             max_heap: config.memory_budget_bytes / workers as u64,
         };
+        let metrics = Arc::new(Metrics::default());
         let pool = Pool::start(
             &engine,
             workers,
             budget,
             config.max_queue_per_worker,
             logs.clone(),
+            metrics.clone(),
         );
         let admission =
             admission::Admission::new(config.admission_queue_len, config.admission_max_wait);
@@ -248,7 +250,7 @@ impl Server {
                 store,
                 registry,
                 pool,
-                metrics: Metrics::default(),
+                metrics,
                 logs,
                 admin_token,
                 admission,

@@ -100,6 +100,14 @@ impl Metrics {
         }
     }
 
+    /// Counts a termination that happened outside a request (e.g. of
+    /// `ctx.waitUntil` work after its response was sent).
+    pub fn termination(&self, tenant: &str, cause: &str) {
+        let mut t = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let m = t.entry(tenant.to_string()).or_default();
+        *m.terminations.entry(cause.to_string()).or_default() += 1;
+    }
+
     /// Counts a request refused for overload.
     pub fn overloaded(&self) {
         *self.overloaded.lock().unwrap_or_else(|p| p.into_inner()) += 1;

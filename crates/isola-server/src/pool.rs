@@ -28,6 +28,7 @@ use tokio::sync::oneshot;
 
 use crate::config::TenantSettings;
 use crate::logs::Logs;
+use crate::metrics::Metrics;
 use crate::takeover::{self, Retired, WorkerShared};
 
 /// A deployed tenant version: what the workers run.
@@ -200,6 +201,19 @@ fn validate(
     Ok(())
 }
 
+/// A kill that no request's reply carries (of `ctx.waitUntil` work after its
+/// response, or while a response body streams) is counted and quarantines
+/// the tenant like a kill inside a request.
+fn kill_outside_reply(metrics: &Metrics, quarantine: &Quarantine, id: &str, e: &Error) {
+    let cause = match e {
+        Error::Limit(l) if l.kind != isola_core::LimitKind::Concurrency => l.kind.name(),
+        Error::Forbidden { .. } => "forbidden",
+        _ => return,
+    };
+    metrics.termination(id, cause);
+    quarantine.record_kill(id);
+}
+
 /// Runs the calling thread at the lowest scheduling priority (nice 19), so
 /// quarantined tenants' code only gets CPU that well-behaved tenants leave.
 fn lower_thread_priority() {
@@ -258,18 +272,20 @@ impl Pool {
         budget: WorkerBudget,
         max_queue: usize,
         logs: Arc<Logs>,
+        metrics: Arc<Metrics>,
     ) -> Pool {
         let quarantine = Arc::new(Quarantine::default());
         let retired = Retired::default();
         let queues: Arc<std::sync::Mutex<HashMap<String, Arc<AtomicUsize>>>> = Arc::default();
         let start_thread: takeover::Spawn = {
-            let (engine, budget, logs, quarantine, retired, queues) = (
+            let (engine, budget, logs, quarantine, retired, queues, metrics) = (
                 engine.clone(),
                 budget.clone(),
                 logs.clone(),
                 quarantine.clone(),
                 retired.clone(),
                 queues.clone(),
+                metrics.clone(),
             );
             Arc::new(move |shared: Arc<WorkerShared>, gen: u64| {
                 let queued = queues
@@ -278,12 +294,13 @@ impl Pool {
                     .get(&shared.name)
                     .cloned()
                     .unwrap_or_default();
-                let (engine, budget, logs, quarantine, retired) = (
+                let (engine, budget, logs, quarantine, retired, metrics) = (
                     engine.clone(),
                     budget.clone(),
                     logs.clone(),
                     quarantine.clone(),
                     retired.clone(),
+                    metrics.clone(),
                 );
                 // Replacements after a takeover get the generation as a suffix.
                 let name = match gen {
@@ -308,6 +325,7 @@ impl Pool {
                             queued,
                             budget,
                             logs,
+                            metrics,
                             quarantine,
                             prewarmed,
                             slots: HashMap::new(),
@@ -465,6 +483,8 @@ struct WorkerLoop {
     queued: Arc<AtomicUsize>,
     budget: WorkerBudget,
     logs: Arc<Logs>,
+    /// For terminations that happen outside a request (`ctx.waitUntil` work).
+    metrics: Arc<Metrics>,
     quarantine: Arc<Quarantine>,
     prewarmed: IsolatePool,
     slots: HashMap<String, Slot>,
@@ -474,8 +494,12 @@ const IDLE_WAIT: Duration = Duration::from_millis(250);
 
 impl WorkerLoop {
     fn run(mut self) {
-        if let Err(e) = self.prewarmed.refill() {
-            tracing::warn!("could not pre-create isolates: {e}");
+        // A thread that takes over after a long turn serves at once; it
+        // pre-creates isolates later, when idle.
+        if self.gen == 0 {
+            if let Err(e) = self.prewarmed.refill() {
+                tracing::warn!("could not pre-create isolates: {e}");
+            }
         }
         loop {
             let now = Instant::now();
@@ -688,12 +712,16 @@ impl WorkerLoop {
                 && slot.streaming.is_none()
                 && slot.tenant.background_wake().is_some_and(|w| w <= now)
             {
-                slot.tenant.poll_background();
+                if let Err(e) = slot.tenant.poll_background() {
+                    kill_outside_reply(&self.metrics, &self.quarantine, &id, &e);
+                }
             }
             // Begin the next queued request while the tenant is free: one per
             // turn, so a tenant's burst takes turns with the worker's other
             // tenants instead of holding the thread for the whole burst.
-            Self::pump_stream(&self.queued, slot, now);
+            if let Some(e) = Self::pump_stream(&self.queued, slot, now) {
+                kill_outside_reply(&self.metrics, &self.quarantine, &id, &e);
+            }
             if slot.current.is_none() && slot.streaming.is_none() {
                 match slot.queue.pop_front() {
                     None => {}
@@ -731,12 +759,12 @@ impl WorkerLoop {
     }
 
     /// Moves a streamed response body from the isolate to the client.
-    fn pump_stream(queued: &AtomicUsize, slot: &mut Slot, now: Instant) {
-        let Some(st) = slot.streaming.as_mut() else {
-            return;
-        };
+    /// Returns the error that stopped the stream, if the tenant's code failed.
+    fn pump_stream(queued: &AtomicUsize, slot: &mut Slot, now: Instant) -> Option<Error> {
+        let mut failure = None;
+        let st = slot.streaming.as_mut()?;
         if st.wake > now {
-            return;
+            return None;
         }
         let mut finished = false;
         for _ in 0..STREAM_CHANNEL_CHUNKS {
@@ -746,7 +774,7 @@ impl WorkerLoop {
                     Err(tokio::sync::mpsc::error::TrySendError::Full(Ok(c))) => {
                         st.chunk = Some(c);
                         st.wake = now + STREAM_RETRY;
-                        return;
+                        return None;
                     }
                     Err(_) => {
                         // The client went away.
@@ -760,7 +788,7 @@ impl WorkerLoop {
                 BodyProgress::Chunk(c) => st.chunk = Some(Bytes::from(c)),
                 BodyProgress::Wait(until) => {
                     st.wake = until;
-                    return;
+                    return None;
                 }
                 BodyProgress::End => {
                     finished = true;
@@ -769,6 +797,7 @@ impl WorkerLoop {
                 BodyProgress::Failed(e) => {
                     tracing::warn!(tenant = %slot.dep.id, "response stream failed: {e}");
                     let _ = st.tx.try_send(Err(std::io::Error::other(e.to_string())));
+                    failure = Some(e);
                     finished = true;
                     break;
                 }
@@ -784,6 +813,7 @@ impl WorkerLoop {
         } else {
             st.wake = now;
         }
+        failure
     }
 
     fn settle(queued: &AtomicUsize, quarantine: &Quarantine, slot: &mut Slot, progress: Progress) {

@@ -18,7 +18,8 @@ use std::time::{Duration, Instant};
 
 use crate::pool::Job;
 
-/// How long one turn of a worker may run before its queue moves to a new thread.
+/// How long one tenant may hold its worker before the worker's queue moves
+/// to a new thread (three times the default CPU budget of one invocation).
 pub const TURN_LIMIT: Duration = Duration::from_millis(150);
 /// How often the monitor looks.
 const CHECK_EVERY: Duration = Duration::from_millis(10);

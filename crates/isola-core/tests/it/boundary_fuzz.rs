@@ -57,7 +57,7 @@ fn is_token(name: &str) -> bool {
 }
 
 /// What is wrong with a response that crossed the boundary, if anything.
-fn invalid_response(r: &HttpResponse, stream: bool) -> Option<String> {
+fn invalid_response(r: &HttpResponse) -> Option<String> {
     if !(200..=599).contains(&r.status) {
         return Some(format!("status {}", r.status));
     }
@@ -76,10 +76,9 @@ fn invalid_response(r: &HttpResponse, stream: bool) -> Option<String> {
             return Some(format!("header {k} has CR, LF or NUL: {v:?}"));
         }
     }
-    // A streamed body collected by `Tenant::fetch` is not bounded yet (see
-    // `hostile::a_collected_response_stream_is_bounded_by_the_array_buffer_budget`);
-    // each of its chunks is.
-    if r.body.len() > BUDGET && !stream {
+    // A streamed body collected by `Tenant::fetch` is bounded by the same
+    // budget (`hostile::a_collected_response_stream_is_bounded_by_the_array_buffer_budget`).
+    if r.body.len() > BUDGET {
         return Some(format!("body of {} bytes", r.body.len()));
     }
     if r.streamed {
@@ -89,10 +88,10 @@ fn invalid_response(r: &HttpResponse, stream: bool) -> Option<String> {
 }
 
 /// What is wrong with one invocation's outcome, if anything.
-fn violation(got: &Result<Invoked, Error>, stream: bool) -> Option<String> {
+fn violation(got: &Result<Invoked, Error>) -> Option<String> {
     match got {
         Ok(Invoked { output, .. }) => match output {
-            Output::Response(r) => invalid_response(r, stream),
+            Output::Response(r) => invalid_response(r),
             Output::Bytes(b) if b.len() > BUDGET => Some(format!("{} result bytes", b.len())),
             Output::Json(v) if v.to_string().len() > BUDGET => Some("huge JSON result".into()),
             _ => None,
@@ -129,8 +128,9 @@ fn run_case(engine: &isola_core::Engine, seed: u64, i: u64) -> Result<String, St
     } else {
         t.call(vec![json!("attack")])
     };
-    if let Some(v) = violation(&got, c.stream) {
-        return Err(v);
+    if let Some(v) = violation(&got) {
+        let body = if c.stream { "streamed" } else { "whole" };
+        return Err(format!("{v} (response body {body})"));
     }
     plain(&mut t, c.fetch)?;
     Ok(match got {

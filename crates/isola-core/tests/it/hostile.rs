@@ -329,7 +329,6 @@ fn lone_surrogates_in_a_result_become_replacement_characters() {
 }
 
 #[test]
-#[ignore = "bug in tenant.rs: Tenant::invoke collects a streamed response body whole, without a cap (64 MiB from a 16 MiB budget)"]
 fn a_collected_response_stream_is_bounded_by_the_array_buffer_budget() {
     let e = engine();
     let mut t = fetch_tenant(

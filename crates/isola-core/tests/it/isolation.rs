@@ -289,7 +289,7 @@ fn wait_until_work_continues_after_the_response() {
     assert!(!console.text().contains("background done"));
     let wake = t.background_wake().expect("background work pending");
     std::thread::sleep(wake.saturating_duration_since(Instant::now()));
-    t.poll_background();
+    let _ = t.poll_background();
     assert!(
         console.text().contains("background done"),
         "{}",
