@@ -737,6 +737,14 @@ impl WorkerLoop {
                             .tenant
                             .begin_with_body(Invocation::Fetch(next.request.clone()), body);
                         slot.current = Some((next, Instant::now()));
+                        #[cfg(feature = "test-hooks")]
+                        if slot
+                            .current
+                            .as_ref()
+                            .is_some_and(|c| c.0.request.url.contains("__isola_test_panic"))
+                        {
+                            panic!("test hook: a worker panics mid-request");
+                        }
                         Self::settle(&self.queued, &self.quarantine, slot, progress);
                     }
                 }

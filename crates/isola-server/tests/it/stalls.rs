@@ -146,3 +146,29 @@ fn a_tenants_burst_takes_turns_with_its_workers_other_tenants() {
         }
     });
 }
+
+#[test]
+fn a_worker_that_panics_answers_its_request_and_keeps_serving() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = config(dir.path());
+    c.workers = 1;
+    let s = start_with(c);
+    let ok = "export default { fetch() { return new Response('fine'); } };";
+    assert!(s.deploy("boom", ok).status < 300);
+    assert!(s.deploy("calm", ok).status < 300);
+    assert_eq!(s.data("calm.localhost", "/").body, "fine");
+    // The test-only hook (feature `test-hooks`) panics the worker thread
+    // after it began this request.
+    let t0 = Instant::now();
+    let r = s.data("boom.localhost", "/__isola_test_panic");
+    assert_eq!(r.status, 500, "{r:?}");
+    assert!(
+        r.body.contains("the worker serving this request panicked"),
+        "{}",
+        r.body
+    );
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    // The same worker serves on: both tenants, isolates created again.
+    assert_eq!(s.data("calm.localhost", "/").body, "fine");
+    assert_eq!(s.data("boom.localhost", "/").body, "fine");
+}
