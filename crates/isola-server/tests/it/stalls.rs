@@ -2,25 +2,29 @@
 
 use std::time::{Duration, Instant};
 
-use crate::util::{config, start_with};
+use crate::util::{config, start_with, TestServer};
+
+const QUICK: &str = "export default { fetch() { return new Response('quick'); } };";
+
+/// A server with one worker (every tenant lives on the same thread) and
+/// `tenants` deployed, each `(id, source)`.
+fn one_worker(dir: &std::path::Path, tenants: &[(&str, &str)]) -> TestServer {
+    let mut c = config(dir);
+    c.workers = 1;
+    let s = start_with(c);
+    for (id, source) in tenants {
+        let r = s.deploy(id, source);
+        assert!(r.status < 300, "deploying {id}: {r:?}");
+    }
+    s
+}
 
 #[test]
 fn a_cold_start_awaiting_a_timer_does_not_stall_tenants_on_the_same_worker() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path());
-    c.workers = 1; // both tenants live on the one worker thread
-    let s = start_with(c);
     let slow = "await new Promise((r) => setTimeout(r, 2000));\n\
                 export default { fetch() { return new Response('slow ready'); } };";
-    assert!(s.deploy("slow", slow).status < 300);
-    assert!(
-        s.deploy(
-            "quick",
-            "export default { fetch() { return new Response('quick'); } };"
-        )
-        .status
-            < 300
-    );
+    let s = one_worker(dir.path(), &[("slow", slow), ("quick", QUICK)]);
     assert_eq!(s.data("quick.localhost", "/").body, "quick");
     std::thread::scope(|scope| {
         let t0 = Instant::now();
@@ -53,9 +57,7 @@ fn a_cold_start_awaiting_a_timer_does_not_stall_tenants_on_the_same_worker() {
 #[test]
 fn a_long_slice_hands_the_workers_other_tenants_to_a_new_thread() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path());
-    c.workers = 1; // both tenants live on the one worker
-    let s = start_with(c);
+    let s = one_worker(dir.path(), &[("quick", QUICK)]);
     // A tenant allowed 3 s of CPU per request, which spends 1.5 s in one slice
     // (as an isolate stuck in a builtin that ignores termination would).
     let r = s.admin(
@@ -66,14 +68,6 @@ fn a_long_slice_hands_the_workers_other_tenants_to_a_new_thread() {
     assert!(r.status < 300, "{r:?}");
     let long = "export default { fetch() { const end = Date.now() + 1500; while (Date.now() < end) {} return new Response('long done'); } };";
     assert!(s.deploy("long", long).status < 300);
-    assert!(
-        s.deploy(
-            "quick",
-            "export default { fetch() { return new Response('quick'); } };"
-        )
-        .status
-            < 300
-    );
     assert_eq!(s.data("quick.localhost", "/").body, "quick");
     assert_eq!(s.data("long.localhost", "/").body, "long done"); // warm
     std::thread::scope(|scope| {
@@ -104,20 +98,9 @@ fn a_long_slice_hands_the_workers_other_tenants_to_a_new_thread() {
 #[test]
 fn a_tenants_burst_takes_turns_with_its_workers_other_tenants() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path());
-    c.workers = 1;
-    let s = start_with(c);
     // Each request spins 30 ms of wall time (under the default 50 ms CPU budget).
     let burst = "export default { fetch() { const end = Date.now() + 30; while (Date.now() < end) {} return new Response('b'); } };";
-    assert!(s.deploy("burst", burst).status < 300);
-    assert!(
-        s.deploy(
-            "quick",
-            "export default { fetch() { return new Response('quick'); } };"
-        )
-        .status
-            < 300
-    );
+    let s = one_worker(dir.path(), &[("burst", burst), ("quick", QUICK)]);
     assert_eq!(s.data("burst.localhost", "/").body, "b");
     assert_eq!(s.data("quick.localhost", "/").body, "quick");
     std::thread::scope(|scope| {
@@ -150,12 +133,8 @@ fn a_tenants_burst_takes_turns_with_its_workers_other_tenants() {
 #[test]
 fn a_worker_that_panics_answers_its_request_and_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
-    let mut c = config(dir.path());
-    c.workers = 1;
-    let s = start_with(c);
     let ok = "export default { fetch() { return new Response('fine'); } };";
-    assert!(s.deploy("boom", ok).status < 300);
-    assert!(s.deploy("calm", ok).status < 300);
+    let s = one_worker(dir.path(), &[("boom", ok), ("calm", ok)]);
     assert_eq!(s.data("calm.localhost", "/").body, "fine");
     // The test-only hook (feature `test-hooks`) panics the worker thread
     // after it began this request.
