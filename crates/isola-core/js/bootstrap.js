@@ -36,7 +36,6 @@
     RegExpPrototypeExec,
     SetPrototypeGetSize,
     String,
-    StringPrototypeIndexOf,
     StringPrototypeSlice,
     StringPrototypeToLowerCase,
     StringPrototypeToUpperCase,
@@ -415,7 +414,6 @@
   }
 
   // ---------- streams ----------
-  const noop = () => {};
   class ReadableStream {
     #source;
     #controller;
@@ -553,9 +551,6 @@
       if (stream.#locked) throw new TypeError("ReadableStream is locked to a reader");
       stream.#locked = true;
       return () => stream.#read();
-    }
-    static cancelForRuntime(stream, reason) {
-      return stream.#cancel(reason);
     }
     cancel(reason) {
       if (this.#locked) return PromiseReject(new TypeError("ReadableStream is locked to a reader"));
@@ -875,9 +870,6 @@
     const r = await handle.read();
     return r.done ? null : chunkBytes(r.value);
   }
-  function cancelStream(handle) {
-    ReadableStream.cancelForRuntime(handle.source, undefined).then(noop, noop);
-  }
 
   async function settleAll(list) {
     for (let i = 0; i < list.length; i++) await list[i];
@@ -935,5 +927,5 @@
     return settleAll(list);
   }
 
-  return { __proto__: null, invoke, finish, fireTimer, errorRecord, makeRequest, takeBackground, readChunk, cancelStream };
+  return { __proto__: null, invoke, finish, fireTimer, errorRecord, makeRequest, takeBackground, readChunk };
 });

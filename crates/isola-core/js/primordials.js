@@ -18,31 +18,23 @@
   const uncurryThis = bind.bind(call);
   const Uint8ArrayCtor = Uint8Array;
   const P = { __proto__: null };
-  P.uncurryThis = uncurryThis;
   P.FunctionPrototypeBind = uncurryThis(bind);
 
   P.ReflectApply = Reflect.apply;
   P.ReflectConstruct = Reflect.construct;
-  P.ReflectGet = Reflect.get;
-  P.ReflectOwnKeys = Reflect.ownKeys;
 
-  P.ObjectCreate = Object.create;
   P.ObjectDefineProperty = Object.defineProperty;
   P.ObjectFreeze = Object.freeze;
   P.ObjectKeys = Object.keys;
-  P.ObjectGetPrototypeOf = Object.getPrototypeOf;
-  P.ObjectGetOwnPropertyDescriptor = Object.getOwnPropertyDescriptor;
   P.ObjectPrototypeToString = uncurryThis(Object.prototype.toString);
   P.ObjectPrototypeHasOwnProperty = uncurryThis(Object.prototype.hasOwnProperty);
 
   P.ArrayIsArray = Array.isArray;
   P.ArrayPrototypeJoin = uncurryThis(Array.prototype.join);
-  P.ArrayPrototypeSlice = uncurryThis(Array.prototype.slice);
   P.ArrayPrototypeSort = uncurryThis(Array.prototype.sort);
   P.ArrayPrototypeIndexOf = uncurryThis(Array.prototype.indexOf);
 
   P.NumberIsInteger = Number.isInteger;
-  P.NumberIsFinite = Number.isFinite;
   P.MathMax = Math.max;
   P.MathMin = Math.min;
   P.DateNow = Date.now;
@@ -51,7 +43,6 @@
   P.StringPrototypeToUpperCase = uncurryThis(String.prototype.toUpperCase);
   P.StringPrototypeTrim = uncurryThis(String.prototype.trim);
   P.StringPrototypeSlice = uncurryThis(String.prototype.slice);
-  P.StringPrototypeIndexOf = uncurryThis(String.prototype.indexOf);
   P.RegExpPrototypeExec = uncurryThis(RegExp.prototype.exec);
   P.JSONStringify = JSON.stringify;
   P.JSONParse = JSON.parse;
@@ -67,13 +58,10 @@
   P.SetPrototypeGetSize = uncurryThis(Object.getOwnPropertyDescriptor(Set.prototype, "size").get);
 
   P.Promise = Promise;
-  P.PromisePrototypeThen = uncurryThis(Promise.prototype.then);
   P.PromiseResolve = P.FunctionPrototypeBind(Promise.resolve, Promise);
   P.PromiseReject = P.FunctionPrototypeBind(Promise.reject, Promise);
 
-  P.ArrayBuffer = ArrayBuffer;
   P.ArrayBufferIsView = ArrayBuffer.isView;
-  P.ArrayBufferPrototypeSlice = uncurryThis(ArrayBuffer.prototype.slice);
   const TypedArray = Object.getPrototypeOf(Uint8Array);
   P.TypedArrayPrototypeGetBuffer = uncurryThis(Object.getOwnPropertyDescriptor(TypedArray.prototype, "buffer").get);
   P.TypedArrayPrototypeGetByteOffset = uncurryThis(Object.getOwnPropertyDescriptor(TypedArray.prototype, "byteOffset").get);
@@ -83,7 +71,6 @@
     Object.getOwnPropertyDescriptor(TypedArray.prototype, Symbol.toStringTag).get,
   );
   P.TypedArrayPrototypeSet = uncurryThis(TypedArray.prototype.set);
-  P.TypedArrayPrototypeSlice = uncurryThis(TypedArray.prototype.slice);
   P.DataViewPrototypeGetBuffer = uncurryThis(Object.getOwnPropertyDescriptor(DataView.prototype, "buffer").get);
   P.DataViewPrototypeGetByteOffset = uncurryThis(Object.getOwnPropertyDescriptor(DataView.prototype, "byteOffset").get);
   P.DataViewPrototypeGetByteLength = uncurryThis(Object.getOwnPropertyDescriptor(DataView.prototype, "byteLength").get);
@@ -122,6 +109,5 @@
       return false;
     }
   }
-  P.isArrayBuffer = isArrayBuffer;
   return P.ObjectFreeze(P);
 });
