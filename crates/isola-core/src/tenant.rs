@@ -282,6 +282,15 @@ pub struct Tenant {
     starting: Option<Box<ColdStart>>,
 }
 
+/// The engine's code cache, as the runtime uses it (none when disabled).
+fn cache_ctx(engine: &Engine) -> Option<CacheCtx<'_>> {
+    let inner = &engine.inner;
+    inner.cache.as_deref().map(|store| CacheCtx {
+        store,
+        fingerprint: &inner.snapshot.fingerprint,
+    })
+}
+
 /// A cold start in progress (see [`Tenant::begin_with_body`]).
 struct ColdStart {
     rt: JsRuntime,
@@ -433,12 +442,7 @@ impl Tenant {
         let t0 = Instant::now();
         let mut rt = self.new_runtime(pooled)?;
         let isolate_time = t0.elapsed();
-        let inner = &self.engine.inner;
-        let cache = inner.cache.as_deref().map(|store| CacheCtx {
-            store,
-            fingerprint: &inner.snapshot.fingerprint,
-        });
-        match rt.load(&self.code, cache.as_ref()) {
+        match rt.load(&self.code, cache_ctx(&self.engine).as_ref()) {
             Ok(report) => {
                 self.loaded(rt, report, t0, isolate_time);
                 Ok(())
@@ -613,12 +617,7 @@ impl Tenant {
                 }
             };
             let isolate_time = t0.elapsed();
-            let inner = &self.engine.inner;
-            let cache = inner.cache.as_deref().map(|store| CacheCtx {
-                store,
-                fingerprint: &inner.snapshot.fingerprint,
-            });
-            let step = rt.load_begin(&self.code, cache.as_ref());
+            let step = rt.load_begin(&self.code, cache_ctx(&self.engine).as_ref());
             let cs = Box::new(ColdStart {
                 rt,
                 t0,
@@ -639,12 +638,7 @@ impl Tenant {
     /// Continues the invocation started by [`Tenant::begin`].
     pub fn resume(&mut self) -> Progress {
         if let Some(mut cs) = self.starting.take() {
-            let inner = &self.engine.inner;
-            let cache = inner.cache.as_deref().map(|store| CacheCtx {
-                store,
-                fingerprint: &inner.snapshot.fingerprint,
-            });
-            let step = cs.rt.load_resume(cache.as_ref());
+            let step = cs.rt.load_resume(cache_ctx(&self.engine).as_ref());
             return self.cold_step(cs, step);
         }
         let Some(rt) = self.runtime.as_mut() else {

@@ -473,6 +473,18 @@ struct Slot {
     fresh: Option<bool>,
 }
 
+impl Slot {
+    /// When the invocation in flight, or the response body streaming, needs
+    /// the thread next; `None` when the tenant is free.
+    fn busy_wake(&self) -> Option<Instant> {
+        match (&self.current, &self.streaming) {
+            (Some(c), _) => Some(c.1),
+            (None, Some(st)) => Some(st.wake),
+            (None, None) => None,
+        }
+    }
+}
+
 struct WorkerLoop {
     engine: Engine,
     /// The worker's queue, shared with the thread that takes over from this one.
@@ -506,12 +518,15 @@ impl WorkerLoop {
             let next_wake = self
                 .slots
                 .values()
-                .filter_map(|s| match (&s.current, &s.streaming) {
-                    (Some(c), _) => Some(c.1),
-                    (None, Some(st)) => Some(st.wake),
-                    // Queued requests of a free tenant begin on the next turn.
-                    (None, None) if !s.queue.is_empty() => Some(now),
-                    (None, None) => s.tenant.background_wake(),
+                .filter_map(|s| {
+                    s.busy_wake().or_else(|| {
+                        // Queued requests of a free tenant begin on the next turn.
+                        if s.queue.is_empty() {
+                            s.tenant.background_wake()
+                        } else {
+                            Some(now)
+                        }
+                    })
                 })
                 .min();
             let timeout = next_wake
@@ -571,15 +586,7 @@ impl WorkerLoop {
         }
         let deadline = Instant::now() + Duration::from_secs(3600);
         while Instant::now() < deadline {
-            let busy = self
-                .slots
-                .values()
-                .filter_map(|s| match (&s.current, &s.streaming) {
-                    (Some(c), _) => Some(c.1),
-                    (None, Some(st)) => Some(st.wake),
-                    (None, None) => None,
-                })
-                .min();
+            let busy = self.slots.values().filter_map(Slot::busy_wake).min();
             let Some(wake) = busy else { break };
             let now = Instant::now();
             if wake > now {
