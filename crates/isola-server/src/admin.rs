@@ -101,6 +101,7 @@ async fn openapi() -> impl IntoResponse {
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let text = state.metrics.render(&crate::metrics::ProcessGauges {
         tenants: state.registry.len(),
+        worker_requests: state.pool.requests(),
         rss_bytes: crate::metrics::rss_bytes(),
         code_cache: state.engine.code_cache().and_then(|c| c.stats().ok()),
     });

@@ -33,7 +33,6 @@ pub mod pool;
 pub mod registry;
 pub mod sealed;
 pub mod store;
-pub mod takeover;
 
 use std::net::SocketAddr;
 use std::path::Path;

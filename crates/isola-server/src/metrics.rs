@@ -261,6 +261,12 @@ impl Metrics {
                 process.tenants as u64,
             ),
             (
+                "isola_worker_requests",
+                "gauge",
+                "Requests on the worker threads: waiting, running, or streaming a body.",
+                process.worker_requests as u64,
+            ),
+            (
                 "isola_overloaded_total",
                 "counter",
                 "Requests refused with 503 for overload.",
@@ -328,6 +334,8 @@ fn histogram(out: &mut String, name: &str, id: &str, h: &Histogram) {
 pub struct ProcessGauges {
     /// Tenants deployed.
     pub tenants: usize,
+    /// Requests on the workers: waiting, running, or streaming a body.
+    pub worker_requests: usize,
     /// RSS bytes.
     pub rss_bytes: u64,
     /// Code cache store stats.

@@ -308,6 +308,15 @@ impl JsRuntime {
     /// Drops a streamed response body that is no longer wanted.
     pub fn cancel_body(&mut self) {
         self.response = None;
+        self.drop_request_body();
+    }
+
+    /// Drops the request body of the invocation that ended (and a read of it
+    /// still pending).
+    fn drop_request_body(&mut self) {
+        let mut ops = self.ops.borrow_mut();
+        ops.body = None;
+        ops.body_waiter = None;
     }
 
     fn poll_body_inner(&mut self) -> crate::tenant::BodyProgress {
@@ -366,6 +375,7 @@ impl JsRuntime {
             }
             Ok(Ok(None)) => {
                 self.kill.running.store(false, Ordering::SeqCst);
+                self.drop_request_body();
                 BodyProgress::End
             }
             Err(e) => match self.end::<()>(Err(e)) {
@@ -583,10 +593,10 @@ impl JsRuntime {
     /// Ends an invocation: turns a termination into the limit error that caused it.
     fn end<T>(&mut self, result: Result<T>) -> Result<T> {
         self.in_flight = None;
-        {
-            let mut ops = self.ops.borrow_mut();
-            ops.body = None;
-            ops.body_waiter = None;
+        // A response body that streams may still read the request body
+        // (an echo, a transform of the upload): it lives until that ends.
+        if self.response.is_none() || result.is_err() {
+            self.drop_request_body();
         }
         self.kill.running.store(false, Ordering::SeqCst);
         let kill = self.kill.take_kill();

@@ -332,8 +332,13 @@ impl Watchdog {
             .watches
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        // Only a watchdog with nothing to watch waits without a timeout;
+        // otherwise it sees the new watch at its next tick.
+        let was_idle = w.is_empty();
         w.insert(id, watch);
-        self.shared.cv.notify_all();
+        if was_idle {
+            self.shared.cv.notify_all();
+        }
         WatchGuard {
             shared: self.shared.clone(),
             id,

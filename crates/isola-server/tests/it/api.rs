@@ -595,3 +595,87 @@ fn large_bodies_stream_through_without_being_buffered_whole() {
         "the whole body after {total:?}"
     );
 }
+
+/// Reads from `s` until `needle` has arrived (or the 10 s read timeout fails the test).
+fn read_until(s: &mut std::net::TcpStream, seen: &mut Vec<u8>, needle: &str) {
+    use std::io::Read;
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(seen).contains(needle) {
+        let k = s.read(&mut buf).unwrap_or_else(|e| {
+            panic!(
+                "waiting for {needle:?}: {e}; got {:?}",
+                String::from_utf8_lossy(seen)
+            )
+        });
+        assert!(
+            k > 0,
+            "closed before {needle:?}: {:?}",
+            String::from_utf8_lossy(seen)
+        );
+        seen.extend_from_slice(&buf[..k]);
+    }
+}
+
+#[test]
+fn large_uploads_reach_the_handler_before_the_client_has_sent_them_whole() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    s.admin(
+        "PUT",
+        "/v1/tenants/duplex",
+        Some(json!({"max_body_bytes": 8 << 20})),
+    );
+    // The handler answers at once and reports, per chunk of the upload it reads, how
+    // many bytes it has seen so far.
+    s.deploy(
+        "duplex",
+        "export default { async fetch(req) {
+            const reader = req.body.getReader();
+            const enc = new TextEncoder();
+            let n = 0;
+            return new Response(new ReadableStream({ async pull(c) {
+                const { value, done } = await reader.read();
+                if (done) { c.enqueue(enc.encode(`total ${n}\\n`)); c.close(); return; }
+                n += value.length;
+                c.enqueue(enc.encode(`seen ${n}\\n`));
+            } }));
+        } };",
+    );
+    for chunked in [false, true] {
+        let mut c = crate::raw::connect(s.server.data_addr);
+        let half = vec![b'u'; 1 << 20];
+        let framing = if chunked {
+            "transfer-encoding: chunked".to_string()
+        } else {
+            format!("content-length: {}", 2 << 20)
+        };
+        write!(
+            c,
+            "POST / HTTP/1.1\r\nhost: duplex.localhost\r\n{framing}\r\n\r\n"
+        )
+        .unwrap();
+        let send = |c: &mut std::net::TcpStream, last: bool| {
+            if chunked {
+                write!(c, "{:x}\r\n", half.len()).unwrap();
+                c.write_all(&half).unwrap();
+                c.write_all(if last { b"\r\n0\r\n\r\n" } else { b"\r\n" })
+                    .unwrap();
+            } else {
+                c.write_all(&half).unwrap();
+            }
+        };
+        send(&mut c, false);
+        // Not buffered whole: the handler has read the first MiB while the second
+        // does not exist yet (the client sends it only after this line arrives).
+        let mut seen = Vec::new();
+        read_until(&mut c, &mut seen, &format!("seen {}\n", 1 << 20));
+        assert!(
+            !String::from_utf8_lossy(&seen).contains("total"),
+            "chunked={chunked}"
+        );
+        send(&mut c, true);
+        read_until(&mut c, &mut seen, &format!("total {}\n", 2 << 20));
+        assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
+    }
+}

@@ -151,3 +151,63 @@ fn a_worker_that_panics_answers_its_request_and_keeps_serving() {
     assert_eq!(s.data("calm.localhost", "/").body, "fine");
     assert_eq!(s.data("boom.localhost", "/").body, "fine");
 }
+
+#[test]
+fn requests_accepted_before_a_long_turn_are_served_by_the_new_thread() {
+    let dir = tempfile::tempdir().unwrap();
+    // `held` keeps its first request in flight (awaiting a timer), so its
+    // second one waits in the worker's queue, accepted but not begun.
+    let held = "export default { async fetch(req) {
+        if (req.url.endsWith('/hold')) { console.log('holding'); await new Promise((r) => setTimeout(r, 400)); }
+        return new Response('held ' + req.url.slice(-4));
+    } };";
+    let s = one_worker(dir.path(), &[("held", held)]);
+    let r = s.admin(
+        "PUT",
+        "/v1/tenants/long",
+        Some(serde_json::json!({ "limits": { "cpu": 5000, "wall": 10000 } })),
+    );
+    assert!(r.status < 300, "{r:?}");
+    let long = "export default { fetch() { const end = Date.now() + 3000; while (Date.now() < end) {} return new Response('long done'); } };";
+    assert!(s.deploy("long", long).status < 300);
+    assert_eq!(s.data("long.localhost", "/").body, "long done"); // warm
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| s.data("held.localhost", "/hold"));
+        let logs = || s.admin("GET", "/v1/tenants/held/logs", None).json()["lines"].to_string();
+        let t = Instant::now();
+        while !logs().contains("holding") {
+            assert!(
+                t.elapsed() < Duration::from_secs(10),
+                "the first request never began"
+            );
+        }
+        let t0 = Instant::now();
+        let s = &s;
+        let second = scope.spawn(move || (s.data("held.localhost", "/next"), t0.elapsed()));
+        // Both of `held`'s requests are on the worker before the long turn begins.
+        let on_workers = || {
+            let m = s.admin("GET", "/metrics", None).body;
+            m.lines().any(|l| l == "isola_worker_requests 2")
+        };
+        while !on_workers() {
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "the second request never queued"
+            );
+        }
+        let busy = scope.spawn(|| s.data("long.localhost", "/"));
+        // The long turn begins while the second request waits; the thread that
+        // takes over 150 ms into it serves that request (a fresh isolate of
+        // `held`), instead of leaving it with the thread stuck in the turn.
+        let (r, took) = second.join().unwrap();
+        assert_eq!((r.status, r.body.as_str()), (200, "held next"));
+        assert!(
+            took < Duration::from_millis(1500),
+            "the waiting request was answered after {took:?}, behind the 3 s turn"
+        );
+        let r = first.join().unwrap();
+        assert_eq!((r.status, r.body.as_str()), (200, "held hold"));
+        let r = busy.join().unwrap();
+        assert_eq!((r.status, r.body.as_str()), (200, "long done"));
+    });
+}

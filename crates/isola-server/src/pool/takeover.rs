@@ -7,16 +7,18 @@
 //! worker's current turn; when one has run longer than [`TURN_LIMIT`], the
 //! worker's queue is handed to a fresh thread, which serves the other
 //! tenants at once (creating their isolates again, from the code cache).
-//! The old thread finishes the long slice, gives back the requests it had
-//! accepted but not begun, drives the invocations it had started to their
-//! end, and exits. At most [`MAX_RETIRED`] such threads live at once.
+//! Requests a worker accepted but has not begun wait in a queue its threads
+//! share, so the new thread serves them at once. The old thread finishes the
+//! long slice, drives the invocations it had started to their end, and
+//! exits. At most [`MAX_RETIRED`] such threads live at once.
 
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::pool::Job;
+use super::worker::Waiting;
+use super::Job;
 
 /// How long one tenant may hold its worker before the worker's queue moves
 /// to a new thread (three times the default CPU budget of one invocation).
@@ -29,10 +31,14 @@ pub const MAX_RETIRED: usize = 8;
 /// What a worker's threads share: its queue and the state of its turn.
 pub(crate) struct WorkerShared {
     rx: Mutex<Receiver<Job>>,
-    /// For giving back requests a retired thread accepted but did not begin.
-    tx: Sender<Job>,
+    /// Requests accepted but not begun, served by whichever thread serves the queue.
+    pub waiting: Waiting,
     /// Start of the running turn (nanoseconds since `epoch`, plus one), or 0.
     turn_started: AtomicU64,
+    /// The tenant whose turn it is (or was last).
+    turn_tenant: Mutex<String>,
+    /// Kernel thread id of the thread serving the queue now (0: not known).
+    tid: AtomicI64,
     /// Which thread serves the queue; a thread whose number is older retires.
     generation: AtomicU64,
     epoch: Instant,
@@ -44,11 +50,13 @@ pub(crate) struct WorkerShared {
 }
 
 impl WorkerShared {
-    pub fn new(name: String, background: bool, rx: Receiver<Job>, tx: Sender<Job>) -> Self {
+    pub fn new(name: String, background: bool, rx: Receiver<Job>) -> Self {
         WorkerShared {
             rx: Mutex::new(rx),
-            tx,
+            waiting: Waiting::default(),
             turn_started: AtomicU64::new(0),
+            turn_tenant: Mutex::new(String::new()),
+            tid: AtomicI64::new(0),
             generation: AtomicU64::new(0),
             epoch: Instant::now(),
             name,
@@ -69,12 +77,21 @@ impl WorkerShared {
         rx.try_recv().ok()
     }
 
-    /// Puts a job back in the queue (for the thread that serves it now).
-    pub fn give_back(&self, job: Job) {
-        let _ = self.tx.send(job);
+    /// The calling thread serves the queue from now on (its id is kept so a
+    /// takeover can lower the priority of the long turn it leaves behind).
+    pub fn serving_thread_starts(&self) {
+        self.tid.store(current_tid(), Ordering::SeqCst);
     }
 
-    pub fn turn_begins(&self) {
+    /// `tenant` begins a turn.
+    pub fn turn_begins(&self, tenant: &str) {
+        {
+            let mut t = self.turn_tenant.lock().unwrap_or_else(|p| p.into_inner());
+            if *t != tenant {
+                t.clear();
+                t.push_str(tenant);
+            }
+        }
         let now = self.epoch.elapsed().as_nanos() as u64 + 1;
         self.turn_started.store(now, Ordering::SeqCst);
     }
@@ -127,9 +144,19 @@ impl Retired {
 
 /// Starts a thread serving `shared` as generation `gen`.
 pub(crate) type Spawn = Arc<dyn Fn(Arc<WorkerShared>, u64) + Send + Sync>;
+/// Told the tenant whose turn ran past [`TURN_LIMIT`].
+pub(crate) type OnLongTurn = Box<dyn Fn(&str) + Send>;
 
 /// Starts the monitor thread over `workers`; `spawn` starts a replacement.
-pub(crate) fn monitor(workers: Vec<Arc<WorkerShared>>, spawn: Spawn, retired: Retired) {
+/// The thread left with the long turn drops to the lowest priority, so the
+/// rest of that turn only gets CPU the other tenants leave, and
+/// `on_long_turn` hears which tenant held it.
+pub(crate) fn monitor(
+    workers: Vec<Arc<WorkerShared>>,
+    spawn: Spawn,
+    retired: Retired,
+    on_long_turn: OnLongTurn,
+) {
     let started = std::thread::Builder::new()
         .name("isola-takeover".into())
         .spawn(move || loop {
@@ -144,16 +171,69 @@ pub(crate) fn monitor(workers: Vec<Arc<WorkerShared>>, spawn: Spawn, retired: Re
                 w.takeovers.fetch_add(1, Ordering::Relaxed);
                 // The long turn belongs to the retired thread now.
                 w.turn_ends();
+                let tenant = w
+                    .turn_tenant
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
                 tracing::warn!(
                     worker = %w.name,
+                    tenant = %tenant,
                     turn_ms = age.as_millis() as u64,
                     "a worker turn ran past {} ms; a new thread serves its queue",
                     TURN_LIMIT.as_millis()
                 );
+                match w.tid.load(Ordering::SeqCst) {
+                    0 => {}
+                    tid => lower_priority(tid),
+                }
+                on_long_turn(&tenant);
                 spawn(w.clone(), gen);
             }
         });
     if let Err(e) = started {
         tracing::error!("cannot start the worker takeover monitor: {e}");
     }
+}
+
+/// The calling thread's kernel id (0 where there is none).
+pub(crate) fn current_tid() -> i64 {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: gettid has no preconditions.
+        i64::from(unsafe { libc::gettid() })
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
+    }
+}
+
+/// Runs thread `tid` of this process at the lowest scheduling priority
+/// (`SCHED_IDLE`, else nice 19), so it only gets CPU that other threads
+/// leave: a waking well-behaved worker preempts it at once.
+pub(crate) fn lower_priority(tid: i64) {
+    #[cfg(target_os = "linux")]
+    {
+        let Ok(id) = libc::pid_t::try_from(tid) else {
+            return;
+        };
+        let param = libc::sched_param { sched_priority: 0 };
+        // SAFETY: `param` is a valid sched_param for the call; on a thread id
+        // of this process it only changes that thread's scheduling policy (a
+        // stale id fails with ESRCH).
+        if unsafe { libc::sched_setscheduler(id, libc::SCHED_IDLE, &param) } == 0 {
+            return;
+        }
+        // SAFETY: as above, setpriority only changes that thread's nice value.
+        let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, id as libc::id_t, 19) };
+        if rc != 0 {
+            tracing::warn!(
+                "could not lower a worker thread's priority: {}",
+                std::io::Error::last_os_error()
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = tid;
 }
