@@ -21,8 +21,14 @@ use super::worker::Waiting;
 use super::Job;
 
 /// How long one tenant may hold its worker before the worker's queue moves
-/// to a new thread (three times the default CPU budget of one invocation).
+/// to a new thread (three times the default CPU budget of one invocation),
+/// counted in the CPU time of the turn: on a busy machine a 50 ms slice may
+/// take longer than this in wall time, and a takeover would cost the
+/// worker's other tenants their warm isolates for nothing.
 pub const TURN_LIMIT: Duration = Duration::from_millis(150);
+/// A turn that holds its worker this long in wall time is taken over
+/// whatever CPU it used (a thread that makes no progress at all).
+pub const TURN_WALL_LIMIT: Duration = Duration::from_secs(1);
 /// How often the monitor looks.
 const CHECK_EVERY: Duration = Duration::from_millis(10);
 /// Most retired threads alive at once (each still finishing a long slice).
@@ -39,6 +45,8 @@ pub(crate) struct WorkerShared {
     turn_tenant: Mutex<String>,
     /// Kernel thread id of the thread serving the queue now (0: not known).
     tid: AtomicI64,
+    /// CPU-time clock of that thread (-1: not known).
+    cpu_clock: AtomicI64,
     /// Which thread serves the queue; a thread whose number is older retires.
     generation: AtomicU64,
     epoch: Instant,
@@ -57,6 +65,7 @@ impl WorkerShared {
             turn_started: AtomicU64::new(0),
             turn_tenant: Mutex::new(String::new()),
             tid: AtomicI64::new(0),
+            cpu_clock: AtomicI64::new(-1),
             generation: AtomicU64::new(0),
             epoch: Instant::now(),
             name,
@@ -81,6 +90,7 @@ impl WorkerShared {
     /// takeover can lower the priority of the long turn it leaves behind).
     pub fn serving_thread_starts(&self) {
         self.tid.store(current_tid(), Ordering::SeqCst);
+        self.cpu_clock.store(current_cpu_clock(), Ordering::SeqCst);
     }
 
     /// `tenant` begins a turn.
@@ -159,36 +169,50 @@ pub(crate) fn monitor(
 ) {
     let started = std::thread::Builder::new()
         .name("isola-takeover".into())
-        .spawn(move || loop {
-            std::thread::sleep(CHECK_EVERY);
-            for w in &workers {
-                let Some(age) = w.turn_age() else { continue };
-                if age < TURN_LIMIT || !retired.try_acquire() {
-                    continue; // short, or too many threads finishing long slices already
+        .spawn(move || {
+            // Per worker: the turn being watched and its thread's CPU time
+            // when the monitor first saw it.
+            let mut seen: Vec<(u64, Option<Duration>)> = vec![(0, None); workers.len()];
+            loop {
+                std::thread::sleep(CHECK_EVERY);
+                for (w, seen) in workers.iter().zip(seen.iter_mut()) {
+                    let turn = w.turn_started.load(Ordering::SeqCst);
+                    let Some(age) = w.turn_age() else { continue };
+                    let cpu_now = cpu_time(w.cpu_clock.load(Ordering::SeqCst));
+                    if seen.0 != turn {
+                        *seen = (turn, cpu_now);
+                    }
+                    let held = match (seen.1, cpu_now) {
+                        (Some(base), Some(now)) => now.saturating_sub(base),
+                        _ => age,
+                    };
+                    if (held < TURN_LIMIT && age < TURN_WALL_LIMIT) || !retired.try_acquire() {
+                        continue; // short, or too many threads finishing long slices already
+                    }
+                    let gen = w.generation() + 1;
+                    w.generation.store(gen, Ordering::SeqCst);
+                    w.takeovers.fetch_add(1, Ordering::Relaxed);
+                    // The long turn belongs to the retired thread now.
+                    w.turn_ends();
+                    let tenant = w
+                        .turn_tenant
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    tracing::warn!(
+                        worker = %w.name,
+                        tenant = %tenant,
+                        turn_ms = age.as_millis() as u64,
+                        "a worker turn ran past {} ms; a new thread serves its queue",
+                        TURN_LIMIT.as_millis()
+                    );
+                    match w.tid.load(Ordering::SeqCst) {
+                        0 => {}
+                        tid => lower_priority(tid),
+                    }
+                    on_long_turn(&tenant);
+                    spawn(w.clone(), gen);
                 }
-                let gen = w.generation() + 1;
-                w.generation.store(gen, Ordering::SeqCst);
-                w.takeovers.fetch_add(1, Ordering::Relaxed);
-                // The long turn belongs to the retired thread now.
-                w.turn_ends();
-                let tenant = w
-                    .turn_tenant
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .clone();
-                tracing::warn!(
-                    worker = %w.name,
-                    tenant = %tenant,
-                    turn_ms = age.as_millis() as u64,
-                    "a worker turn ran past {} ms; a new thread serves its queue",
-                    TURN_LIMIT.as_millis()
-                );
-                match w.tid.load(Ordering::SeqCst) {
-                    0 => {}
-                    tid => lower_priority(tid),
-                }
-                on_long_turn(&tenant);
-                spawn(w.clone(), gen);
             }
         });
     if let Err(e) = started {
@@ -209,23 +233,57 @@ pub(crate) fn current_tid() -> i64 {
     }
 }
 
-/// Runs thread `tid` of this process at the lowest scheduling priority
-/// (`SCHED_IDLE`, else nice 19), so it only gets CPU that other threads
-/// leave: a waking well-behaved worker preempts it at once.
+/// The calling thread's CPU-time clock (-1 where there is none).
+fn current_cpu_clock() -> i64 {
+    #[cfg(target_os = "linux")]
+    {
+        let mut clock: libc::clockid_t = 0;
+        // SAFETY: pthread_self is the calling thread, alive for the call;
+        // `clock` is a valid out-pointer.
+        if unsafe { libc::pthread_getcpuclockid(libc::pthread_self(), &mut clock) } == 0 {
+            return i64::from(clock);
+        }
+    }
+    -1
+}
+
+/// CPU time so far on `clock` (from [`current_cpu_clock`]); `None` if the
+/// thread is gone or there is no clock.
+fn cpu_time(clock: i64) -> Option<Duration> {
+    #[cfg(target_os = "linux")]
+    {
+        if clock == -1 {
+            return None;
+        }
+        let clock = libc::clockid_t::try_from(clock).ok()?;
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: `ts` is a valid out-pointer; a stale clock id fails with EINVAL.
+        if unsafe { libc::clock_gettime(clock, &mut ts) } != 0 {
+            return None;
+        }
+        Some(Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = clock;
+        None
+    }
+}
+
+/// Runs thread `tid` of this process at the lowest nice value (19), so it
+/// gets little CPU while other threads want it. (`SCHED_IDLE` would starve
+/// it outright, and with it any lock it holds.)
 pub(crate) fn lower_priority(tid: i64) {
     #[cfg(target_os = "linux")]
     {
         let Ok(id) = libc::pid_t::try_from(tid) else {
             return;
         };
-        let param = libc::sched_param { sched_priority: 0 };
-        // SAFETY: `param` is a valid sched_param for the call; on a thread id
-        // of this process it only changes that thread's scheduling policy (a
-        // stale id fails with ESRCH).
-        if unsafe { libc::sched_setscheduler(id, libc::SCHED_IDLE, &param) } == 0 {
-            return;
-        }
-        // SAFETY: as above, setpriority only changes that thread's nice value.
+        // SAFETY: setpriority on a thread id of this process only changes that
+        // thread's nice value (a stale id fails with ESRCH).
         let rc = unsafe { libc::setpriority(libc::PRIO_PROCESS, id as libc::id_t, 19) };
         if rc != 0 {
             tracing::warn!(
