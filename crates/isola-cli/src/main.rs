@@ -70,6 +70,9 @@ enum CacheCommand {
 }
 
 fn main() -> ExitCode {
+    // A worker process of `isola serve --isolation process` never returns from here.
+    isola_core::init_platform();
+    isola_server::process::run_if_worker();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::Args;
 use isola_core::{Engine, EngineConfig, TenantCode};
+use isola_server::config::Isolation;
 use isola_server::{Server, ServerConfig};
 
 /// Flags of `isola serve`.
@@ -61,6 +62,23 @@ pub struct ServeArgs {
     /// Longest wait in a tenant's admission queue, in milliseconds (past it: 503 queue_timeout).
     #[arg(long, default_value_t = 10_000)]
     pub admission_max_wait_ms: u64,
+    /// Where tenants' isolates run: `process` (sandboxed worker processes
+    /// under this supervisor; a crash costs one worker) or `thread` (worker
+    /// threads of this process; one crash takes every tenant down).
+    #[arg(long, default_value = "process", value_parser = parse_isolation)]
+    pub isolation: Isolation,
+    /// Process isolation: resident memory per worker process, in MiB (past
+    /// it the worker is killed and its requests get 502).
+    #[arg(long, default_value_t = 2048)]
+    pub worker_memory_mb: u64,
+    /// Process isolation: run workers without the seccomp sandbox (for
+    /// platforms without seccomp; never for untrusted tenants).
+    #[arg(long)]
+    pub no_sandbox: bool,
+}
+
+fn parse_isolation(s: &str) -> Result<Isolation, String> {
+    s.parse()
 }
 
 /// Runs the server until the process is stopped.
@@ -86,12 +104,16 @@ pub fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.write_timeout = Duration::from_secs(args.write_timeout_secs.max(1));
     config.admission_queue_len = args.admission_queue;
     config.admission_max_wait = Duration::from_millis(args.admission_max_wait_ms);
+    config.isolation = args.isolation;
+    config.process.memory_ceiling_bytes = args.worker_memory_mb.max(64) << 20;
+    config.process.sandbox = !args.no_sandbox && cfg!(target_os = "linux");
     let base = config.base_domain.clone();
     let server = Server::new(engine, config)?;
     let tenants = server.state().registry.len();
     let running = server.start()?;
     eprintln!(
-        "isola serve: {tenants} tenant(s); data plane http://{} (Host: TENANT.{base} or path /t/TENANT/), admin API http://{} (token: {}){}",
+        "isola serve: {tenants} tenant(s), isolation {}; data plane http://{} (Host: TENANT.{base} or path /t/TENANT/), admin API http://{} (token: {}){}",
+        match args.isolation { Isolation::Process => "process", Isolation::Thread => "thread" },
         running.data_addr,
         running.admin_addr,
         if token_given { "--admin-token".to_string() } else { data_dir.join("admin-token").display().to_string() },

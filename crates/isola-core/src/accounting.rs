@@ -15,7 +15,7 @@ pub const HISTOGRAM_BOUNDS_MS: [f64; 13] = [
 ];
 
 /// A cumulative-bucket histogram of durations.
-#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Histogram {
     /// Counts per bucket of [`HISTOGRAM_BOUNDS_MS`], plus one for +Inf (not cumulative).
     pub buckets: Vec<u64>,
@@ -43,7 +43,7 @@ impl Histogram {
 }
 
 /// Heap figures of an isolate.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HeapUsage {
     /// Bytes of live objects.
     pub used_bytes: u64,
@@ -56,7 +56,7 @@ pub struct HeapUsage {
 }
 
 /// Where a tenant was when a limit stopped it.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct KillReport {
     /// The limit that fired.
     pub limit: LimitKind,

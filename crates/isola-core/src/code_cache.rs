@@ -67,10 +67,34 @@ impl CacheKey {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A key from its hex form ([`CacheKey::as_str`]): exactly 64 lowercase
+    /// hex digits, else `None` (keys that cross a process boundary are checked).
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        (hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+            .then(|| CacheKey(hex.to_string()))
+    }
+
+    /// This key within `scope`: a different key per scope, so entries one
+    /// scope wrote are never read by another (the process tier gives each
+    /// worker process a scope, so a compromised worker cannot plant code
+    /// for tenants it does not host).
+    pub fn scoped(&self, scope: &str) -> Self {
+        let mut h = Sha256::new();
+        for part in [
+            b"isola-code-cache-scope-v1".as_slice(),
+            scope.as_bytes(),
+            self.0.as_bytes(),
+        ] {
+            h.update((part.len() as u64).to_le_bytes());
+            h.update(part);
+        }
+        CacheKey(hex(&h.finalize()))
+    }
 }
 
 /// What a lookup found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum CacheEvent {
     /// Bytes were found, authenticated and accepted by V8.

@@ -14,7 +14,7 @@ use crate::limits::LimitKind;
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
 /// A JavaScript exception, as structured data.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct JsError {
     /// `error.name` for `Error` objects (`TypeError`, ...), `Uncaught` for thrown non-errors.
     pub name: String,
@@ -43,7 +43,7 @@ impl fmt::Display for JsError {
 }
 
 /// A position in tenant source: file name, 1-based line and column.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Location {
     /// The file name inside the tenant's bundle.
     pub file: String,
@@ -60,7 +60,7 @@ impl fmt::Display for Location {
 }
 
 /// A limit a tenant broke, with what was measured.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct LimitError {
     /// The tenant's name.
     pub tenant: String,

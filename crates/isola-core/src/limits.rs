@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 /// Which limit a tenant broke.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LimitKind {
     /// V8 heap bytes.

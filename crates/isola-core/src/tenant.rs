@@ -18,7 +18,7 @@ use crate::limits::Limits;
 use crate::runtime::{CacheCtx, JsRuntime, LoadStep, RunMeasure, Step};
 
 /// Severity of a console line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ConsoleLevel {
     /// `console.log`, `info`, `debug`.

@@ -41,6 +41,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/v1/tenants/{id}/code", put(put_code))
         .route("/v1/tenants/{id}/rollback", post(rollback))
         .route("/v1/tenants/{id}/logs", get(logs))
+        .route("/v1/workers", get(workers))
         .route("/metrics", get(metrics))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth));
     Router::new()
@@ -105,7 +106,61 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
         rss_bytes: crate::metrics::rss_bytes(),
         code_cache: state.engine.code_cache().and_then(|c| c.stats().ok()),
     });
+    let text = text + &worker_metrics(&state.pool.describe());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// Where tenants run: worker threads or processes, crashes, quarantines.
+async fn workers(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
+    Json(state.pool.describe())
+}
+
+/// Process-isolation metrics from the dispatcher's description.
+fn worker_metrics(d: &serde_json::Value) -> String {
+    use std::fmt::Write;
+    let mut out = String::new();
+    let Some(workers) = d["workers"].as_array() else {
+        return out;
+    };
+    let _ = writeln!(
+        out,
+        "# HELP isola_worker_process_crashes_total Worker process deaths (crash, kill, ceiling)."
+    );
+    let _ = writeln!(out, "# TYPE isola_worker_process_crashes_total counter");
+    for w in workers {
+        let _ = writeln!(
+            out,
+            "isola_worker_process_crashes_total{{worker=\"{}\"}} {}",
+            w["name"].as_str().unwrap_or(""),
+            w["crashes"].as_u64().unwrap_or(0)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP isola_worker_process_up Whether the worker process runs."
+    );
+    let _ = writeln!(out, "# TYPE isola_worker_process_up gauge");
+    for w in workers {
+        let _ = writeln!(
+            out,
+            "isola_worker_process_up{{worker=\"{}\"}} {}",
+            w["name"].as_str().unwrap_or(""),
+            u8::from(w["running"].as_bool().unwrap_or(false))
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP isola_tenant_quarantined Tenants refused for crashing their worker."
+    );
+    let _ = writeln!(out, "# TYPE isola_tenant_quarantined gauge");
+    for q in d["quarantined"].as_array().into_iter().flatten() {
+        let _ = writeln!(
+            out,
+            "isola_tenant_quarantined{{tenant=\"{}\"}} 1",
+            q["tenant"].as_str().unwrap_or("")
+        );
+    }
+    out
 }
 
 async fn list_tenants(
@@ -213,6 +268,7 @@ async fn get_tenant(
         "version": t.current,
         "versions": versions,
         "usage": state.metrics.tenant(&id),
+        "isolated": state.pool.is_quarantined(&id),
     })))
 }
 

@@ -54,6 +54,73 @@ pub struct ServerConfig {
     pub admission_queue_len: usize,
     /// Longest wait in a tenant's admission queue; past it: 503 `queue_timeout`.
     pub admission_max_wait: Duration,
+    /// Where tenants' isolates run: threads of this process, or sandboxed
+    /// worker processes.
+    pub isolation: Isolation,
+    /// Process isolation: settings of the worker processes.
+    pub process: ProcessConfig,
+}
+
+/// Where tenants' isolates run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// Worker threads of the serving process (one process, fastest).
+    Thread,
+    /// Sandboxed worker processes under a supervisor: a crash costs one
+    /// worker, never the server.
+    Process,
+}
+
+impl std::str::FromStr for Isolation {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "thread" => Ok(Isolation::Thread),
+            "process" => Ok(Isolation::Process),
+            other => Err(format!(
+                "unknown isolation {other:?}; use \"process\" or \"thread\""
+            )),
+        }
+    }
+}
+
+/// Settings of worker processes (`--isolation process`).
+#[derive(Debug, Clone)]
+pub struct ProcessConfig {
+    /// The executable started in worker mode (default: this one).
+    pub worker_exe: Option<PathBuf>,
+    /// Resident memory one worker process may use; past it the supervisor
+    /// kills it (its requests get 502 naming the ceiling).
+    pub memory_ceiling_bytes: u64,
+    /// A worker that answers no heartbeat for this long is killed and replaced.
+    pub heartbeat_timeout: Duration,
+    /// An isolate still running this long after its worker took over from
+    /// it (it ignored termination) gets its worker process killed.
+    pub stuck_kill_after: Duration,
+    /// Whether workers install the seccomp sandbox (Linux; on by default).
+    pub sandbox: bool,
+    /// Worker processes of their own at most (tenants marked `dedicated`,
+    /// and tenants that crashed a shared worker).
+    pub max_dedicated: usize,
+    /// Crashes of its own worker after which a tenant is quarantined.
+    pub quarantine_after_crashes: u32,
+    /// How long a quarantined tenant is refused (a new deploy lifts it).
+    pub quarantine_for: Duration,
+}
+
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        ProcessConfig {
+            worker_exe: None,
+            memory_ceiling_bytes: 2 << 30,
+            heartbeat_timeout: Duration::from_secs(2),
+            stuck_kill_after: Duration::from_secs(2),
+            sandbox: true,
+            max_dedicated: 64,
+            quarantine_after_crashes: 3,
+            quarantine_for: Duration::from_secs(600),
+        }
+    }
 }
 
 impl ServerConfig {
@@ -81,6 +148,8 @@ impl ServerConfig {
             write_timeout: Duration::from_secs(30),
             admission_queue_len: 1024,
             admission_max_wait: Duration::from_secs(10),
+            isolation: Isolation::Thread,
+            process: ProcessConfig::default(),
         }
     }
 }
@@ -101,6 +170,9 @@ pub struct TenantSettings {
     pub max_body_bytes: u64,
     /// Whether a 500 response carries the exception's stack (default: logs only).
     pub expose_errors: bool,
+    /// In process isolation: run this tenant in a worker process of its own
+    /// (never sharing a process with other tenants). Ignored with threads.
+    pub dedicated: bool,
 }
 
 impl Default for TenantSettings {
@@ -112,6 +184,7 @@ impl Default for TenantSettings {
             routes: Vec::new(),
             max_body_bytes: 1 << 20,
             expose_errors: false,
+            dedicated: false,
         }
     }
 }

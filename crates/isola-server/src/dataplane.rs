@@ -289,6 +289,8 @@ pub async fn handle(
                 ApiError::Exception { .. } => "exception",
                 ApiError::Overloaded => "overloaded",
                 ApiError::Suspended { .. } => "suspended",
+                ApiError::WorkerCrashed { .. } => "worker_crashed",
+                ApiError::Quarantined { .. } => "quarantined",
                 ApiError::BodyTooLarge { .. } => "body_too_large",
                 ApiError::Queue(AdmissionError::QueueFull { .. }) => "queue_full",
                 ApiError::Queue(AdmissionError::QueueTimeout { .. }) => "queue_timeout",
@@ -442,6 +444,28 @@ async fn serve(
                     .max(1.0) as u64,
             };
             return (Err(e), none());
+        }
+        Err(DispatchError::WorkerCrashed { cause }) => {
+            return (
+                Err(ApiError::WorkerCrashed {
+                    request_id: request_id.to_string(),
+                    cause,
+                }),
+                none(),
+            )
+        }
+        Err(DispatchError::Quarantined {
+            reason,
+            retry_after,
+        }) => {
+            return (
+                Err(ApiError::Quarantined {
+                    tenant: tenant.to_string(),
+                    reason,
+                    retry_after: retry_after.as_secs().max(1),
+                }),
+                none(),
+            )
         }
         Err(DispatchError::Closed) => {
             return (

@@ -37,6 +37,22 @@ pub enum ApiError {
         /// Seconds until it is served again.
         retry_after: u64,
     },
+    /// The worker process running the request died (process isolation).
+    WorkerCrashed {
+        /// Request id.
+        request_id: String,
+        /// How the worker ended.
+        cause: String,
+    },
+    /// The tenant kept crashing its worker process and is refused for now.
+    Quarantined {
+        /// Tenant id.
+        tenant: String,
+        /// Why.
+        reason: String,
+        /// Seconds until it is tried again.
+        retry_after: u64,
+    },
     /// The tenant is at `max_concurrency` and its admission queue is full,
     /// or the request waited in it too long.
     Queue(crate::admission::AdmissionError),
@@ -94,7 +110,9 @@ impl ApiError {
             ApiError::Limit(_)
             | ApiError::Overloaded
             | ApiError::Suspended { .. }
+            | ApiError::Quarantined { .. }
             | ApiError::Queue(_) => 503,
+            ApiError::WorkerCrashed { .. } => 502,
             ApiError::RequestTimeout { .. } => 408,
             ApiError::InvalidResponse { .. } => 502,
             ApiError::Exception { .. } | ApiError::HandlerFailed { .. } | ApiError::Internal(_) => {
@@ -113,6 +131,7 @@ impl ApiError {
         match self {
             ApiError::Overloaded | ApiError::Queue(_) => Some(1),
             ApiError::Suspended { retry_after, .. } => Some(*retry_after),
+            ApiError::Quarantined { retry_after, .. } => Some(*retry_after),
             ApiError::Limit(l) if l.kind == LimitKind::Concurrency => Some(1),
             _ => None,
         }
@@ -162,6 +181,21 @@ impl ApiError {
             } => json!({
                 "error": "suspended",
                 "message": format!("tenant \"{tenant}\" exceeded a limit and is cooling down; retry in {retry_after} s"),
+            }),
+            ApiError::WorkerCrashed { request_id, cause } => json!({
+                "error": "worker_crashed",
+                "message": format!("the worker process running this request died: {cause}"),
+                "cause": cause,
+                "request_id": request_id,
+            }),
+            ApiError::Quarantined {
+                tenant,
+                reason,
+                retry_after,
+            } => json!({
+                "error": "quarantined",
+                "message": format!("tenant \"{tenant}\" is quarantined: {reason}; retry in {retry_after} s or deploy a fix"),
+                "reason": reason,
             }),
             ApiError::Queue(q) => {
                 use crate::admission::AdmissionError as A;

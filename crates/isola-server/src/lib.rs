@@ -25,11 +25,13 @@ pub mod config;
 pub mod conn;
 pub mod control;
 pub mod dataplane;
+pub mod dispatch;
 pub mod errors;
 pub mod framing;
 pub mod logs;
 pub mod metrics;
 pub mod pool;
+pub mod process;
 pub mod registry;
 pub mod sealed;
 pub mod store;
@@ -43,6 +45,7 @@ use isola_core::Engine;
 use tokio::sync::oneshot;
 
 pub use config::{ServerConfig, TenantSettings};
+use dispatch::Dispatcher;
 use logs::Logs;
 use metrics::Metrics;
 use pool::{Pool, WorkerBudget};
@@ -130,8 +133,8 @@ pub struct AppState {
     pub store: Arc<dyn TenantStore>,
     /// Serving registry.
     pub registry: Registry,
-    /// Worker pool.
-    pub pool: Pool,
+    /// Where tenants' code runs: worker threads or worker processes.
+    pub pool: Arc<dyn Dispatcher>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// Console rings.
@@ -189,6 +192,7 @@ pub fn admin_token_file(data_dir: &Path) -> Result<String, ServerError> {
 /// A configured server, not yet listening.
 pub struct Server {
     state: Arc<AppState>,
+    runtime: tokio::runtime::Runtime,
 }
 
 impl Server {
@@ -228,14 +232,32 @@ impl Server {
             max_heap: config.memory_budget_bytes / workers as u64,
         };
         let metrics = Arc::new(Metrics::default());
-        let pool = Pool::start(
-            &engine,
-            workers,
-            budget,
-            config.max_queue_per_worker,
-            logs.clone(),
-            metrics.clone(),
-        );
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("isola-http")
+            .enable_all()
+            .build()
+            .map_err(|e| ServerError::Other(format!("tokio runtime: {e}")))?;
+        let pool: Arc<dyn Dispatcher> = match config.isolation {
+            config::Isolation::Thread => Arc::new(Pool::start(
+                &engine,
+                workers,
+                budget,
+                config.max_queue_per_worker,
+                logs.clone(),
+                metrics.clone(),
+            )),
+            config::Isolation::Process => Arc::new(
+                process::ProcessPool::start(
+                    &engine,
+                    &config,
+                    logs.clone(),
+                    metrics.clone(),
+                    runtime.handle().clone(),
+                )
+                .map_err(ServerError::Other)?,
+            ),
+        };
         let admission =
             admission::Admission::new(config.admission_queue_len, config.admission_max_wait);
         let salt = std::time::SystemTime::now()
@@ -243,6 +265,7 @@ impl Server {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
         Ok(Server {
+            runtime,
             state: Arc::new(AppState {
                 engine,
                 config,
@@ -292,12 +315,7 @@ impl Server {
             .map_err(|e| ServerError::Other(e.to_string()))?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let state = self.state.clone();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("isola-http")
-            .enable_all()
-            .build()
-            .map_err(|e| ServerError::Other(format!("tokio runtime: {e}")))?;
+        let runtime = self.runtime;
         let thread = std::thread::Builder::new()
             .name("isola-serve".into())
             .spawn(move || {

@@ -22,10 +22,14 @@ pub struct LogLine {
     pub message: String,
 }
 
+/// Where a worker process sends its tenants' lines instead of keeping them.
+pub type LogForward = Box<dyn Fn(&str, ConsoleLevel, &str) + Send + Sync>;
+
 /// The rings of all tenants.
 #[derive(Default)]
 pub struct Logs {
     rings: Mutex<HashMap<String, Ring>>,
+    forward: Option<LogForward>,
 }
 
 #[derive(Default)]
@@ -35,6 +39,15 @@ struct Ring {
 }
 
 impl Logs {
+    /// Logs that hand every line to `forward` (a worker process sends them
+    /// to its supervisor, which keeps the rings).
+    pub fn forwarding(forward: LogForward) -> Logs {
+        Logs {
+            rings: Mutex::default(),
+            forward: Some(forward),
+        }
+    }
+
     /// A console sink appending to `tenant`'s ring.
     pub fn sink(self: &Arc<Self>, tenant: &str) -> ConsoleSink {
         let logs = Arc::clone(self);
@@ -44,6 +57,9 @@ impl Logs {
 
     /// Appends a line (dropping the oldest past [`RING_LINES`] or [`RING_BYTES`]).
     pub fn push(&self, tenant: &str, level: ConsoleLevel, message: &str) {
+        if let Some(f) = &self.forward {
+            return f(tenant, level, message);
+        }
         let ts_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_millis() as u64)

@@ -35,10 +35,14 @@ pub struct TenantMetrics {
     pub code_cache_misses: u64,
 }
 
+/// Where a worker process reports terminations outside a request.
+pub type TerminationForward = Box<dyn Fn(&str, &str) + Send + Sync>;
+
 /// All metrics.
 #[derive(Default)]
 pub struct Metrics {
     tenants: Mutex<HashMap<String, TenantMetrics>>,
+    forward: Option<TerminationForward>,
     overloaded: Mutex<u64>,
     unknown_tenant: Mutex<u64>,
 }
@@ -68,6 +72,15 @@ pub struct Observation<'a> {
 }
 
 impl Metrics {
+    /// Metrics of a worker process: terminations outside a request go to
+    /// `forward` (the supervisor counts them); the rest is the supervisor's.
+    pub fn forwarding(forward: TerminationForward) -> Metrics {
+        Metrics {
+            forward: Some(forward),
+            ..Metrics::default()
+        }
+    }
+
     /// Records one request.
     pub fn observe(&self, o: Observation<'_>) {
         let mut t = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
@@ -103,6 +116,9 @@ impl Metrics {
     /// Counts a termination that happened outside a request (e.g. of
     /// `ctx.waitUntil` work after its response was sent).
     pub fn termination(&self, tenant: &str, cause: &str) {
+        if let Some(f) = &self.forward {
+            return f(tenant, cause);
+        }
         let mut t = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
         let m = t.entry(tenant.to_string()).or_default();
         *m.terminations.entry(cause.to_string()).or_default() += 1;

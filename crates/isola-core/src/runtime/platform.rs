@@ -42,11 +42,34 @@ pub(crate) fn init() {
             tracing::error!("could not load ICU data (ICU error {code}); Intl will not work");
         }
         v8::V8::set_flags_from_string(V8_FLAGS);
+        // V8 seeds its random number generators (Math.random, hash seeds)
+        // from here instead of opening /dev/urandom per isolate, which a
+        // sandboxed worker process cannot do (V8 would fall back to a
+        // time-based seed).
+        v8::V8::set_entropy_source(entropy);
         v8::V8::set_fatal_error_handler(on_fatal_error);
         let platform = v8::new_default_platform(0, false).make_shared();
         v8::V8::initialize_platform(platform);
         v8::V8::initialize();
     });
+}
+
+/// Fills `buf` from the kernel's random source (`getrandom(2)`).
+fn entropy(buf: &mut [u8]) -> bool {
+    let mut filled = 0;
+    while filled < buf.len() {
+        let rest = &mut buf[filled..];
+        // SAFETY: `rest` is a valid writable buffer of `rest.len()` bytes.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n < 0 {
+            if std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return false;
+        }
+        filled += n as usize;
+    }
+    true
 }
 
 /// The V8 version string, e.g. `14.0.365.5`.

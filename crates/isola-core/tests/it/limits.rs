@@ -73,8 +73,10 @@ fn check_with(limits: Limits, attack: &str, expect: impl Fn(&Error) -> bool) -> 
     let started = Instant::now();
     let err = t.call(vec![json!("attack")]).expect_err(attack);
     assert!(expect(&err), "{attack}: unexpected error {err:?}");
+    // `fill` ignores termination for seconds (docs/LIMITS.md measures up to
+    // 7.6 s alone); under the whole suite's load it takes longer.
     assert!(
-        started.elapsed() < Duration::from_secs(10),
+        started.elapsed() < Duration::from_secs(20),
         "{attack}: took {:?}",
         started.elapsed()
     );
@@ -294,7 +296,13 @@ fn atomics_wait_is_refused_instead_of_blocking() {
 
 #[test]
 fn a_timer_flood_is_refused() {
-    check("for (;;) setTimeout(() => {}, 1000);", is_js("RangeError"));
+    // A CPU budget large enough that the timer cap, not the CPU limit, is
+    // what stops it (10,000 timers take more than 50 ms in a debug build).
+    check_with(
+        memory_limits(),
+        "for (;;) setTimeout(() => {}, 1000);",
+        is_js("RangeError"),
+    );
 }
 
 #[test]

@@ -27,6 +27,7 @@ use isola_core::{
 use tokio::sync::oneshot;
 
 use crate::config::TenantSettings;
+use crate::dispatch::{BoxFuture, Dispatcher};
 use crate::logs::Logs;
 use crate::metrics::Metrics;
 
@@ -114,18 +115,10 @@ pub struct Pool {
     max_queue: usize,
     engine: Engine,
     logs: Arc<Logs>,
+    retired: Retired,
 }
 
-/// Why a request could not be queued.
-#[derive(Debug)]
-pub enum DispatchError {
-    /// The worker's queue is full.
-    Overloaded,
-    /// The worker is gone (shutting down).
-    Closed,
-    /// The tenant broke a limit and is cooling down for this long.
-    Suspended(Duration),
-}
+pub use crate::dispatch::DispatchError;
 
 /// Sizes a worker works within.
 #[derive(Debug, Clone)]
@@ -244,7 +237,7 @@ impl Pool {
         takeover::monitor(
             shared_all,
             start_thread,
-            retired,
+            retired.clone(),
             Box::new(move |id| demote.demote(id)),
         );
         Pool {
@@ -254,6 +247,7 @@ impl Pool {
             max_queue,
             engine: engine.clone(),
             logs,
+            retired,
         }
     }
 
@@ -270,6 +264,12 @@ impl Pool {
             .chain([&self.penalty])
             .map(|w| w.queued.load(Ordering::Relaxed))
             .sum()
+    }
+
+    /// The tenant whose isolate has held a retired thread longest inside
+    /// the turn it was taken over in (it ignores termination), and how long.
+    pub fn stuck(&self) -> Option<(String, Duration)> {
+        self.retired.oldest_long_turn()
     }
 
     /// Whether `id` currently runs on the penalty worker.
@@ -335,8 +335,52 @@ impl Pool {
 
     /// Drops a tenant's isolate (after a delete).
     pub fn evict(&self, id: &str) {
+        self.evict_quiet(id)
+    }
+
+    fn evict_quiet(&self, id: &str) {
         let _ = self.worker(id).tx.send(Job::Evict { id: id.to_string() });
         let _ = self.penalty.tx.send(Job::Evict { id: id.to_string() });
         self.quarantine.remove(id);
+    }
+}
+
+impl Dispatcher for Pool {
+    fn invoke(
+        &self,
+        dep: Arc<Deployment>,
+        request: HttpRequest,
+        body: Option<Box<dyn BodySource>>,
+        permit: Permit,
+    ) -> BoxFuture<'_, Result<Reply, DispatchError>> {
+        Box::pin(Pool::invoke(self, dep, request, body, permit))
+    }
+
+    fn validate(
+        &self,
+        dep: Arc<Deployment>,
+        smoke: Option<HttpRequest>,
+    ) -> BoxFuture<'_, Result<(), String>> {
+        Box::pin(Pool::validate(self, dep, smoke))
+    }
+
+    fn evict(&self, id: &str) {
+        self.evict_quiet(id)
+    }
+
+    fn requests(&self) -> usize {
+        Pool::requests(self)
+    }
+
+    fn is_quarantined(&self, id: &str) -> bool {
+        Pool::is_quarantined(self, id)
+    }
+
+    fn describe(&self) -> serde_json::Value {
+        serde_json::json!({
+            "isolation": "thread",
+            "workers": self.workers.len(),
+            "requests": Pool::requests(self),
+        })
     }
 }

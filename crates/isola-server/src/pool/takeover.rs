@@ -12,6 +12,7 @@
 //! long slice, drives the invocations it had started to their end, and
 //! exits. At most [`MAX_RETIRED`] such threads live at once.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, AtomicU64, AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::{Arc, Mutex};
@@ -124,20 +125,31 @@ impl WorkerShared {
     }
 }
 
-/// Counts retired threads still alive (each finishing a long slice).
+/// Counts retired threads still alive (each finishing a long slice), and
+/// remembers which of them are still inside the long turn they were
+/// retired in (an isolate that ignores termination stays there).
 #[derive(Clone, Default)]
-pub(crate) struct Retired(Arc<AtomicUsize>);
+pub(crate) struct Retired(Arc<RetiredInner>);
+
+#[derive(Default)]
+struct RetiredInner {
+    alive: AtomicUsize,
+    /// (worker name, generation) of threads still in their long turn: the
+    /// tenant of that turn and when the thread was retired.
+    in_long_turn: Mutex<HashMap<(String, u64), (String, Instant)>>,
+}
 
 impl Retired {
     /// Counts one more, unless [`MAX_RETIRED`] are alive already.
     fn try_acquire(&self) -> bool {
-        let mut cur = self.0.load(Ordering::SeqCst);
+        let mut cur = self.0.alive.load(Ordering::SeqCst);
         loop {
             if cur >= MAX_RETIRED {
                 return false;
             }
             match self
                 .0
+                .alive
                 .compare_exchange(cur, cur + 1, Ordering::SeqCst, Ordering::SeqCst)
             {
                 Ok(_) => return true,
@@ -146,9 +158,42 @@ impl Retired {
         }
     }
 
+    fn long_turn(&self, worker: &str, gen: u64, tenant: &str) {
+        self.0
+            .in_long_turn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(
+                (worker.to_string(), gen),
+                (tenant.to_string(), Instant::now()),
+            );
+    }
+
+    /// The retired thread `gen` of `worker` got out of its long turn.
+    pub fn turn_done(&self, worker: &str, gen: u64) {
+        self.0
+            .in_long_turn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(worker.to_string(), gen));
+    }
+
     /// A retired thread exits.
-    pub fn release(&self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
+    pub fn release(&self, worker: &str, gen: u64) {
+        self.turn_done(worker, gen);
+        self.0.alive.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// The tenant whose long turn has held a retired thread longest, and for
+    /// how long since the takeover.
+    pub fn oldest_long_turn(&self) -> Option<(String, Duration)> {
+        self.0
+            .in_long_turn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .min_by_key(|(_, at)| *at)
+            .map(|(t, at)| (t.clone(), at.elapsed()))
     }
 }
 
@@ -191,6 +236,12 @@ pub(crate) fn monitor(
                     }
                     let gen = w.generation() + 1;
                     w.generation.store(gen, Ordering::SeqCst);
+                    let tenant_now = w
+                        .turn_tenant
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .clone();
+                    retired.long_turn(&w.name, gen - 1, &tenant_now);
                     w.takeovers.fetch_add(1, Ordering::Relaxed);
                     // The long turn belongs to the retired thread now.
                     w.turn_ends();

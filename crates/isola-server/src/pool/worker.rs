@@ -237,7 +237,7 @@ impl WorkerLoop {
             generation = self.gen,
             "a retired worker thread finished its long turn and exits"
         );
-        self.retired.release();
+        self.retired.release(&self.shared.name, self.gen);
     }
 
     /// After a panic in a turn: fails the requests this thread had begun with
@@ -424,6 +424,9 @@ impl WorkerLoop {
             }
             if self.shared.generation() == self.gen {
                 self.shared.turn_ends();
+            } else {
+                // Retired during this turn: the long slice is over.
+                self.retired.turn_done(&self.shared.name, self.gen);
             }
         }
         for dep in to_restart {

@@ -4,6 +4,7 @@ mod api;
 mod control;
 mod hostile_http;
 mod hostile_tenants;
+mod process;
 mod raw;
 mod stalls;
 mod util;
@@ -11,4 +12,7 @@ mod util;
 #[ctor::ctor]
 fn init_v8_on_main_thread() {
     isola_core::init_platform();
+    // Process-isolation tests start this test binary as their worker
+    // processes (with the test-only crash hooks compiled in).
+    isola_server::process::run_if_worker();
 }

@@ -1,0 +1,1076 @@
+//! The supervisor's side of one worker process: starting it, talking to it,
+//! watching it, and answering for it when it dies.
+//!
+//! A [`Link`] owns the child process, a writer task (frames out), a reader
+//! task (frames in, each checked: kind, size cap, known id, known tenant), a
+//! stderr task (the worker's stderr, relayed with its name; fatal-error and
+//! sandbox-violation lines are kept for the crash report) and a monitor
+//! task (heartbeat, resident-memory ceiling, isolates stuck past
+//! termination). However the worker ends, every request it had is answered
+//! with [`DispatchError::WorkerCrashed`] naming the cause, at once.
+
+use std::collections::{HashMap, HashSet};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use isola_core::{
+    BodyPoll, BodySource, CacheKey, CodeCacheStore, Error, HttpRequest, HttpResponse, Invoked,
+    Output, Permit,
+};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, Semaphore};
+
+use super::wire::{
+    read_frame, DeployMsg, Event, Frame, Hello, InvokeMsg, Kind, LogMsg, Pong, ReplyHead,
+    ValidateMsg, WireOutput, MAX_CHUNK, PROTOCOL_VERSION, WINDOW,
+};
+use super::worker::{invoke_payload, WorkerArgs, ENV_ARGS, ENV_FD};
+use crate::config::ProcessConfig;
+use crate::dispatch::DispatchError;
+use crate::logs::Logs;
+use crate::metrics::Metrics;
+use crate::pool::{Deployment, Reply};
+
+/// How long a new worker may take to say hello.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(20);
+/// How often the monitor looks at a worker.
+const MONITOR_EVERY: Duration = Duration::from_millis(50);
+/// How often a heartbeat is sent.
+const PING_EVERY: Duration = Duration::from_millis(250);
+/// Longest line of a worker's stderr relayed.
+const STDERR_LINE_MAX: usize = 4096;
+
+/// What the link reports when its worker has ended.
+#[derive(Debug, Clone)]
+pub struct Exit {
+    /// How it ended, in words.
+    pub cause: String,
+    /// Tenants that may have caused it: the one a fatal error or a stuck
+    /// isolate names, else every tenant with a request in flight.
+    pub suspects: Vec<String>,
+    /// Whether the cause is certain to be the suspects' (a named tenant).
+    pub certain: bool,
+}
+
+/// Told when a worker has ended (once).
+pub type OnExit = Box<dyn FnOnce(Exit) + Send>;
+
+/// The shared parts a link needs.
+#[derive(Clone)]
+pub struct LinkEnv {
+    /// Process settings.
+    pub config: ProcessConfig,
+    /// The worker executable.
+    pub exe: std::path::PathBuf,
+    /// The supervisor's code cache store, if any.
+    pub cache: Option<Arc<dyn CodeCacheStore>>,
+    /// Console rings.
+    pub logs: Arc<Logs>,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+}
+
+enum Pending {
+    /// Waiting for the head.
+    Head {
+        tenant: String,
+        max_body: u64,
+        reply: oneshot::Sender<Result<Reply, DispatchError>>,
+        permit: Permit,
+        req_credit: Option<Arc<Semaphore>>,
+    },
+    /// A whole body being collected.
+    Full {
+        reply: oneshot::Sender<Result<Reply, DispatchError>>,
+        meta: Meta,
+        status: u16,
+        headers: Vec<(String, String)>,
+        body: BytesMut,
+        max_body: u64,
+        tenant: String,
+        req_credit: Option<Arc<Semaphore>>,
+    },
+    /// A streamed body being forwarded.
+    Stream {
+        tx: mpsc::UnboundedSender<Bytes>,
+        queued: Arc<AtomicUsize>,
+        fail: Option<oneshot::Sender<String>>,
+        tenant: String,
+        req_credit: Option<Arc<Semaphore>>,
+    },
+}
+
+impl Pending {
+    fn tenant(&self) -> &str {
+        match self {
+            Pending::Head { tenant, .. }
+            | Pending::Full { tenant, .. }
+            | Pending::Stream { tenant, .. } => tenant,
+        }
+    }
+
+    fn req_credit(&self) -> Option<&Arc<Semaphore>> {
+        match self {
+            Pending::Head { req_credit, .. }
+            | Pending::Full { req_credit, .. }
+            | Pending::Stream { req_credit, .. } => req_credit.as_ref(),
+        }
+    }
+
+    fn fail(self, cause: &str) {
+        let err = || DispatchError::WorkerCrashed {
+            cause: cause.to_string(),
+        };
+        match self {
+            Pending::Head { reply, .. } | Pending::Full { reply, .. } => {
+                let _ = reply.send(Err(err()));
+            }
+            Pending::Stream { fail, .. } => {
+                if let Some(f) = fail {
+                    let _ = f.send(format!("the worker process died: {cause}"));
+                }
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    pending: HashMap<u64, Pending>,
+    validations: HashMap<u64, oneshot::Sender<Result<(), String>>>,
+    /// Generations sent to this worker.
+    deployed: HashSet<u64>,
+    /// Tenants with a deployment on this worker.
+    tenants: HashSet<String>,
+    /// Set once the worker is gone.
+    dead: Option<String>,
+}
+
+/// One worker process.
+pub struct Link {
+    /// Its name.
+    pub name: String,
+    /// Its process id.
+    pub pid: u32,
+    /// Whether it installed its sandbox.
+    pub sandboxed: bool,
+    /// When it started.
+    pub started: Instant,
+    out: mpsc::UnboundedSender<Frame>,
+    state: Mutex<State>,
+    next_id: AtomicU64,
+    /// Why the supervisor killed it, if it did.
+    kill_reason: Mutex<Option<(String, Vec<String>)>>,
+    last_pong: Mutex<Instant>,
+    requests: AtomicUsize,
+    /// System calls its sandbox refused, and the last such report.
+    violations: AtomicU64,
+    last_violation: Mutex<Option<String>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Link {
+    /// Starts a worker process and waits for its hello. `scope` separates
+    /// its code cache entries from other workers'.
+    pub async fn start(
+        env: &LinkEnv,
+        args: WorkerArgs,
+        scope: String,
+        on_exit: OnExit,
+    ) -> Result<Arc<Link>, String> {
+        let (sup, child_end) =
+            std::os::unix::net::UnixStream::pair().map_err(|e| format!("socket pair: {e}"))?;
+        let mut cmd = tokio::process::Command::new(&env.exe);
+        cmd.env_clear()
+            .env(ENV_FD, "3")
+            .env(
+                ENV_ARGS,
+                serde_json::to_string(&args).map_err(|e| e.to_string())?,
+            )
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        for var in ["ISOLA_LOG", "RUST_BACKTRACE"] {
+            if let Some(v) = std::env::var_os(var) {
+                cmd.env(var, v);
+            }
+        }
+        let raw = child_end.as_raw_fd();
+        // SAFETY: the closure runs in the child between fork and exec and
+        // only calls async-signal-safe functions (dup2, fcntl) on a
+        // descriptor that is open in the child.
+        unsafe {
+            cmd.pre_exec(move || {
+                if raw == 3 {
+                    if libc::fcntl(3, libc::F_SETFD, 0) < 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                } else if libc::dup2(raw, 3) < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+        let mut child = cmd
+            .spawn()
+            .map_err(|e| format!("starting {}: {e}", env.exe.display()))?;
+        drop(child_end);
+        let pid = child.id().unwrap_or(0);
+        sup.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let sock = tokio::net::UnixStream::from_std(sup).map_err(|e| e.to_string())?;
+        let (mut rd, mut wr) = sock.into_split();
+        let cap = |k: Kind| k.from_worker().then(|| k.worker_cap());
+        let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut rd, cap)).await {
+            Ok(Ok(Some(f))) if f.kind == Kind::Hello => {
+                f.parse::<Hello>().map_err(|e| e.to_string())
+            }
+            Ok(Ok(Some(f))) => Err(format!("expected a hello, got {:?}", f.kind)),
+            Ok(Ok(None)) => Err("the worker exited before saying hello".to_string()),
+            Ok(Err(e)) => Err(e.to_string()),
+            Err(_) => Err(format!("no hello within {} s", HELLO_TIMEOUT.as_secs())),
+        };
+        let hello = match hello {
+            Ok(h) if h.protocol == PROTOCOL_VERSION && h.pid == pid => h,
+            Ok(h) => {
+                let _ = child.start_kill();
+                return Err(format!(
+                    "worker speaks protocol {} as pid {} (want {PROTOCOL_VERSION} as pid {pid})",
+                    h.protocol, h.pid
+                ));
+            }
+            Err(e) => {
+                let _ = child.start_kill();
+                let status = child.wait().await.ok();
+                let mut detail = String::new();
+                if let Some(mut err) = child.stderr.take() {
+                    use tokio::io::AsyncReadExt;
+                    let mut buf = Vec::new();
+                    let _ = tokio::time::timeout(
+                        Duration::from_millis(200),
+                        (&mut err).take(4096).read_to_end(&mut buf),
+                    )
+                    .await;
+                    detail = String::from_utf8_lossy(&buf).trim().to_string();
+                }
+                return Err(format!(
+                    "worker {}: {e} (status {status:?}) {detail}",
+                    args.name
+                ));
+            }
+        };
+        let (out, mut out_rx) = mpsc::unbounded_channel::<Frame>();
+        let link = Arc::new(Link {
+            name: args.name.clone(),
+            pid,
+            sandboxed: hello.sandboxed,
+            started: Instant::now(),
+            out,
+            state: Mutex::default(),
+            next_id: AtomicU64::new(1),
+            kill_reason: Mutex::default(),
+            last_pong: Mutex::new(Instant::now()),
+            requests: AtomicUsize::new(0),
+            violations: AtomicU64::new(0),
+            last_violation: Mutex::default(),
+        });
+        // Writer.
+        tokio::spawn(async move {
+            let mut buf = BytesMut::new();
+            while let Some(f) = out_rx.recv().await {
+                buf.clear();
+                f.encode(&mut buf);
+                while buf.len() < (256 << 10) {
+                    match out_rx.try_recv() {
+                        Ok(f) => f.encode(&mut buf),
+                        Err(_) => break,
+                    }
+                }
+                if wr.write_all(&buf).await.is_err() {
+                    break;
+                }
+            }
+        });
+        // Stderr relay, keeping the last fatal line.
+        let fatal: Arc<Mutex<Option<String>>> = Arc::default();
+        let (stderr_done_tx, stderr_done) = oneshot::channel::<()>();
+        if let Some(err) = child.stderr.take() {
+            let (fatal, name, relay_link) = (fatal.clone(), args.name.clone(), link.clone());
+            tokio::spawn(async move {
+                let mut lines = tokio::io::BufReader::new(err);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    match (&mut lines)
+                        .take(STDERR_LINE_MAX as u64)
+                        .read_until(b'\n', &mut line)
+                        .await
+                    {
+                        Ok(0) | Err(_) => break,
+                        Ok(_) => {
+                            let text = String::from_utf8_lossy(&line);
+                            let text = text.trim_end();
+                            if text.starts_with("isola: fatal") {
+                                *lock(&fatal) = Some(text.to_string());
+                            } else if text.starts_with(super::sandbox::VIOLATION_LINE) {
+                                relay_link.violations.fetch_add(1, Ordering::Relaxed);
+                                *lock(&relay_link.last_violation) = Some(text.to_string());
+                            }
+                            eprintln!("[{name}] {text}");
+                        }
+                    }
+                }
+                let _ = stderr_done_tx.send(());
+            });
+        }
+        // Reader; on its end, the exit report.
+        {
+            let (link, env) = (link.clone(), env.clone());
+            tokio::spawn(async move {
+                let why = loop {
+                    match read_frame(&mut rd, cap).await {
+                        Ok(Some(f)) => {
+                            if let Err(e) = link.on_frame(f, &env, &scope) {
+                                break Some(format!("protocol violation: {e}"));
+                            }
+                        }
+                        Ok(None) | Err(super::wire::WireError::Io(_)) => break None,
+                        Err(e) => break Some(format!("protocol violation: {e}")),
+                    }
+                };
+                if let Some(why) = why {
+                    link.kill(why, Vec::new());
+                    let _ = child.start_kill();
+                }
+                let status =
+                    match tokio::time::timeout(Duration::from_millis(500), child.wait()).await {
+                        Ok(s) => s.ok(),
+                        Err(_) => {
+                            let _ = child.start_kill();
+                            child.wait().await.ok()
+                        }
+                    };
+                let _ = tokio::time::timeout(Duration::from_millis(50), stderr_done).await;
+                let fatal = lock(&fatal).take();
+                let exit = link.exit_report(status, fatal);
+                link.fail_all(&exit.cause);
+                on_exit(exit);
+            });
+        }
+        // Monitor: heartbeat, memory ceiling, stuck isolates.
+        {
+            let (link, config) = (Arc::downgrade(&link), env.config.clone());
+            tokio::spawn(async move {
+                let mut last_ping = Instant::now();
+                let mut ping_id = 0u64;
+                loop {
+                    tokio::time::sleep(MONITOR_EVERY).await;
+                    let Some(link) = link.upgrade() else { return };
+                    if lock(&link.state).dead.is_some() {
+                        return;
+                    }
+                    if let Some(rss) = rss_bytes(link.pid) {
+                        if rss > config.memory_ceiling_bytes {
+                            let suspects = link.in_flight_tenants();
+                            link.kill(
+                                format!(
+                                    "memory ceiling: the worker used {} MiB of resident memory, over its ceiling of {} MiB",
+                                    rss >> 20,
+                                    config.memory_ceiling_bytes >> 20
+                                ),
+                                suspects,
+                            );
+                            return;
+                        }
+                    }
+                    let silent = lock(&link.last_pong).elapsed();
+                    if silent > config.heartbeat_timeout {
+                        link.kill(
+                            format!(
+                                "unresponsive: no heartbeat answer for {} ms",
+                                silent.as_millis()
+                            ),
+                            Vec::new(),
+                        );
+                        return;
+                    }
+                    if last_ping.elapsed() >= PING_EVERY {
+                        last_ping = Instant::now();
+                        ping_id += 1;
+                        let _ = link.out.send(Frame::new(Kind::Ping, ping_id, Bytes::new()));
+                    }
+                }
+            });
+        }
+        Ok(link)
+    }
+
+    /// Kills the worker (SIGKILL); `reason` becomes the exit report's cause.
+    pub fn kill(&self, reason: String, suspects: Vec<String>) {
+        {
+            let mut k = lock(&self.kill_reason);
+            if k.is_none() {
+                tracing::warn!(worker = %self.name, pid = self.pid, "killing the worker: {reason}");
+                *k = Some((reason, suspects));
+            }
+        }
+        if let Ok(pid) = libc::pid_t::try_from(self.pid) {
+            if pid > 0 {
+                // SAFETY: kill takes plain integers; `pid` is our child, not
+                // yet reaped (the reader task reaps it after this).
+                unsafe {
+                    libc::kill(pid, libc::SIGKILL);
+                }
+            }
+        }
+    }
+
+    /// Whether the worker has ended.
+    pub fn is_dead(&self) -> bool {
+        lock(&self.state).dead.is_some()
+    }
+
+    /// System calls the worker's sandbox refused so far, and the last report.
+    pub fn violations(&self) -> (u64, Option<String>) {
+        (
+            self.violations.load(Ordering::Relaxed),
+            lock(&self.last_violation).clone(),
+        )
+    }
+
+    /// Requests on the worker (last heartbeat).
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Tenants with a deployment on this worker.
+    pub fn tenants(&self) -> Vec<String> {
+        let mut t: Vec<String> = lock(&self.state).tenants.iter().cloned().collect();
+        t.sort();
+        t
+    }
+
+    fn in_flight_tenants(&self) -> Vec<String> {
+        let s = lock(&self.state);
+        let mut t: Vec<String> = s.pending.values().map(|p| p.tenant().to_string()).collect();
+        t.sort();
+        t.dedup();
+        t
+    }
+
+    fn exit_report(&self, status: Option<std::process::ExitStatus>, fatal: Option<String>) -> Exit {
+        use std::os::unix::process::ExitStatusExt;
+        let in_flight = self.in_flight_tenants();
+        if let Some((reason, suspects)) = lock(&self.kill_reason).clone() {
+            let certain = !suspects.is_empty() && suspects.len() == 1;
+            let suspects = if suspects.is_empty() {
+                in_flight
+            } else {
+                suspects
+            };
+            return Exit {
+                cause: reason,
+                suspects,
+                certain,
+            };
+        }
+        if let Some(line) = fatal {
+            let named = line
+                .split("while running tenant ")
+                .nth(1)
+                .and_then(|r| r.split(':').next())
+                .map(str::trim)
+                .filter(|t| lock(&self.state).tenants.contains(*t))
+                .map(str::to_string);
+            let cause = line.trim_start_matches("isola: ").to_string();
+            return match named {
+                Some(t) => Exit {
+                    cause,
+                    suspects: vec![t],
+                    certain: true,
+                },
+                None => Exit {
+                    cause,
+                    suspects: in_flight,
+                    certain: false,
+                },
+            };
+        }
+        let cause = match status {
+            Some(s) if s.code() == Some(super::sandbox::VIOLATION_EXIT) => {
+                "sandbox violation: a forbidden system call".to_string()
+            }
+            Some(s) => match s.signal() {
+                Some(sig) => format!("killed by signal {} ({})", sig, signal_name(sig)),
+                None => format!("exited with status {}", s.code().unwrap_or(-1)),
+            },
+            None => "ended (status unknown)".to_string(),
+        };
+        Exit {
+            cause,
+            suspects: in_flight,
+            certain: false,
+        }
+    }
+
+    fn fail_all(&self, cause: &str) {
+        let (pending, validations) = {
+            let mut s = lock(&self.state);
+            s.dead = Some(cause.to_string());
+            (
+                std::mem::take(&mut s.pending),
+                std::mem::take(&mut s.validations),
+            )
+        };
+        for (_, p) in pending {
+            if let Some(c) = p.req_credit() {
+                c.close();
+            }
+            p.fail(cause);
+        }
+        for (_, v) in validations {
+            let _ = v.send(Err(format!("the validation worker died: {cause}")));
+        }
+    }
+
+    fn ensure_deployed(&self, dep: &Deployment) {
+        let mut s = lock(&self.state);
+        if s.deployed.insert(dep.generation) {
+            s.tenants.insert(dep.id.clone());
+            let msg = DeployMsg {
+                id: dep.id.clone(),
+                version: dep.version,
+                generation: dep.generation,
+                settings: (*dep.settings).clone(),
+                code: (*dep.code).clone(),
+            };
+            let _ = self.out.send(Frame::json(Kind::Deploy, 0, &msg));
+        }
+    }
+
+    /// Drops a tenant's isolates on this worker.
+    pub fn evict(&self, id: &str) {
+        {
+            let mut s = lock(&self.state);
+            s.tenants.remove(id);
+        }
+        let _ = self
+            .out
+            .send(Frame::new(Kind::Evict, 0, id.as_bytes().to_vec()));
+    }
+
+    /// Runs a request on this worker.
+    pub async fn invoke(
+        self: &Arc<Self>,
+        dep: Arc<Deployment>,
+        request: HttpRequest,
+        body: Option<Box<dyn BodySource>>,
+        permit: Permit,
+    ) -> Result<Reply, DispatchError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (reply, rx) = oneshot::channel();
+        let req_credit = body
+            .as_ref()
+            .map(|_| Arc::new(Semaphore::new(WINDOW as usize)));
+        {
+            let mut s = lock(&self.state);
+            if let Some(cause) = &s.dead {
+                return Err(DispatchError::WorkerCrashed {
+                    cause: cause.clone(),
+                });
+            }
+            s.pending.insert(
+                id,
+                Pending::Head {
+                    tenant: dep.id.clone(),
+                    max_body: dep.settings.limits.external_memory_bytes,
+                    reply,
+                    permit,
+                    req_credit: req_credit.clone(),
+                },
+            );
+        }
+        self.ensure_deployed(&dep);
+        let msg = InvokeMsg {
+            generation: dep.generation,
+            method: request.method,
+            url: request.url,
+            headers: request.headers,
+            streamed: body.is_some(),
+        };
+        let _ = self.out.send(Frame::new(
+            Kind::Invoke,
+            id,
+            invoke_payload(&msg, &request.body),
+        ));
+        if let (Some(source), Some(credit)) = (body, req_credit) {
+            tokio::spawn(pump_request_body(source, credit, self.out.clone(), id));
+        }
+        rx.await.unwrap_or(Err(DispatchError::Closed))
+    }
+
+    /// Validates a deployment on this worker.
+    pub async fn validate(
+        &self,
+        dep: &Deployment,
+        smoke: Option<HttpRequest>,
+    ) -> Result<(), String> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut s = lock(&self.state);
+            if let Some(cause) = &s.dead {
+                return Err(format!("the validation worker died: {cause}"));
+            }
+            s.validations.insert(id, tx);
+            s.tenants.insert(dep.id.clone());
+        }
+        let msg = ValidateMsg {
+            deploy: DeployMsg {
+                id: dep.id.clone(),
+                version: dep.version,
+                generation: dep.generation,
+                settings: (*dep.settings).clone(),
+                code: (*dep.code).clone(),
+            },
+            smoke,
+        };
+        let _ = self.out.send(Frame::json(Kind::Validate, id, &msg));
+        rx.await
+            .unwrap_or_else(|_| Err("the validation worker went away".into()))
+    }
+
+    /// Handles one frame from the worker; `Err` closes the worker.
+    fn on_frame(self: &Arc<Self>, f: Frame, env: &LinkEnv, scope: &str) -> Result<(), String> {
+        match f.kind {
+            Kind::Head => self.on_head(f),
+            Kind::RespChunk | Kind::RespEnd | Kind::RespError => self.on_body(f),
+            Kind::ReqCredit => {
+                let n = f.credit_count().map_err(|e| e.to_string())?;
+                if let Some(c) = lock(&self.state)
+                    .pending
+                    .get(&f.id)
+                    .and_then(|p| p.req_credit().cloned())
+                {
+                    if c.available_permits() + (n as usize) > 2 * WINDOW as usize {
+                        return Err("request body credit past the window".into());
+                    }
+                    c.add_permits(n as usize);
+                }
+                Ok(())
+            }
+            Kind::Log => {
+                let m: LogMsg = f.parse().map_err(|e| e.to_string())?;
+                // Only a tenant this worker hosts may log, into its own ring.
+                if lock(&self.state).tenants.contains(&m.tenant) {
+                    env.logs.push(&m.tenant, m.level, &m.message);
+                }
+                Ok(())
+            }
+            Kind::Event => {
+                match f.parse::<Event>().map_err(|e| e.to_string())? {
+                    Event::Termination { tenant, cause } => {
+                        let known = lock(&self.state).tenants.contains(&tenant);
+                        let cause_ok = cause.len() <= 32
+                            && cause.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+                        if known && cause_ok {
+                            env.metrics.termination(&tenant, &cause);
+                        }
+                    }
+                }
+                Ok(())
+            }
+            Kind::Pong => {
+                let p: Pong = f.parse().map_err(|e| e.to_string())?;
+                *lock(&self.last_pong) = Instant::now();
+                self.requests.store(p.requests, Ordering::Relaxed);
+                if let Some((tenant, ms)) = p.stuck {
+                    if ms > env.config.stuck_kill_after.as_millis() as u64
+                        && lock(&self.state).tenants.contains(&tenant)
+                    {
+                        self.kill(
+                            format!("tenant \"{tenant}\"'s isolate ignored termination for {ms} ms past its worker's takeover; the worker process was killed"),
+                            vec![tenant],
+                        );
+                    }
+                }
+                Ok(())
+            }
+            Kind::Validated => {
+                let r: Result<(), String> = f.parse().map_err(|e| e.to_string())?;
+                if let Some(tx) = lock(&self.state).validations.remove(&f.id) {
+                    let _ = tx.send(r.map_err(|mut e| {
+                        e.truncate(64 << 10);
+                        e
+                    }));
+                }
+                Ok(())
+            }
+            Kind::CacheGet => {
+                let key = std::str::from_utf8(&f.payload)
+                    .ok()
+                    .and_then(CacheKey::from_hex)
+                    .ok_or("cache lookup with a malformed key")?;
+                let (out, id) = (self.out.clone(), f.id);
+                match env.cache.clone() {
+                    Some(store) => {
+                        let key = key.scoped(scope);
+                        tokio::task::spawn_blocking(move || {
+                            let data = store.get(&key).ok().flatten().unwrap_or_default();
+                            let _ = out.send(Frame::new(Kind::CacheData, id, data));
+                        });
+                    }
+                    None => {
+                        let _ = out.send(Frame::new(Kind::CacheData, id, Bytes::new()));
+                    }
+                }
+                Ok(())
+            }
+            Kind::CachePut => {
+                let key = f
+                    .payload
+                    .get(..64)
+                    .and_then(|k| std::str::from_utf8(k).ok())
+                    .and_then(CacheKey::from_hex)
+                    .ok_or("cache entry with a malformed key")?;
+                if let Some(store) = env.cache.clone() {
+                    let key = key.scoped(scope);
+                    let data = f.payload.slice(64..);
+                    tokio::task::spawn_blocking(move || {
+                        let r = if data.is_empty() {
+                            store.remove(&key)
+                        } else {
+                            store.put(&key, &data)
+                        };
+                        if let Err(e) = r {
+                            tracing::warn!("code cache entry from a worker not stored: {e}");
+                        }
+                    });
+                }
+                Ok(())
+            }
+            other => Err(format!("a worker may not send {other:?}")),
+        }
+    }
+
+    fn on_head(self: &Arc<Self>, f: Frame) -> Result<(), String> {
+        let head: ReplyHead = f.parse().map_err(|e| e.to_string())?;
+        let mut s = lock(&self.state);
+        let Some(Pending::Head {
+            tenant,
+            max_body,
+            reply,
+            permit,
+            req_credit,
+        }) = s.pending.remove(&f.id)
+        else {
+            return Err(format!(
+                "a head for request {} that is not waiting for one",
+                f.id
+            ));
+        };
+        let ReplyHead {
+            result,
+            cpu_us,
+            wall_us,
+            cold,
+            prewarmed,
+            cache,
+            heap_bytes,
+        } = head;
+        let meta = Meta {
+            cpu_us,
+            wall_us,
+            cold,
+            prewarmed,
+            cache,
+            heap_bytes,
+        };
+        match result {
+            Err(e) => {
+                let _ = match e.into_error() {
+                    Ok(err) => reply.send(Ok(meta.reply(Err(err), None))),
+                    Err(refusal) => reply.send(Err(refusal)),
+                };
+                drop(permit);
+            }
+            Ok(WireOutput::Other(desc)) => {
+                let out = Output::Json(serde_json::Value::String(desc));
+                let _ = reply.send(Ok(meta.reply(Ok(out), None)));
+                drop(permit);
+            }
+            Ok(WireOutput::Response {
+                status,
+                headers,
+                streamed: false,
+            }) => {
+                s.pending.insert(
+                    f.id,
+                    Pending::Full {
+                        reply,
+                        meta,
+                        status,
+                        headers,
+                        body: BytesMut::new(),
+                        max_body,
+                        tenant,
+                        req_credit,
+                    },
+                );
+                drop(permit);
+            }
+            Ok(WireOutput::Response {
+                status,
+                headers,
+                streamed: true,
+            }) => {
+                let (tx, rx) = mpsc::unbounded_channel::<Bytes>();
+                let (body_tx, body_rx) = mpsc::channel(WINDOW as usize);
+                let (fail_tx, fail_rx) = oneshot::channel::<String>();
+                let queued = Arc::new(AtomicUsize::new(0));
+                s.pending.insert(
+                    f.id,
+                    Pending::Stream {
+                        tx,
+                        queued: queued.clone(),
+                        fail: Some(fail_tx),
+                        tenant,
+                        req_credit,
+                    },
+                );
+                tokio::spawn(forward_stream(
+                    rx,
+                    fail_rx,
+                    body_tx,
+                    queued,
+                    self.out.clone(),
+                    f.id,
+                    permit,
+                ));
+                let response = HttpResponse {
+                    status,
+                    headers,
+                    body: Vec::new(),
+                    streamed: true,
+                };
+                let _ = reply.send(Ok(meta.reply(Ok(Output::Response(response)), Some(body_rx))));
+            }
+        }
+        Ok(())
+    }
+
+    fn on_body(&self, f: Frame) -> Result<(), String> {
+        let mut s = lock(&self.state);
+        let Some(p) = s.pending.get_mut(&f.id) else {
+            // A body of a request already answered (e.g. cancelled): ignored.
+            return Ok(());
+        };
+        match p {
+            Pending::Head { .. } => Err(format!("body before head for request {}", f.id)),
+            Pending::Full { body, max_body, .. } => match f.kind {
+                Kind::RespChunk => {
+                    if (body.len() + f.payload.len()) as u64 > (*max_body).max(1 << 20) {
+                        return Err(format!(
+                            "response body past the tenant's limit of {max_body} bytes"
+                        ));
+                    }
+                    body.extend_from_slice(&f.payload);
+                    let _ = self.out.send(Frame::credit(Kind::RespCredit, f.id, 1));
+                    Ok(())
+                }
+                _ => {
+                    let Some(Pending::Full {
+                        reply,
+                        meta,
+                        status,
+                        headers,
+                        body,
+                        ..
+                    }) = s.pending.remove(&f.id)
+                    else {
+                        return Ok(());
+                    };
+                    let output = if f.kind == Kind::RespEnd {
+                        Ok(Output::Response(HttpResponse {
+                            status,
+                            headers,
+                            body: body.to_vec(),
+                            streamed: false,
+                        }))
+                    } else {
+                        Err(Error::Internal(format!(
+                            "the response body failed: {}",
+                            String::from_utf8_lossy(&f.payload)
+                        )))
+                    };
+                    let _ = reply.send(Ok(meta.reply(output, None)));
+                    Ok(())
+                }
+            },
+            Pending::Stream {
+                tx, queued, fail, ..
+            } => match f.kind {
+                Kind::RespChunk => {
+                    if queued.fetch_add(1, Ordering::SeqCst) >= 2 * WINDOW as usize {
+                        return Err("response chunks past the credit window".into());
+                    }
+                    let _ = tx.send(f.payload);
+                    Ok(())
+                }
+                Kind::RespEnd => {
+                    s.pending.remove(&f.id);
+                    Ok(())
+                }
+                _ => {
+                    if let Some(fail) = fail.take() {
+                        let _ = fail.send(String::from_utf8_lossy(&f.payload).into_owned());
+                    }
+                    s.pending.remove(&f.id);
+                    Ok(())
+                }
+            },
+        }
+    }
+}
+
+/// What a reply head says besides the outcome.
+struct Meta {
+    cpu_us: u64,
+    wall_us: u64,
+    cold: bool,
+    prewarmed: bool,
+    cache: Vec<isola_core::CacheEvent>,
+    heap_bytes: u64,
+}
+
+impl Meta {
+    fn reply(
+        self,
+        output: Result<Output, Error>,
+        body: Option<mpsc::Receiver<Result<Bytes, std::io::Error>>>,
+    ) -> Reply {
+        Reply {
+            result: output.map(|output| Invoked {
+                output,
+                cpu: Duration::from_micros(self.cpu_us),
+                wall: Duration::from_micros(self.wall_us),
+                cold: self.cold,
+            }),
+            cold: self.cold,
+            prewarmed: self.prewarmed,
+            cache: self.cache,
+            heap_bytes: self.heap_bytes,
+            body,
+        }
+    }
+}
+
+/// Moves a streamed response from the worker to the client's body, one
+/// credit per chunk the client's side took; the client going away cancels
+/// the stream on the worker. Holds the tenant's permit until the end.
+async fn forward_stream(
+    mut rx: mpsc::UnboundedReceiver<Bytes>,
+    mut fail: oneshot::Receiver<String>,
+    body: mpsc::Sender<Result<Bytes, std::io::Error>>,
+    queued: Arc<AtomicUsize>,
+    out: mpsc::UnboundedSender<Frame>,
+    id: u64,
+    _permit: Permit,
+) {
+    loop {
+        tokio::select! {
+            biased;
+            chunk = rx.recv() => match chunk {
+                Some(c) => {
+                    queued.fetch_sub(1, Ordering::SeqCst);
+                    if body.send(Ok(c)).await.is_err() {
+                        let _ = out.send(Frame::new(Kind::Cancel, id, Bytes::new()));
+                        return;
+                    }
+                    let _ = out.send(Frame::credit(Kind::RespCredit, id, 1));
+                }
+                None => {
+                    // The stream ended (or failed: say so to the client).
+                    if let Ok(msg) = fail.try_recv() {
+                        let _ = body.send(Err(std::io::Error::other(msg))).await;
+                    }
+                    return;
+                }
+            },
+            msg = &mut fail => {
+                if let Ok(msg) = msg {
+                    let _ = body.send(Err(std::io::Error::other(msg))).await;
+                }
+                return;
+            }
+        }
+    }
+}
+
+/// Sends a streamed request body to the worker as credit allows.
+async fn pump_request_body(
+    mut source: Box<dyn BodySource>,
+    credit: Arc<Semaphore>,
+    out: mpsc::UnboundedSender<Frame>,
+    id: u64,
+) {
+    loop {
+        match source.poll() {
+            BodyPoll::Chunk(c) => {
+                let mut rest = Bytes::from(c);
+                while !rest.is_empty() {
+                    let Ok(p) = credit.acquire().await else {
+                        return;
+                    };
+                    p.forget();
+                    let n = rest.len().min(MAX_CHUNK);
+                    if out
+                        .send(Frame::new(Kind::ReqChunk, id, rest.split_to(n)))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+            BodyPoll::Pending => tokio::time::sleep(Duration::from_millis(1)).await,
+            BodyPoll::End => {
+                let _ = out.send(Frame::new(Kind::ReqEnd, id, Bytes::new()));
+                return;
+            }
+            BodyPoll::Error(e) => {
+                let _ = out.send(Frame::new(Kind::ReqError, id, e.into_bytes()));
+                return;
+            }
+        }
+        if credit.is_closed() {
+            return;
+        }
+    }
+}
+
+/// Resident memory of process `pid` (Linux `/proc/PID/statm`).
+fn rss_bytes(pid: u32) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+fn signal_name(sig: i32) -> &'static str {
+    match sig {
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGSEGV => "SIGSEGV, a memory fault",
+        libc::SIGABRT => "SIGABRT, an abort",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGILL => "SIGILL",
+        libc::SIGSYS => "SIGSYS, a forbidden system call",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGFPE => "SIGFPE",
+        _ => "signal",
+    }
+}
