@@ -62,10 +62,11 @@ pub struct ServeArgs {
     /// Longest wait in a tenant's admission queue, in milliseconds (past it: 503 queue_timeout).
     #[arg(long, default_value_t = 10_000)]
     pub admission_max_wait_ms: u64,
-    /// Where tenants' isolates run: `process` (sandboxed worker processes
-    /// under this supervisor; a crash costs one worker) or `thread` (worker
-    /// threads of this process; one crash takes every tenant down).
-    #[arg(long, default_value = "process", value_parser = parse_isolation)]
+    /// Where tenants' isolates run: `thread` (worker threads of this
+    /// process; fastest, but one fatal error takes every tenant down) or
+    /// `process` (sandboxed worker processes under this supervisor; a crash
+    /// costs one worker). Use `process` for untrusted code.
+    #[arg(long, default_value = "thread", value_parser = parse_isolation)]
     pub isolation: Isolation,
     /// Process isolation: resident memory per worker process, in MiB (past
     /// it the worker is killed and its requests get 502).

@@ -53,8 +53,11 @@ fn hostile(attack: &str) -> String {
 
 /// Limits for memory attacks: enough CPU that the memory limit fires first.
 fn memory_limits() -> Limits {
+    // CPU and wall budgets large enough that the memory limit is what stops
+    // the attack, even when a loaded machine slows the allocation down.
     Limits {
         cpu: Duration::from_secs(5),
+        wall: Duration::from_secs(15),
         ..limits()
     }
 }

@@ -40,6 +40,16 @@ const HELLO_TIMEOUT: Duration = Duration::from_secs(20);
 const MONITOR_EVERY: Duration = Duration::from_millis(50);
 /// How often a heartbeat is sent.
 const PING_EVERY: Duration = Duration::from_millis(250);
+/// How long past a tenant's wall limit a worker may hold a request before
+/// the supervisor decides it is broken and kills it.
+const REQUEST_GRACE: Duration = Duration::from_secs(10);
+/// Bytes of code cache data queued for one worker at most (it is not
+/// reading its socket past that).
+const MAX_CACHE_BACKLOG: usize = 256 << 20;
+/// Code cache lookups or stores of one worker running at once.
+const CACHE_TASKS: usize = 2;
+/// Lines of a worker's stderr relayed per second at most.
+const STDERR_LINES_PER_SEC: u32 = 100;
 /// Longest line of a worker's stderr relayed.
 const STDERR_LINE_MAX: usize = 4096;
 
@@ -48,11 +58,9 @@ const STDERR_LINE_MAX: usize = 4096;
 pub struct Exit {
     /// How it ended, in words.
     pub cause: String,
-    /// Tenants that may have caused it: the one a fatal error or a stuck
-    /// isolate names, else every tenant with a request in flight.
+    /// Tenants that may have caused it: every tenant with a request in
+    /// flight, and the one a fatal error or a stuck isolate names.
     pub suspects: Vec<String>,
-    /// Whether the cause is certain to be the suspects' (a named tenant).
-    pub certain: bool,
 }
 
 /// Told when a worker has ended (once).
@@ -76,6 +84,7 @@ pub struct LinkEnv {
 enum Pending {
     /// Waiting for the head.
     Head {
+        deadline: Instant,
         tenant: String,
         max_body: u64,
         reply: oneshot::Sender<Result<Reply, DispatchError>>,
@@ -84,6 +93,8 @@ enum Pending {
     },
     /// A whole body being collected.
     Full {
+        deadline: Instant,
+        _permit: Permit,
         reply: oneshot::Sender<Result<Reply, DispatchError>>,
         meta: Meta,
         status: u16,
@@ -95,6 +106,7 @@ enum Pending {
     },
     /// A streamed body being forwarded.
     Stream {
+        deadline: Instant,
         tx: mpsc::UnboundedSender<Bytes>,
         queued: Arc<AtomicUsize>,
         fail: Option<oneshot::Sender<String>>,
@@ -109,6 +121,16 @@ impl Pending {
             Pending::Head { tenant, .. }
             | Pending::Full { tenant, .. }
             | Pending::Stream { tenant, .. } => tenant,
+        }
+    }
+
+    /// Past this the worker has held the request far longer than the
+    /// tenant's wall limit allows: it is not doing its job.
+    fn deadline(&self) -> Instant {
+        match self {
+            Pending::Head { deadline, .. }
+            | Pending::Full { deadline, .. }
+            | Pending::Stream { deadline, .. } => *deadline,
         }
     }
 
@@ -169,6 +191,12 @@ pub struct Link {
     /// System calls its sandbox refused, and the last such report.
     violations: AtomicU64,
     last_violation: Mutex<Option<String>>,
+    /// Code cache bytes queued for the worker.
+    cache_backlog: Arc<AtomicUsize>,
+    /// Code cache tasks of this worker (the reader waits for one).
+    cache_slots: Arc<Semaphore>,
+    /// Set once the process is reaped: its pid may belong to another then.
+    reaped: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -265,7 +293,19 @@ impl Link {
                 ));
             }
         };
+        if env.config.sandbox && hello.sandboxed != super::sandbox::is_filtered(pid) {
+            let _ = child.start_kill();
+            return Err(format!(
+                "worker {} says sandboxed={} but /proc/{pid}/status disagrees",
+                args.name, hello.sandboxed
+            ));
+        }
+        if env.config.sandbox && !hello.sandboxed {
+            let _ = child.start_kill();
+            return Err(format!("worker {} did not install its sandbox", args.name));
+        }
         let (out, mut out_rx) = mpsc::unbounded_channel::<Frame>();
+        let cache_backlog = Arc::new(AtomicUsize::new(0));
         let link = Arc::new(Link {
             name: args.name.clone(),
             pid,
@@ -279,16 +319,26 @@ impl Link {
             requests: AtomicUsize::new(0),
             violations: AtomicU64::new(0),
             last_violation: Mutex::default(),
+            cache_backlog: cache_backlog.clone(),
+            cache_slots: Arc::new(Semaphore::new(CACHE_TASKS)),
+            reaped: Default::default(),
         });
         // Writer.
+        let backlog = cache_backlog.clone();
         tokio::spawn(async move {
             let mut buf = BytesMut::new();
+            let add = |f: Frame, buf: &mut BytesMut| {
+                if f.kind == Kind::CacheData {
+                    backlog.fetch_sub(f.payload.len(), Ordering::Relaxed);
+                }
+                f.encode(buf);
+            };
             while let Some(f) = out_rx.recv().await {
                 buf.clear();
-                f.encode(&mut buf);
+                add(f, &mut buf);
                 while buf.len() < (256 << 10) {
                     match out_rx.try_recv() {
-                        Ok(f) => f.encode(&mut buf),
+                        Ok(f) => add(f, &mut buf),
                         Err(_) => break,
                     }
                 }
@@ -305,6 +355,7 @@ impl Link {
             tokio::spawn(async move {
                 let mut lines = tokio::io::BufReader::new(err);
                 let mut line = Vec::new();
+                let (mut window, mut relayed, mut dropped) = (Instant::now(), 0u32, 0u64);
                 loop {
                     line.clear();
                     match (&mut lines)
@@ -322,7 +373,18 @@ impl Link {
                                 relay_link.violations.fetch_add(1, Ordering::Relaxed);
                                 *lock(&relay_link.last_violation) = Some(text.to_string());
                             }
-                            eprintln!("[{name}] {text}");
+                            if window.elapsed() >= Duration::from_secs(1) {
+                                if dropped > 0 {
+                                    eprintln!("[{name}] ({dropped} lines dropped: more than {STDERR_LINES_PER_SEC} a second)");
+                                }
+                                (window, relayed, dropped) = (Instant::now(), 0, 0);
+                            }
+                            if relayed < STDERR_LINES_PER_SEC {
+                                relayed += 1;
+                                eprintln!("[{name}] {text}");
+                            } else {
+                                dropped += 1;
+                            }
                         }
                     }
                 }
@@ -336,7 +398,15 @@ impl Link {
                 let why = loop {
                     match read_frame(&mut rd, cap).await {
                         Ok(Some(f)) => {
-                            if let Err(e) = link.on_frame(f, &env, &scope) {
+                            // Code cache work is bounded per worker: the
+                            // reader waits (and so does the worker) for a slot.
+                            let slot = match f.kind {
+                                Kind::CacheGet | Kind::CachePut => {
+                                    link.cache_slots.clone().acquire_owned().await.ok()
+                                }
+                                _ => None,
+                            };
+                            if let Err(e) = link.on_frame(f, &env, &scope, slot) {
                                 break Some(format!("protocol violation: {e}"));
                             }
                         }
@@ -356,6 +426,7 @@ impl Link {
                             child.wait().await.ok()
                         }
                     };
+                link.reaped.store(true, Ordering::SeqCst);
                 let _ = tokio::time::timeout(Duration::from_millis(50), stderr_done).await;
                 let fatal = lock(&fatal).take();
                 let exit = link.exit_report(status, fatal);
@@ -389,6 +460,24 @@ impl Link {
                             return;
                         }
                     }
+                    let overdue = {
+                        let now = Instant::now();
+                        let s = lock(&link.state);
+                        s.pending
+                            .values()
+                            .find(|p| p.deadline() < now)
+                            .map(|p| p.tenant().to_string())
+                    };
+                    if let Some(t) = overdue {
+                        link.kill(
+                            format!(
+                                "the worker held a request of tenant \"{t}\" {} s past its wall limit",
+                                REQUEST_GRACE.as_secs()
+                            ),
+                            Vec::new(),
+                        );
+                        return;
+                    }
                     let silent = lock(&link.last_pong).elapsed();
                     if silent > config.heartbeat_timeout {
                         link.kill(
@@ -419,6 +508,9 @@ impl Link {
                 tracing::warn!(worker = %self.name, pid = self.pid, "killing the worker: {reason}");
                 *k = Some((reason, suspects));
             }
+        }
+        if self.reaped.load(Ordering::SeqCst) {
+            return;
         }
         if let Ok(pid) = libc::pid_t::try_from(self.pid) {
             if pid > 0 {
@@ -467,17 +559,19 @@ impl Link {
     fn exit_report(&self, status: Option<std::process::ExitStatus>, fatal: Option<String>) -> Exit {
         use std::os::unix::process::ExitStatusExt;
         let in_flight = self.in_flight_tenants();
-        if let Some((reason, suspects)) = lock(&self.kill_reason).clone() {
-            let certain = !suspects.is_empty() && suspects.len() == 1;
-            let suspects = if suspects.is_empty() {
-                in_flight
-            } else {
-                suspects
-            };
+        // A name the worker supplied (a fatal-error line, a stuck report) is
+        // a hint, never an alibi: every tenant in flight is a suspect too.
+        let with = |named: Vec<String>| {
+            let mut all = in_flight.clone();
+            all.extend(named);
+            all.sort();
+            all.dedup();
+            all
+        };
+        if let Some((reason, named)) = lock(&self.kill_reason).clone() {
             return Exit {
                 cause: reason,
-                suspects,
-                certain,
+                suspects: with(named),
             };
         }
         if let Some(line) = fatal {
@@ -492,13 +586,11 @@ impl Link {
             return match named {
                 Some(t) => Exit {
                     cause,
-                    suspects: vec![t],
-                    certain: true,
+                    suspects: with(vec![t]),
                 },
                 None => Exit {
                     cause,
                     suspects: in_flight,
-                    certain: false,
                 },
             };
         }
@@ -515,7 +607,6 @@ impl Link {
         Exit {
             cause,
             suspects: in_flight,
-            certain: false,
         }
     }
 
@@ -588,6 +679,7 @@ impl Link {
             s.pending.insert(
                 id,
                 Pending::Head {
+                    deadline: Instant::now() + dep.settings.limits.wall + REQUEST_GRACE,
                     tenant: dep.id.clone(),
                     max_body: dep.settings.limits.external_memory_bytes,
                     reply,
@@ -647,7 +739,13 @@ impl Link {
     }
 
     /// Handles one frame from the worker; `Err` closes the worker.
-    fn on_frame(self: &Arc<Self>, f: Frame, env: &LinkEnv, scope: &str) -> Result<(), String> {
+    fn on_frame(
+        self: &Arc<Self>,
+        f: Frame,
+        env: &LinkEnv,
+        scope: &str,
+        cache_slot: Option<tokio::sync::OwnedSemaphorePermit>,
+    ) -> Result<(), String> {
         match f.kind {
             Kind::Head => self.on_head(f),
             Kind::RespChunk | Kind::RespEnd | Kind::RespError => self.on_body(f),
@@ -677,8 +775,10 @@ impl Link {
                 match f.parse::<Event>().map_err(|e| e.to_string())? {
                     Event::Termination { tenant, cause } => {
                         let known = lock(&self.state).tenants.contains(&tenant);
-                        let cause_ok = cause.len() <= 32
-                            && cause.bytes().all(|b| b.is_ascii_lowercase() || b == b'_');
+                        let cause_ok = serde_json::from_value::<isola_core::LimitKind>(
+                            serde_json::Value::String(cause.clone()),
+                        )
+                        .is_ok_and(|k| k.name() == cause);
                         if known && cause_ok {
                             env.metrics.termination(&tenant, &cause);
                         }
@@ -705,9 +805,12 @@ impl Link {
             Kind::Validated => {
                 let r: Result<(), String> = f.parse().map_err(|e| e.to_string())?;
                 if let Some(tx) = lock(&self.state).validations.remove(&f.id) {
-                    let _ = tx.send(r.map_err(|mut e| {
-                        e.truncate(64 << 10);
-                        e
+                    let _ = tx.send(r.map_err(|e| {
+                        let mut cut = e.len().min(64 << 10);
+                        while !e.is_char_boundary(cut) {
+                            cut -= 1;
+                        }
+                        e[..cut].to_string()
                     }));
                 }
                 Ok(())
@@ -721,8 +824,22 @@ impl Link {
                 match env.cache.clone() {
                     Some(store) => {
                         let key = key.scoped(scope);
+                        let link = self.clone();
                         tokio::task::spawn_blocking(move || {
+                            let _slot = cache_slot;
                             let data = store.get(&key).ok().flatten().unwrap_or_default();
+                            let queued =
+                                link.cache_backlog.fetch_add(data.len(), Ordering::Relaxed);
+                            if queued + data.len() > MAX_CACHE_BACKLOG {
+                                link.kill(
+                                    format!(
+                                        "the worker left {} MiB of code cache data unread",
+                                        queued >> 20
+                                    ),
+                                    Vec::new(),
+                                );
+                                return;
+                            }
                             let _ = out.send(Frame::new(Kind::CacheData, id, data));
                         });
                     }
@@ -743,6 +860,7 @@ impl Link {
                     let key = key.scoped(scope);
                     let data = f.payload.slice(64..);
                     tokio::task::spawn_blocking(move || {
+                        let _slot = cache_slot;
                         let r = if data.is_empty() {
                             store.remove(&key)
                         } else {
@@ -763,6 +881,7 @@ impl Link {
         let head: ReplyHead = f.parse().map_err(|e| e.to_string())?;
         let mut s = lock(&self.state);
         let Some(Pending::Head {
+            deadline,
             tenant,
             max_body,
             reply,
@@ -792,8 +911,14 @@ impl Link {
             cache,
             heap_bytes,
         };
+        let finished = |c: &Option<Arc<Semaphore>>| {
+            if let Some(c) = c {
+                c.close();
+            }
+        };
         match result {
             Err(e) => {
+                finished(&req_credit);
                 let _ = match e.into_error() {
                     Ok(err) => reply.send(Ok(meta.reply(Err(err), None))),
                     Err(refusal) => reply.send(Err(refusal)),
@@ -801,6 +926,7 @@ impl Link {
                 drop(permit);
             }
             Ok(WireOutput::Other(desc)) => {
+                finished(&req_credit);
                 let out = Output::Json(serde_json::Value::String(desc));
                 let _ = reply.send(Ok(meta.reply(Ok(out), None)));
                 drop(permit);
@@ -813,6 +939,8 @@ impl Link {
                 s.pending.insert(
                     f.id,
                     Pending::Full {
+                        deadline,
+                        _permit: permit,
                         reply,
                         meta,
                         status,
@@ -823,7 +951,6 @@ impl Link {
                         req_credit,
                     },
                 );
-                drop(permit);
             }
             Ok(WireOutput::Response {
                 status,
@@ -837,6 +964,7 @@ impl Link {
                 s.pending.insert(
                     f.id,
                     Pending::Stream {
+                        deadline,
                         tx,
                         queued: queued.clone(),
                         fail: Some(fail_tx),
@@ -891,11 +1019,15 @@ impl Link {
                         status,
                         headers,
                         body,
+                        req_credit,
                         ..
                     }) = s.pending.remove(&f.id)
                     else {
                         return Ok(());
                     };
+                    if let Some(c) = req_credit {
+                        c.close();
+                    }
                     let output = if f.kind == Kind::RespEnd {
                         Ok(Output::Response(HttpResponse {
                             status,
@@ -924,14 +1056,28 @@ impl Link {
                     Ok(())
                 }
                 Kind::RespEnd => {
-                    s.pending.remove(&f.id);
+                    if let Some(c) = s
+                        .pending
+                        .remove(&f.id)
+                        .as_ref()
+                        .and_then(|p| p.req_credit())
+                    {
+                        c.close();
+                    }
                     Ok(())
                 }
                 _ => {
                     if let Some(fail) = fail.take() {
                         let _ = fail.send(String::from_utf8_lossy(&f.payload).into_owned());
                     }
-                    s.pending.remove(&f.id);
+                    if let Some(c) = s
+                        .pending
+                        .remove(&f.id)
+                        .as_ref()
+                        .and_then(|p| p.req_credit())
+                    {
+                        c.close();
+                    }
                     Ok(())
                 }
             },
@@ -1058,7 +1204,9 @@ async fn pump_request_body(
 fn rss_bytes(pid: u32) -> Option<u64> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
     let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
-    Some(pages * 4096)
+    // SAFETY: sysconf takes a plain integer.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).unwrap_or(4096))
 }
 
 fn signal_name(sig: i32) -> &'static str {

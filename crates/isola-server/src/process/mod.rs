@@ -218,7 +218,14 @@ impl Inner {
                         }
                     })
                 };
-                match Link::start(&inner.env, args, slot.scope.clone(), on_exit).await {
+                // Each crash starts a new code cache scope: entries a
+                // compromised worker wrote are never read by its successor.
+                let scope = format!("{}:{}", slot.scope, slot.crashes.load(Ordering::SeqCst));
+                match Link::start(&inner.env, args, scope, on_exit).await {
+                    Ok(link) if slot.retired.load(Ordering::SeqCst) => {
+                        link.kill("its tenant was deleted".into(), Vec::new());
+                        return;
+                    }
                     Ok(link) => {
                         tracing::info!(worker = %slot.name, pid = link.pid, sandboxed = link.sandboxed, "worker process started");
                         slot.link.send_replace(Some(link));
@@ -248,7 +255,7 @@ impl Inner {
         *lock(&slot.last_cause) = Some(exit.cause.clone());
         {
             let mut records = lock(&self.records);
-            let dedicated = lock(&self.dedicated).len();
+            let dedicated = records.values().filter(|r| r.isolated).count();
             let mut new_isolated = 0;
             for t in &exit.suspects {
                 let r = records.entry(t.clone()).or_default();
@@ -327,6 +334,26 @@ impl Inner {
         slot
     }
 
+    /// Moves `tenant` to a worker process of its own (if one is free);
+    /// whether it moved now.
+    fn isolate(&self, tenant: &str) -> bool {
+        let mut records = lock(&self.records);
+        let isolated = records.values().filter(|r| r.isolated).count();
+        if isolated >= self.env.config.max_dedicated {
+            return false;
+        }
+        let r = records.entry(tenant.to_string()).or_default();
+        if r.isolated {
+            return false;
+        }
+        r.isolated = true;
+        tracing::warn!(
+            tenant,
+            "broke a limit in a shared worker; it runs in a worker process of its own from now on"
+        );
+        true
+    }
+
     /// `Err` when the tenant is quarantined (a new version lifts it).
     fn check_quarantine(&self, dep: &Deployment) -> Result<(), DispatchError> {
         let mut records = lock(&self.records);
@@ -398,7 +425,25 @@ impl Dispatcher for ProcessPool {
                     .ok_or(DispatchError::Closed)?
             };
             let link = Inner::link_of(&slot).await?;
-            link.invoke(dep, request, body, permit).await
+            let id = dep.id.clone();
+            let r = link.invoke(dep, request, body, permit).await;
+            // Dynamic process isolation: a tenant stopped by a limit in a
+            // shared worker runs in a process of its own from now on, so
+            // whatever it tries next (a builtin that ignores termination, a
+            // crash) costs its neighbours nothing.
+            if let Ok(Reply {
+                result: Err(isola_core::Error::Limit(l)),
+                ..
+            }) = &r
+            {
+                if l.kind != isola_core::LimitKind::Concurrency
+                    && slot.owner.is_none()
+                    && self.inner.isolate(&id)
+                {
+                    link.evict(&id);
+                }
+            }
+            r
         })
     }
 

@@ -9,7 +9,9 @@
 //! - `RLIMIT_NOFILE` lowered to [`NOFILE`]: few descriptors even if one
 //!   leaked in.
 //! - A seccomp-BPF filter on every thread (`SECCOMP_FILTER_FLAG_TSYNC`)
-//!   allowing only [`ALLOWED`]: memory management, threads and futexes,
+//!   allowing only [`ALLOWED`] and the argument-checked calls of
+//!   [`argument_rules`] (threads but no `fork`, harmless `fcntl`s,
+//!   `prctl` for names only): memory management, threads and futexes,
 //!   clocks and sleeping, signals (`tgkill` to its own threads only), reading and writing descriptors it
 //!   already holds (its supervisor socket, its pipes), epoll, randomness and
 //!   thread priority. Everything else, among it `open`/`openat`, `socket`,
@@ -41,7 +43,6 @@ pub const ALLOWED: &[libc::c_long] = &[
     libc::SYS_writev,
     libc::SYS_close,
     libc::SYS_fstat,
-    libc::SYS_fcntl,
     libc::SYS_recvfrom,
     libc::SYS_recvmsg,
     libc::SYS_sendto,
@@ -66,7 +67,6 @@ pub const ALLOWED: &[libc::c_long] = &[
     libc::SYS_pkey_free,
     libc::SYS_pkey_mprotect,
     // Threads, futexes, scheduling.
-    libc::SYS_clone,
     libc::SYS_clone3,
     libc::SYS_set_robust_list,
     libc::SYS_rseq,
@@ -75,9 +75,6 @@ pub const ALLOWED: &[libc::c_long] = &[
     libc::SYS_sched_getaffinity,
     libc::SYS_sched_getscheduler,
     libc::SYS_sched_getparam,
-    libc::SYS_getpriority,
-    libc::SYS_setpriority,
-    libc::SYS_prctl,
     libc::SYS_gettid,
     libc::SYS_getpid,
     libc::SYS_getrusage,
@@ -143,25 +140,89 @@ pub fn install() -> Result<(), SandboxError> {
         .map_err(|e| SandboxError(format!("architecture: {e:?}")))?;
     let mut rules: BTreeMap<i64, Vec<seccompiler::SeccompRule>> =
         ALLOWED.iter().map(|&nr| (nr, Vec::new())).collect();
-    // Signals only to its own threads (`raise`, `abort`): tgkill whose
-    // first argument is this process.
-    let own = seccompiler::SeccompCondition::new(
-        0,
-        seccompiler::SeccompCmpArgLen::Dword,
-        seccompiler::SeccompCmpOp::Eq,
-        u64::from(std::process::id()),
-    )
-    .map_err(|e| SandboxError(format!("building the filter: {e}")))?;
-    let rule = seccompiler::SeccompRule::new(vec![own])
-        .map_err(|e| SandboxError(format!("building the filter: {e}")))?;
-    rules.insert(libc::SYS_tgkill, vec![rule]);
+    for (nr, allowed) in argument_rules()? {
+        rules.insert(nr, allowed);
+    }
     let filter = SeccompFilter::new(rules, SeccompAction::Trap, SeccompAction::Allow, arch)
         .map_err(|e| SandboxError(format!("building the filter: {e}")))?;
     let program: BpfProgram = filter
         .try_into()
         .map_err(|e| SandboxError(format!("compiling the filter: {e:?}")))?;
+    // A second filter makes `clone3` fail with ENOSYS: glibc then creates
+    // threads with `clone`, whose flags the first filter can check (a
+    // `clone3` argument is a pointer to a struct seccomp cannot read).
+    let no_clone3 = SeccompFilter::new(
+        [(libc::SYS_clone3, Vec::new())].into_iter().collect(),
+        SeccompAction::Allow,
+        SeccompAction::Errno(libc::ENOSYS as u32),
+        arch,
+    )
+    .map_err(|e| SandboxError(format!("building the filter: {e}")))?;
+    let no_clone3: BpfProgram = no_clone3
+        .try_into()
+        .map_err(|e| SandboxError(format!("compiling the filter: {e:?}")))?;
+    seccompiler::apply_filter_all_threads(&no_clone3)
+        .map_err(|e| SandboxError(format!("installing the filter: {e}")))?;
     seccompiler::apply_filter_all_threads(&program)
         .map_err(|e| SandboxError(format!("installing the filter: {e}")))
+}
+
+/// System calls allowed only with certain arguments (each rule is one
+/// allowed shape; all its conditions must hold):
+/// - `clone` only for threads (`CLONE_THREAD`): no `fork`, so no process
+///   escapes the supervisor's watch.
+/// - `fcntl` only to read and set descriptor and status flags, never
+///   `O_ASYNC`/`F_SETOWN`/`F_SETSIG` (which could signal other processes).
+/// - `setpriority`/`getpriority` only on processes/threads (`PRIO_PROCESS`),
+///   not on every process of the user (`PRIO_USER`) or a group.
+/// - `prctl` only to name threads and memory areas.
+/// - `tgkill` only to this process's own threads.
+#[cfg(target_os = "linux")]
+fn argument_rules() -> Result<Vec<(i64, Vec<seccompiler::SeccompRule>)>, SandboxError> {
+    use seccompiler::{SeccompCmpArgLen as Len, SeccompCmpOp as Op, SeccompCondition as C};
+    let err = |e: seccompiler::BackendError| SandboxError(format!("building the filter: {e}"));
+    let cond = |arg: u8, len: Len, op: Op, v: u64| C::new(arg, len, op, v).map_err(err);
+    let rule = |c: Vec<C>| seccompiler::SeccompRule::new(c).map_err(err);
+    let eq = |arg: u8, v: u64| cond(arg, Len::Dword, Op::Eq, v);
+    let mut fcntl = Vec::new();
+    for cmd in [
+        libc::F_GETFD,
+        libc::F_SETFD,
+        libc::F_GETFL,
+        libc::F_DUPFD_CLOEXEC,
+    ] {
+        fcntl.push(rule(vec![eq(1, cmd as u64)?])?);
+    }
+    let o_async = libc::O_ASYNC as u64;
+    fcntl.push(rule(vec![
+        eq(1, libc::F_SETFL as u64)?,
+        cond(2, Len::Qword, Op::MaskedEq(o_async), 0)?,
+    ])?);
+    let thread = libc::CLONE_THREAD as u64;
+    let clone = vec![rule(vec![cond(
+        0,
+        Len::Qword,
+        Op::MaskedEq(thread),
+        thread,
+    )?])?];
+    let prio = || -> Result<Vec<seccompiler::SeccompRule>, SandboxError> {
+        Ok(vec![rule(vec![eq(0, libc::PRIO_PROCESS as u64)?])?])
+    };
+    const PR_SET_VMA: u64 = 0x5356_4d41;
+    let prctl = vec![
+        rule(vec![eq(0, libc::PR_SET_NAME as u64)?])?,
+        rule(vec![eq(0, libc::PR_GET_NAME as u64)?])?,
+        rule(vec![eq(0, PR_SET_VMA)?])?,
+    ];
+    let tgkill = vec![rule(vec![eq(0, u64::from(std::process::id()))?])?];
+    Ok(vec![
+        (libc::SYS_fcntl, fcntl),
+        (libc::SYS_clone, clone),
+        (libc::SYS_setpriority, prio()?),
+        (libc::SYS_getpriority, prio()?),
+        (libc::SYS_prctl, prctl),
+        (libc::SYS_tgkill, tgkill),
+    ])
 }
 
 /// No sandbox off Linux: process isolation still separates tenants' crashes.

@@ -220,7 +220,9 @@ async fn serve(
     });
     let streams: SharedStreams = Arc::default();
     let mut deps: HashMap<u64, Arc<Deployment>> = HashMap::new();
-    let mut latest: HashMap<String, u64> = HashMap::new();
+    // Per tenant: its newest generation and the one before (requests for
+    // that one may still be on their way).
+    let mut latest: HashMap<String, (u64, Option<u64>)> = HashMap::new();
     loop {
         let frame = match read_frame(&mut rd, |k| (!k.from_worker()).then_some(MAX_TO_WORKER)).await
         {
@@ -235,10 +237,14 @@ async fn serve(
             Kind::Deploy => match frame.parse::<DeployMsg>() {
                 Ok(m) => {
                     let dep = deployment(m);
-                    if let Some(old) = latest.insert(dep.id.clone(), dep.generation) {
-                        if old != dep.generation {
-                            deps.remove(&old);
+                    let entry = latest
+                        .entry(dep.id.clone())
+                        .or_insert((dep.generation, None));
+                    if entry.0 != dep.generation {
+                        if let Some(oldest) = entry.1.replace(entry.0) {
+                            deps.remove(&oldest);
                         }
+                        entry.0 = dep.generation;
                     }
                     deps.insert(dep.generation, dep);
                 }
@@ -325,8 +331,11 @@ async fn serve(
             }
             Kind::Evict => {
                 let id = String::from_utf8_lossy(&frame.payload).into_owned();
-                if let Some(g) = latest.remove(&id) {
+                if let Some((g, prev)) = latest.remove(&id) {
                     deps.remove(&g);
+                    if let Some(p) = prev {
+                        deps.remove(&p);
+                    }
                 }
                 pool.evict(&id);
             }
@@ -445,9 +454,8 @@ async fn run_request(
                 let chunk = rest.split_to(n);
                 ok = send_chunk(&credit, &out, id, chunk).await;
             }
-            if ok {
-                let _ = out.send(Frame::new(Kind::RespEnd, id, Bytes::new()));
-            }
+            let end = if ok { Kind::RespEnd } else { Kind::RespError };
+            let _ = out.send(Frame::new(end, id, Bytes::new()));
         }
         Some(Body::Stream(mut rx)) => loop {
             match rx.recv().await {
@@ -459,7 +467,9 @@ async fn run_request(
                     }
                     if !ok {
                         // The client went away: dropping `rx` cancels the
-                        // tenant's stream on its worker thread.
+                        // tenant's stream on its worker thread; the
+                        // supervisor forgets the request.
+                        let _ = out.send(Frame::new(Kind::RespError, id, &b"cancelled"[..]));
                         break;
                     }
                 }
@@ -680,6 +690,16 @@ mod test_hooks {
                 }
                 drop(hold);
             });
+        } else if url.contains("__isola_test_garbage") {
+            // An oversized frame header on the supervisor socket (fd 3), as a
+            // compromised worker could send.
+            let mut f = u32::MAX.to_le_bytes().to_vec();
+            f.push(66);
+            f.extend_from_slice(&1u64.to_le_bytes());
+            // SAFETY: writes an initialised buffer to this process's socket.
+            unsafe {
+                libc::write(3, f.as_ptr().cast(), f.len());
+            }
         } else if url.contains("__isola_test_stop") {
             // SAFETY: stops this process, as the heartbeat test wants.
             unsafe {

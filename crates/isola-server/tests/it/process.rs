@@ -163,6 +163,32 @@ fn workers_run_sandboxed_and_serve_streams_logs_and_errors() {
             .any(|l| l.split_whitespace().eq(["NoNewPrivs:", "1"])),
         "{status}"
     );
+    // The worker's environment holds only what the supervisor chose to give it.
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
+    let names: Vec<String> = environ
+        .split(|&b| b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            String::from_utf8_lossy(v)
+                .split('=')
+                .next()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert!(names.iter().any(|n| n == "ISOLA_WORKER_FD"), "{names:?}");
+    for n in &names {
+        assert!(
+            [
+                "ISOLA_WORKER_FD",
+                "ISOLA_WORKER_ARGS",
+                "ISOLA_LOG",
+                "RUST_BACKTRACE"
+            ]
+            .contains(&n.as_str()),
+            "the worker inherited {n}"
+        );
+    }
     for w in workers(&s) {
         assert_eq!(w["sandboxed"], true, "{w}");
         assert_eq!(
@@ -189,6 +215,13 @@ fn workers_run_sandboxed_and_serve_streams_logs_and_errors() {
     let r = s.data("spin.localhost", "/");
     assert_eq!(r.status, 503, "{}", r.body);
     assert_eq!(r.json()["limit"], "cpu", "{}", r.body);
+    // Dynamic process isolation: after a limit kill in a shared worker the
+    // tenant runs in a process of its own; acme stays where it was.
+    wait_until("spin to serve again", Duration::from_secs(5), || {
+        s.data("spin.localhost", "/").json()["limit"] == "cpu"
+    });
+    assert_eq!(worker_of(&s, "spin").0, "isola-dedicated-spin");
+    assert!(worker_of(&s, "acme").0.starts_with("isola-worker-"));
 }
 
 #[test]
@@ -325,8 +358,12 @@ fn a_crashing_tenant_gets_a_process_of_its_own_then_quarantine() {
     wait_until("the mate to serve again", Duration::from_secs(10), || {
         s.data(&host(&mate), "/").status == 200
     });
-    let (_, mate_pid) = worker_of(&s, &mate);
+    let (mate_worker, mate_pid) = worker_of(&s, &mate);
     assert_ne!(bad_pid, mate_pid, "the crasher still shares a process");
+    assert!(
+        mate_worker.starts_with("isola-worker-"),
+        "the innocent neighbour moved too: {mate_worker}"
+    );
     // A fatal V8 error names the tenant; crashes of its own worker count.
     let r = s.data(&host(&bad), "/__isola_test_fatal");
     assert_eq!(r.status, 502, "{}", r.body);
@@ -404,6 +441,27 @@ fn a_stopped_worker_is_detected_by_heartbeat_and_replaced() {
         s.data("acme.localhost", "/").status == 200
     });
     assert_ne!(worker_of(&s, "acme").1, pid);
+}
+
+#[test]
+fn a_worker_that_sends_an_oversized_frame_is_closed_not_the_supervisor() {
+    let (s, _dir) = process_server(|c| c.workers = 1);
+    deployed(&s, "acme", APP);
+    assert_eq!(s.data("acme.localhost", "/").status, 200);
+    let (_, pid) = worker_of(&s, "acme");
+    let r = s.data("acme.localhost", "/slow/__isola_test_garbage");
+    assert_eq!(r.status, 502, "{}", r.body);
+    let cause = r.json()["cause"].as_str().unwrap().to_string();
+    assert!(
+        cause.contains("protocol violation") && cause.contains("oversized"),
+        "{cause}"
+    );
+    // The supervisor goes on: admin API, a new worker, the tenant again.
+    wait_until("a new worker", Duration::from_secs(10), || {
+        s.data("acme.localhost", "/").status == 200
+    });
+    assert_ne!(worker_of(&s, "acme").1, pid);
+    assert_eq!(s.admin("GET", "/healthz", None).status, 200);
 }
 
 #[test]
