@@ -68,7 +68,7 @@ done
 echo "| mode | 1 tenant req/s | p50 ms | p99 ms | 100 tenants req/s | p50 ms | p99 ms | cold start p50 ms | RSS MiB (all processes) |"
 echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|"
 for mode in thread process; do
-  awk -v m=$mode '$1==m {n++; for (i=2;i<=NF;i++) s[i]+=$i} END {printf "| %s", m; for (i=2;i<=10;i++) printf " | %.2f", s[i]/n; print " |"}' "$results"
+  awk -v m=$mode '$1==m {n++; for (i=2;i<=NF;i++) s[i]+=$i} END {printf "| %s", m; for (i=2;i<=9;i++) printf " | %.2f", s[i]/n; print " |"}' "$results"
 done
 awk '$1=="thread" {t1+=$2; t2+=$5; tc+=$8; n++} $1=="process" {p1+=$2; p2+=$5; pc+=$8}
      END {printf "\nprocess/thread throughput: 1 tenant %.2fx, 100 tenants %.2fx; cold start %.2fx (%d rounds)\n", p1/t1, p2/t2, pc/tc, n}' "$results"

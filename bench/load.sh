@@ -7,6 +7,7 @@
 #
 #   bash bench/load.sh            # 15 s per run
 #   DURATION=30s bash bench/load.sh
+#   ISOLATION=process bash bench/load.sh   # worker processes instead of threads
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . ./scripts/env.sh
@@ -24,7 +25,7 @@ data_port=28787
 admin_port=28788
 token=bench-token-0123456789
 "$bin" --data-dir "$work/data" serve --listen 127.0.0.1:$data_port --admin-listen 127.0.0.1:$admin_port \
-  --admin-token $token >"$work/serve.log" 2>&1 &
+  --admin-token $token --isolation "${ISOLATION:-thread}" >"$work/serve.log" 2>&1 &
 server=$!
 for _ in $(seq 100); do curl -sf http://127.0.0.1:$admin_port/healthz >/dev/null && break; sleep 0.1; done
 curl -sf http://127.0.0.1:$admin_port/healthz >/dev/null || { echo "isola serve did not start:"; cat "$work/serve.log"; exit 1; }

@@ -20,8 +20,8 @@ use isola_core::{HttpRequest, TenantCode};
 use serde_json::json;
 
 use crate::config::{validate_tenant_id, TenantSettings};
+use crate::controlplane;
 use crate::errors::ApiError;
-use crate::store::{StoreError, TenantStore};
 use crate::AppState;
 
 /// The OpenAPI document of this API.
@@ -80,17 +80,6 @@ async fn auth(State(state): State<Arc<AppState>>, req: Request, next: Next) -> R
 }
 
 /// Runs a store write off the async threads (SQLite blocks).
-async fn store_call<T: Send + 'static>(
-    state: &Arc<AppState>,
-    f: impl FnOnce(&dyn TenantStore) -> Result<T, StoreError> + Send + 'static,
-) -> Result<T, ApiError> {
-    let st = state.clone();
-    tokio::task::spawn_blocking(move || f(st.store.as_ref()))
-        .await
-        .map_err(|e| ApiError::Internal(format!("store task: {e}")))?
-        .map_err(ApiError::from)
-}
-
 fn check_id(id: &str) -> Result<(), ApiError> {
     validate_tenant_id(id).map_err(ApiError::BadRequest)
 }
@@ -186,12 +175,7 @@ async fn put_tenant(
         parse_settings(&body)?
     };
     settings.validate()?;
-    let _tenant = state.control.tenant(&id).await;
-    let _routes = state.control.routes().await;
-    check_routes(&state, &id, &settings)?;
-    let (sid, stored) = (id.clone(), settings.clone());
-    store_call(&state, move |st| st.put_settings(&sid, &stored)).await?;
-    state.registry.put_settings(&id, settings.clone());
+    let settings = controlplane::put_settings(&state, &id, settings).await?;
     Ok(Json(json!({"id": id, "settings": settings.redacted()})))
 }
 
@@ -216,42 +200,6 @@ fn parse_settings(body: &[u8]) -> Result<TenantSettings, ApiError> {
 
 /// A route may not be another tenant's, nor a `{tenant}.{base_domain}` name
 /// other than the tenant's own. Conflicts name the owner (operator-only API).
-fn check_routes(state: &AppState, id: &str, settings: &TenantSettings) -> Result<(), ApiError> {
-    let base = &state.config.base_domain;
-    let own = format!("{id}.{base}");
-    for r in &settings.routes {
-        if *r == own {
-            continue;
-        }
-        if let Some(owner) = state.registry.route(r).filter(|o| o != id) {
-            return Err(ApiError::Conflict {
-                field: "routes".into(),
-                message: format!("route \"{r}\" belongs to tenant \"{owner}\""),
-                owner,
-            });
-        }
-        let label = r
-            .strip_suffix(base.as_str())
-            .and_then(|x| x.strip_suffix('.'));
-        if r == base || label.is_some() {
-            if let Some(owner) = label.filter(|l| state.registry.settings(l).is_some()) {
-                return Err(ApiError::Conflict {
-                    field: "routes".into(),
-                    message: format!("route \"{r}\" is the address of tenant \"{owner}\""),
-                    owner: owner.to_string(),
-                });
-            }
-            return Err(ApiError::InvalidField {
-                field: "routes".into(),
-                message: format!(
-                    "route \"{r}\" is under the base domain {base}, whose names are reserved for tenants"
-                ),
-            });
-        }
-    }
-    Ok(())
-}
-
 async fn get_tenant(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -277,15 +225,7 @@ async fn delete_tenant(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     check_id(&id)?;
-    let _tenant = state.control.tenant(&id).await;
-    let sid = id.clone();
-    if !store_call(&state, move |st| st.delete(&sid)).await? {
-        return Err(ApiError::UnknownTenant(id));
-    }
-    state.registry.remove(&id);
-    state.pool.evict(&id);
-    state.logs.remove(&id);
-    state.metrics.remove(&id);
+    controlplane::delete(&state, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -339,41 +279,7 @@ async fn put_code(
             None,
         )
     };
-    // One deploy of a tenant at a time, from the size check to the registry switch.
-    let _tenant = state.control.tenant(&id).await;
-    let limit = state
-        .registry
-        .settings(&id)
-        .map(|s| s.limits.code_size_bytes)
-        .unwrap_or_else(|| TenantSettings::default().limits.code_size_bytes);
-    if code.size() > limit {
-        return Err(ApiError::Invalid(format!(
-            "code is {} bytes; the tenant's code size limit is {limit} bytes",
-            code.size()
-        )));
-    }
-    // Compile, load and smoke-test before anything is stored or switched.
-    let candidate = state.registry.candidate(&id, code.clone());
-    let smoke = smoke.map(|mut r| {
-        if r.url.starts_with('/') {
-            r.url = format!("http://{id}.{}{}", state.config.base_domain, r.url);
-        }
-        r
-    });
-    state
-        .pool
-        .validate(candidate, smoke)
-        .await
-        .map_err(ApiError::Invalid)?;
-    let (sid, stored) = (id.clone(), code.clone());
-    let version = store_call(&state, move |st| st.deploy(&sid, &stored)).await?;
-    if state.registry.settings(&id).is_none() {
-        if let Some(t) = state.store.get(&id)? {
-            state.registry.put_settings(&id, t.settings);
-        }
-    }
-    state.registry.set_current(&id, version, code);
-    tracing::info!(tenant = %id, version, "deployed");
+    let version = controlplane::deploy(&state, &id, code, smoke).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"id": id, "version": version})),
@@ -397,35 +303,7 @@ async fn rollback(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::BadRequest(format!("rollback: {e}")))?
     };
-    let _tenant = state.control.tenant(&id).await;
-    let t = state
-        .store
-        .get(&id)?
-        .ok_or_else(|| ApiError::UnknownTenant(id.clone()))?;
-    let target = match req.version {
-        Some(v) => v,
-        None => {
-            let current = t.current.ok_or_else(|| ApiError::NoCode(id.clone()))?;
-            state
-                .store
-                .versions(&id)?
-                .iter()
-                .map(|v| v.version)
-                .filter(|v| *v < current)
-                .max()
-                .ok_or_else(|| {
-                    ApiError::NotFound(format!("tenant \"{id}\" has no version before {current}"))
-                })?
-        }
-    };
-    let code = state
-        .store
-        .code(&id, target)?
-        .ok_or_else(|| ApiError::NotFound(format!("tenant \"{id}\" has no version {target}")))?;
-    let sid = id.clone();
-    store_call(&state, move |st| st.set_current(&sid, target)).await?;
-    state.registry.set_current(&id, target, code);
-    tracing::info!(tenant = %id, version = target, "rolled back");
+    let target = controlplane::rollback(&state, &id, req.version).await?;
     Ok(Json(json!({"id": id, "version": target})))
 }
 

@@ -13,7 +13,10 @@
 //!   [`MIN_ADMIN_TOKEN_BYTES`] bytes), JSON; deploy, configure, roll back,
 //!   delete, read logs; `/metrics` in Prometheus format (behind the token, or
 //!   open on a `metrics_listen` address of its own).
-//! - **Control** ([`control`]): per-tenant locks serialising changes.
+//! - **Control plane** ([`controlplane`]): deploy, roll back, configure and
+//!   delete a tenant, under the per-tenant locks of [`control`].
+//! - **Dispatch** ([`dispatch`]): the seam to what runs tenants' code:
+//!   worker threads ([`pool`]) or sandboxed worker processes ([`process`]).
 //! - **Store** ([`store`]): tenants, settings and code versions in SQLite,
 //!   secrets sealed ([`sealed`]); after a restart every deployed tenant serves again.
 //!
@@ -24,6 +27,7 @@ pub mod admission;
 pub mod config;
 pub mod conn;
 pub mod control;
+pub mod controlplane;
 pub mod dataplane;
 pub mod dispatch;
 pub mod errors;

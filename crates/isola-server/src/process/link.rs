@@ -253,7 +253,9 @@ impl Link {
         let pid = child.id().unwrap_or(0);
         sup.set_nonblocking(true).map_err(|e| e.to_string())?;
         let sock = tokio::net::UnixStream::from_std(sup).map_err(|e| e.to_string())?;
-        let (mut rd, mut wr) = sock.into_split();
+        let (rd, mut wr) = sock.into_split();
+        // Buffered: a reply's head, body and end usually arrive in one read.
+        let mut rd = tokio::io::BufReader::with_capacity(64 << 10, rd);
         let cap = |k: Kind| k.from_worker().then(|| k.worker_cap());
         let hello = match tokio::time::timeout(HELLO_TIMEOUT, read_frame(&mut rd, cap)).await {
             Ok(Ok(Some(f))) if f.kind == Kind::Hello => {
@@ -1009,7 +1011,14 @@ impl Link {
                         ));
                     }
                     body.extend_from_slice(&f.payload);
-                    let _ = self.out.send(Frame::credit(Kind::RespCredit, f.id, 1));
+                    // Credit in batches of half the window: a small body
+                    // (one chunk) costs no credit frame at all.
+                    let chunks = body.len().div_ceil(MAX_CHUNK);
+                    if chunks % (WINDOW as usize / 2) == 0 {
+                        let _ = self
+                            .out
+                            .send(Frame::credit(Kind::RespCredit, f.id, WINDOW / 2));
+                    }
                     Ok(())
                 }
                 _ => {

@@ -194,7 +194,8 @@ async fn serve(
     let Ok(sock) = tokio::net::UnixStream::from_std(sock) else {
         return;
     };
-    let (mut rd, mut wr) = sock.into_split();
+    let (rd, mut wr) = sock.into_split();
+    let mut rd = tokio::io::BufReader::with_capacity(64 << 10, rd);
     tokio::spawn(async move {
         let mut buf = BytesMut::new();
         while let Some(f) = out_rx.recv().await {

@@ -624,9 +624,22 @@ fn read_until(s: &mut std::net::TcpStream, seen: &mut Vec<u8>, needle: &str) {
 
 #[test]
 fn large_uploads_reach_the_handler_before_the_client_has_sent_them_whole() {
+    // In both isolation modes: in process mode the body crosses the worker
+    // socket with credit in each direction.
+    for isolation in [
+        isola_server::config::Isolation::Thread,
+        isola_server::config::Isolation::Process,
+    ] {
+        uploads_stream_to_the_handler(isolation);
+    }
+}
+
+fn uploads_stream_to_the_handler(isolation: isola_server::config::Isolation) {
     use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
-    let s = start(dir.path());
+    let mut cfg = config(dir.path());
+    cfg.isolation = isolation;
+    let s = start_with(cfg);
     s.admin(
         "PUT",
         "/v1/tenants/duplex",
@@ -678,7 +691,7 @@ fn large_uploads_reach_the_handler_before_the_client_has_sent_them_whole() {
         read_until(&mut c, &mut seen, &format!("seen {}\n", 1 << 20));
         assert!(
             !String::from_utf8_lossy(&seen).contains("total"),
-            "chunked={chunked}"
+            "chunked={chunked} {isolation:?}"
         );
         send(&mut c, true);
         read_until(&mut c, &mut seen, &format!("total {}\n", 2 << 20));
