@@ -56,6 +56,8 @@ const STDERR_LINE_MAX: usize = 4096;
 /// What the link reports when its worker has ended.
 #[derive(Debug, Clone)]
 pub struct Exit {
+    /// The worker's process id.
+    pub pid: u32,
     /// How it ended, in words.
     pub cause: String,
     /// Tenants that may have caused it: every tenant with a request in
@@ -65,6 +67,11 @@ pub struct Exit {
 
 /// Told when a worker has ended (once).
 pub type OnExit = Box<dyn FnOnce(Exit) + Send>;
+/// Told (on every heartbeat while it lasts) that a tenant's isolate has held
+/// a retired thread past `stuck_kill_after`: (link, tenant, ms).
+pub type OnStuck = Arc<dyn Fn(&Arc<Link>, &str, u64) + Send + Sync>;
+/// Longest a draining worker waits for its other requests before it is killed.
+const DRAIN_WAIT: Duration = Duration::from_secs(5);
 
 /// The shared parts a link needs.
 #[derive(Clone)]
@@ -197,6 +204,11 @@ pub struct Link {
     cache_slots: Arc<Semaphore>,
     /// Set once the process is reaped: its pid may belong to another then.
     reaped: std::sync::atomic::AtomicBool,
+    /// What to do about a stuck isolate (default: kill the worker).
+    on_stuck: Mutex<Option<OnStuck>>,
+    /// Set while the worker finishes its requests before it is killed; it
+    /// takes no new ones.
+    draining: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -324,6 +336,8 @@ impl Link {
             cache_backlog: cache_backlog.clone(),
             cache_slots: Arc::new(Semaphore::new(CACHE_TASKS)),
             reaped: Default::default(),
+            on_stuck: Mutex::default(),
+            draining: Default::default(),
         });
         // Writer.
         let backlog = cache_backlog.clone();
@@ -525,6 +539,46 @@ impl Link {
         }
     }
 
+    /// Why a worker with a stuck isolate is killed.
+    pub fn stuck_reason(tenant: &str, ms: u64) -> String {
+        format!("tenant \"{tenant}\"'s isolate ignored termination for {ms} ms past its worker's takeover; the worker process was killed")
+    }
+
+    /// Replaces the default reaction to a stuck isolate (kill at once).
+    pub fn set_on_stuck(&self, hook: OnStuck) {
+        *lock(&self.on_stuck) = Some(hook);
+    }
+
+    /// Whether the worker takes no new requests (it is being replaced).
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Takes no new requests; kills the worker once every request it has
+    /// left is `tenant`'s (or after [`DRAIN_WAIT`]). `false` if it was
+    /// draining already.
+    pub fn drain_then_kill(self: &Arc<Self>, tenant: &str, reason: String) -> bool {
+        if self.draining.swap(true, Ordering::SeqCst) {
+            return false;
+        }
+        let (link, tenant) = (self.clone(), tenant.to_string());
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            while t0.elapsed() < DRAIN_WAIT {
+                let others = lock(&link.state)
+                    .pending
+                    .values()
+                    .any(|p| p.tenant() != tenant);
+                if !others {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            link.kill(reason, vec![tenant]);
+        });
+        true
+    }
+
     /// Whether the worker has ended.
     pub fn is_dead(&self) -> bool {
         lock(&self.state).dead.is_some()
@@ -572,6 +626,7 @@ impl Link {
         };
         if let Some((reason, named)) = lock(&self.kill_reason).clone() {
             return Exit {
+                pid: self.pid,
                 cause: reason,
                 suspects: with(named),
             };
@@ -587,10 +642,12 @@ impl Link {
             let cause = line.trim_start_matches("isola: ").to_string();
             return match named {
                 Some(t) => Exit {
+                    pid: self.pid,
                     cause,
                     suspects: with(vec![t]),
                 },
                 None => Exit {
+                    pid: self.pid,
                     cause,
                     suspects: in_flight,
                 },
@@ -607,6 +664,7 @@ impl Link {
             None => "ended (status unknown)".to_string(),
         };
         Exit {
+            pid: self.pid,
             cause,
             suspects: in_flight,
         }
@@ -796,10 +854,11 @@ impl Link {
                     if ms > env.config.stuck_kill_after.as_millis() as u64
                         && lock(&self.state).tenants.contains(&tenant)
                     {
-                        self.kill(
-                            format!("tenant \"{tenant}\"'s isolate ignored termination for {ms} ms past its worker's takeover; the worker process was killed"),
-                            vec![tenant],
-                        );
+                        let hook = lock(&self.on_stuck).clone();
+                        match hook {
+                            Some(h) => h(self, &tenant, ms),
+                            None => self.kill(Link::stuck_reason(&tenant, ms), vec![tenant]),
+                        }
                     }
                 }
                 Ok(())

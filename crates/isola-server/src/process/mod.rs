@@ -227,6 +227,20 @@ impl Inner {
                         return;
                     }
                     Ok(link) => {
+                        if slot.owner.is_none() {
+                            // A stuck isolate in a shared worker: its tenant
+                            // moves to a process of its own, a replacement
+                            // worker takes new requests, and the old one is
+                            // killed once its neighbours' requests are done.
+                            let (weak, slot2) = (weak.clone(), slot.clone());
+                            link.set_on_stuck(Arc::new(move |link: &Arc<Link>, tenant: &str, ms: u64| {
+                                let Some(inner) = weak.upgrade() else { return };
+                                if link.drain_then_kill(tenant, Link::stuck_reason(tenant, ms)) {
+                                    inner.isolate(tenant);
+                                    Inner::spawn(&inner, slot2.clone(), Duration::ZERO);
+                                }
+                            }));
+                        }
                         tracing::info!(worker = %slot.name, pid = link.pid, sandboxed = link.sandboxed, "worker process started");
                         slot.link.send_replace(Some(link));
                         return;
@@ -243,13 +257,21 @@ impl Inner {
 
     fn on_exit(self: &Arc<Self>, slot: &Arc<Slot>, exit: Exit) {
         tracing::warn!(worker = %slot.name, cause = %exit.cause, suspects = ?exit.suspects, "worker process ended");
+        // A drained worker was replaced already: its successor stays.
+        let current = slot
+            .link
+            .borrow()
+            .as_ref()
+            .is_some_and(|l| l.pid == exit.pid);
         let lived = slot
             .link
             .borrow()
             .as_ref()
             .map(|l| l.started.elapsed())
             .unwrap_or_default();
-        slot.link.send_replace(None);
+        if current {
+            slot.link.send_replace(None);
+        }
         slot.crashes.fetch_add(1, Ordering::Relaxed);
         self.crashes_total.fetch_add(1, Ordering::Relaxed);
         *lock(&slot.last_cause) = Some(exit.cause.clone());
@@ -287,7 +309,7 @@ impl Inner {
                 }
             }
         }
-        if slot.retired.load(Ordering::SeqCst) {
+        if slot.retired.load(Ordering::SeqCst) || !current {
             return;
         }
         let delay = {
@@ -382,7 +404,7 @@ impl Inner {
         let wait = tokio::time::timeout(START_WAIT, async {
             loop {
                 if let Some(l) = rx.borrow_and_update().clone() {
-                    if !l.is_dead() {
+                    if !l.is_dead() && !l.is_draining() {
                         return Some(l);
                     }
                 }

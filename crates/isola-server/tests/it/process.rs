@@ -499,6 +499,11 @@ fn an_isolate_that_ignores_termination_gets_its_worker_killed() {
         "stuck",
         "export default { fetch() { return new Response(String(new Array(1e8).fill(0).length)) } }",
     );
+    // A neighbour on the same (only) shared worker, under load meanwhile.
+    deployed(&s, "ok", APP);
+    assert_eq!(s.data("ok.localhost", "/").status, 200);
+    let stop = Arc::new(AtomicBool::new(false));
+    let loaders = load(&s, "ok", stop.clone());
     let t0 = Instant::now();
     let r = s.data("stuck.localhost", "/");
     assert_eq!(r.status, 502, "{}", r.body);
@@ -508,9 +513,17 @@ fn an_isolate_that_ignores_termination_gets_its_worker_killed() {
         "{cause}"
     );
     assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
+    // The worker was drained, not cut off: the neighbour lost nothing.
+    stop.store(true, Ordering::Relaxed);
+    for l in loaders {
+        let (n, failed) = l.join().unwrap();
+        assert!(n > 0);
+        assert!(
+            failed.is_empty(),
+            "the neighbour's requests failed: {failed:?}"
+        );
+    }
     // The stuck tenant runs in a process of its own from now on.
-    deployed(&s, "ok", APP);
-    assert_eq!(s.data("ok.localhost", "/").status, 200);
     let r = s.data("stuck.localhost", "/");
     assert_eq!(r.status, 502, "{}", r.body);
     let w = workers(&s);
