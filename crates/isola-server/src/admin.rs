@@ -4,7 +4,8 @@
 //! Only `/healthz` and `/v1/openapi.json` are open; everything else, including
 //! `/metrics`, needs the bearer token. With `metrics_listen` set,
 //! [`metrics_router`] serves `/metrics` without auth on that listener.
-//! Changes to one tenant hold its lock ([`crate::control`]).
+//! Handlers parse and answer; deploy, rollback, settings and delete are
+//! [`crate::controlplane`]'s, under the tenant's lock.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

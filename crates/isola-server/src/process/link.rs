@@ -20,12 +20,12 @@ use isola_core::{
     BodyPoll, BodySource, CacheKey, CodeCacheStore, Error, HttpRequest, HttpResponse, Invoked,
     Output, Permit,
 };
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::wire::{
-    read_frame, DeployMsg, Event, Frame, Hello, InvokeMsg, Kind, LogMsg, Pong, ReplyHead,
-    ValidateMsg, WireOutput, MAX_CHUNK, PROTOCOL_VERSION, WINDOW,
+    read_frame, write_frames, DeployMsg, Event, Frame, Hello, InvokeMsg, Kind, LogMsg, Pong,
+    ReplyHead, ValidateMsg, WireOutput, MAX_CHUNK, PROTOCOL_VERSION, WINDOW,
 };
 use super::worker::{invoke_payload, WorkerArgs, ENV_ARGS, ENV_FD};
 use crate::config::ProcessConfig;
@@ -265,7 +265,7 @@ impl Link {
         let pid = child.id().unwrap_or(0);
         sup.set_nonblocking(true).map_err(|e| e.to_string())?;
         let sock = tokio::net::UnixStream::from_std(sup).map_err(|e| e.to_string())?;
-        let (rd, mut wr) = sock.into_split();
+        let (rd, wr) = sock.into_split();
         // Buffered: a reply's head, body and end usually arrive in one read.
         let mut rd = tokio::io::BufReader::with_capacity(64 << 10, rd);
         let cap = |k: Kind| k.from_worker().then(|| k.worker_cap());
@@ -318,7 +318,7 @@ impl Link {
             let _ = child.start_kill();
             return Err(format!("worker {} did not install its sandbox", args.name));
         }
-        let (out, mut out_rx) = mpsc::unbounded_channel::<Frame>();
+        let (out, out_rx) = mpsc::unbounded_channel::<Frame>();
         let cache_backlog = Arc::new(AtomicUsize::new(0));
         let link = Arc::new(Link {
             name: args.name.clone(),
@@ -341,28 +341,11 @@ impl Link {
         });
         // Writer.
         let backlog = cache_backlog.clone();
-        tokio::spawn(async move {
-            let mut buf = BytesMut::new();
-            let add = |f: Frame, buf: &mut BytesMut| {
-                if f.kind == Kind::CacheData {
-                    backlog.fetch_sub(f.payload.len(), Ordering::Relaxed);
-                }
-                f.encode(buf);
-            };
-            while let Some(f) = out_rx.recv().await {
-                buf.clear();
-                add(f, &mut buf);
-                while buf.len() < (256 << 10) {
-                    match out_rx.try_recv() {
-                        Ok(f) => add(f, &mut buf),
-                        Err(_) => break,
-                    }
-                }
-                if wr.write_all(&buf).await.is_err() {
-                    break;
-                }
+        tokio::spawn(write_frames(out_rx, wr, move |f| {
+            if f.kind == Kind::CacheData {
+                backlog.fetch_sub(f.payload.len(), Ordering::Relaxed);
             }
-        });
+        }));
         // Stderr relay, keeping the last fatal line.
         let fatal: Arc<Mutex<Option<String>>> = Arc::default();
         let (stderr_done_tx, stderr_done) = oneshot::channel::<()>();
@@ -1123,21 +1106,13 @@ impl Link {
                     let _ = tx.send(f.payload);
                     Ok(())
                 }
-                Kind::RespEnd => {
-                    if let Some(c) = s
-                        .pending
-                        .remove(&f.id)
-                        .as_ref()
-                        .and_then(|p| p.req_credit())
-                    {
-                        c.close();
-                    }
-                    Ok(())
-                }
                 _ => {
-                    if let Some(fail) = fail.take() {
-                        let _ = fail.send(String::from_utf8_lossy(&f.payload).into_owned());
+                    if f.kind == Kind::RespError {
+                        if let Some(fail) = fail.take() {
+                            let _ = fail.send(String::from_utf8_lossy(&f.payload).into_owned());
+                        }
                     }
+                    // The stream is over: forget it, and stop its upload.
                     if let Some(c) = s
                         .pending
                         .remove(&f.id)

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 use isola_core::{CacheEvent, ConsoleLevel, Error, JsError, LimitError, Location};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use crate::config::TenantSettings;
 
@@ -260,6 +260,34 @@ pub async fn read_frame<R: AsyncRead + Unpin>(
         id,
         payload: payload.into(),
     }))
+}
+
+/// Writes the frames of `rx` to `wr`, batching those already queued into
+/// one write (up to 256 KiB); `on_sent` sees each frame as it is encoded.
+/// Returns when `rx` closes or a write fails.
+pub async fn write_frames<W: AsyncWrite + Unpin>(
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<Frame>,
+    mut wr: W,
+    on_sent: impl Fn(&Frame),
+) {
+    let mut buf = BytesMut::new();
+    while let Some(f) = rx.recv().await {
+        buf.clear();
+        on_sent(&f);
+        f.encode(&mut buf);
+        while buf.len() < (256 << 10) {
+            match rx.try_recv() {
+                Ok(f) => {
+                    on_sent(&f);
+                    f.encode(&mut buf);
+                }
+                Err(_) => break,
+            }
+        }
+        if wr.write_all(&buf).await.is_err() {
+            return;
+        }
+    }
 }
 
 /// The worker's first frame.

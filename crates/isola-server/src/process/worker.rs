@@ -16,17 +16,17 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use isola_core::{
     BodyPoll, BodySource, CacheEvent, CacheKey, CacheStats, CodeCacheStore, ConcurrencyGate,
     Engine, EngineConfig, HttpRequest, Output,
 };
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, Semaphore};
 
 use super::wire::{
-    read_frame, DeployMsg, Event, Frame, Hello, InvokeMsg, Kind, LogMsg, Pong, ReplyHead,
-    ValidateMsg, WireErr, WireOutput, MAX_CHUNK, MAX_TO_WORKER, PROTOCOL_VERSION, WINDOW,
+    read_frame, write_frames, DeployMsg, Event, Frame, Hello, InvokeMsg, Kind, LogMsg, Pong,
+    ReplyHead, ValidateMsg, WireErr, WireOutput, MAX_CHUNK, MAX_TO_WORKER, PROTOCOL_VERSION,
+    WINDOW,
 };
 use crate::dispatch::DispatchError;
 use crate::logs::Logs;
@@ -187,37 +187,24 @@ async fn serve(
     sock: std::os::unix::net::UnixStream,
     pool: Arc<Pool>,
     out: mpsc::UnboundedSender<Frame>,
-    mut out_rx: mpsc::UnboundedReceiver<Frame>,
+    out_rx: mpsc::UnboundedReceiver<Frame>,
     waiters: Waiters,
     backlog: Arc<AtomicUsize>,
 ) {
     let Ok(sock) = tokio::net::UnixStream::from_std(sock) else {
         return;
     };
-    let (rd, mut wr) = sock.into_split();
+    let (rd, wr) = sock.into_split();
     let mut rd = tokio::io::BufReader::with_capacity(64 << 10, rd);
     tokio::spawn(async move {
-        let mut buf = BytesMut::new();
-        while let Some(f) = out_rx.recv().await {
-            buf.clear();
-            let add = |f: Frame, buf: &mut BytesMut| {
-                if f.kind == Kind::Log {
-                    backlog.fetch_sub(f.payload.len(), Ordering::Relaxed);
-                }
-                f.encode(buf);
-            };
-            add(f, &mut buf);
-            while buf.len() < (256 << 10) {
-                match out_rx.try_recv() {
-                    Ok(f) => add(f, &mut buf),
-                    Err(_) => break,
-                }
+        write_frames(out_rx, wr, |f| {
+            if f.kind == Kind::Log {
+                backlog.fetch_sub(f.payload.len(), Ordering::Relaxed);
             }
-            if wr.write_all(&buf).await.is_err() {
-                // The supervisor is gone: nothing left to serve.
-                std::process::exit(0);
-            }
-        }
+        })
+        .await;
+        // The supervisor is gone: nothing left to serve.
+        std::process::exit(0);
     });
     let streams: SharedStreams = Arc::default();
     let mut deps: HashMap<u64, Arc<Deployment>> = HashMap::new();
