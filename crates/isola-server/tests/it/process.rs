@@ -163,6 +163,28 @@ fn workers_run_sandboxed_and_serve_streams_logs_and_errors() {
             .any(|l| l.split_whitespace().eq(["NoNewPrivs:", "1"])),
         "{status}"
     );
+    // Its descriptors: stdio, Unix socket pairs (its socket to the
+    // supervisor, the runtime's signal pair) and anonymous kernel objects
+    // (epoll, eventfd); no file of the data dir, no network socket.
+    let unix: Vec<String> = std::fs::read_to_string(format!("/proc/{pid}/net/unix"))
+        .unwrap()
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(6).map(str::to_string))
+        .collect();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap() {
+        let fd = fd.unwrap();
+        let target = std::fs::read_link(fd.path()).unwrap().display().to_string();
+        let unix_socket = target
+            .strip_prefix("socket:[")
+            .and_then(|t| t.strip_suffix(']'))
+            .is_some_and(|inode| unix.iter().any(|u| u == inode));
+        let ok = target == "/dev/null"
+            || target.starts_with("pipe:")
+            || target.starts_with("anon_inode:")
+            || unix_socket;
+        assert!(ok, "the worker holds {:?} -> {target}", fd.file_name());
+    }
     // The worker's environment holds only what the supervisor chose to give it.
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     let names: Vec<String> = environ
