@@ -90,8 +90,11 @@ fn format_bytes(v: u64) -> String {
 /// Deserialising refuses unknown fields (`{"cpu_ms": 20}` is an error: the
 /// field is `cpu`); [`Limits::validate`] checks every value against
 /// [`Limits::BOUNDS`] (also in `docs/LIMITS.md`).
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
+#[schema(
+    description = "Per-tenant budgets; missing fields keep their defaults; bounds in docs/LIMITS.md (out of bounds: 422 naming the field)"
+)]
 pub struct Limits {
     /// Maximum V8 heap (old + young generation) in bytes.
     pub heap_bytes: u64,
@@ -99,12 +102,15 @@ pub struct Limits {
     pub external_memory_bytes: u64,
     /// CPU time per invocation.
     #[serde(with = "millis")]
+    #[schema(value_type = u64)]
     pub cpu: Duration,
     /// Wall time per invocation.
     #[serde(with = "millis")]
+    #[schema(value_type = u64)]
     pub wall: Duration,
     /// CPU time for evaluating the tenant's module at load.
     #[serde(with = "millis")]
+    #[schema(value_type = u64)]
     pub startup_cpu: Duration,
     /// In-flight invocations per tenant.
     pub max_concurrency: u32,
@@ -112,6 +118,7 @@ pub struct Limits {
     pub code_size_bytes: u64,
     /// How long a terminated isolate may take to stop before it is abandoned.
     #[serde(with = "millis")]
+    #[schema(value_type = u64)]
     pub termination_grace: Duration,
 }
 

@@ -25,9 +25,6 @@ use crate::controlplane;
 use crate::errors::ApiError;
 use crate::AppState;
 
-/// The OpenAPI document of this API.
-pub const OPENAPI: &str = include_str!("../openapi.json");
-
 /// Largest admin request body (code uploads): 64 MiB.
 const MAX_ADMIN_BODY: usize = 64 << 20;
 
@@ -48,7 +45,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .merge(api)
         .route("/v1/openapi.json", get(openapi))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY))
         .with_state(state)
 }
@@ -85,10 +82,24 @@ fn check_id(id: &str) -> Result<(), ApiError> {
     validate_tenant_id(id).map_err(ApiError::BadRequest)
 }
 
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "meta",
+    summary = "This document (no auth)", responses((status = 200, description = "OpenAPI document")))]
 async fn openapi() -> impl IntoResponse {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI)
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        crate::openapi::document(),
+    )
 }
 
+#[utoipa::path(get, path = "/healthz", tag = "meta", summary = "Liveness (no auth)",
+    responses((status = 200, description = "`ok`", content_type = "text/plain")))]
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+#[utoipa::path(get, path = "/metrics", tag = "meta", security(("bearer" = [])),
+    summary = "Prometheus metrics (bearer token; without auth only on the --metrics-listen address)",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"), (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody)))]
 async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
     let text = state.metrics.render(&crate::metrics::ProcessGauges {
         tenants: state.registry.len(),
@@ -101,6 +112,9 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 /// Where tenants run: worker threads or processes, crashes, quarantines.
+#[utoipa::path(get, path = "/v1/workers", tag = "workers", security(("bearer" = [])),
+    summary = "Where tenants run: the isolation mode; in process mode each worker process (pid, tenants, sandbox, crashes, restarts, sandbox violations) and the quarantined tenants",
+    responses((status = 200, description = "Workers", body = Object), (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody)))]
 async fn workers(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     Json(state.pool.describe())
 }
@@ -153,6 +167,8 @@ fn worker_metrics(d: &serde_json::Value) -> String {
     out
 }
 
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", security(("bearer" = [])), summary = "List tenants",
+    responses((status = 200, description = "`{\"tenants\": [{id, version, routes}]}`", body = Object), (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody)))]
 async fn list_tenants(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
@@ -164,6 +180,10 @@ async fn list_tenants(
     Ok(Json(json!({ "tenants": items })))
 }
 
+#[utoipa::path(put, path = "/v1/tenants/{id}", tag = "tenants", security(("bearer" = [])),
+    summary = "Create or update a tenant's settings", params(("id" = String, Path, description = "Tenant id: 1-63 of a-z, 0-9 and '-'")),
+    request_body = crate::config::TenantSettings,
+    responses((status = 200, description = "`{id, settings}` (secrets redacted)", body = Object), (status = 400, description = "Malformed request or tenant id", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody), (status = 409, description = "A route another tenant owns; `owner` names it", body = crate::openapi::ErrorBody), (status = 422, description = "Invalid code or settings; `field` names the JSON path", body = crate::openapi::ErrorBody)))]
 async fn put_tenant(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -201,6 +221,9 @@ fn parse_settings(body: &[u8]) -> Result<TenantSettings, ApiError> {
 
 /// A route may not be another tenant's, nor a `{tenant}.{base_domain}` name
 /// other than the tenant's own. Conflicts name the owner (operator-only API).
+#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants", security(("bearer" = [])),
+    summary = "A tenant: settings (secrets redacted), versions, usage, isolation", params(("id" = String, Path, description = "Tenant id: 1-63 of a-z, 0-9 and '-'")),
+    responses((status = 200, description = "The tenant", body = Object), (status = 400, description = "Malformed request or tenant id", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody), (status = 404, description = "Unknown tenant or version", body = crate::openapi::ErrorBody)))]
 async fn get_tenant(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -221,6 +244,9 @@ async fn get_tenant(
     })))
 }
 
+#[utoipa::path(delete, path = "/v1/tenants/{id}", tag = "tenants", security(("bearer" = [])),
+    summary = "Delete a tenant and its versions", params(("id" = String, Path, description = "Tenant id: 1-63 of a-z, 0-9 and '-'")),
+    responses((status = 204, description = "Deleted"), (status = 400, description = "Malformed request or tenant id", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody), (status = 404, description = "Unknown tenant or version", body = crate::openapi::ErrorBody)))]
 async fn delete_tenant(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -231,14 +257,15 @@ async fn delete_tenant(
 }
 
 /// The JSON form of a code upload.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Upload {
+pub(crate) struct Upload {
     /// Entry file name (default `index.js`, or the only file).
     entry: Option<String>,
     /// File name to source.
     files: BTreeMap<String, String>,
     /// A request to run against the new version before switching (must not answer 5xx).
+    #[schema(value_type = Option<Object>)]
     smoke: Option<HttpRequest>,
 }
 
@@ -248,6 +275,11 @@ struct CodeQuery {
     name: Option<String>,
 }
 
+#[utoipa::path(put, path = "/v1/tenants/{id}/code", tag = "tenants", security(("bearer" = [])),
+    summary = "Upload a module (raw JavaScript, `?name=` for its file name) or a multi-file bundle (JSON); validated (compile, load, optional smoke request) in a scratch isolate before the atomic switch",
+    params(("id" = String, Path, description = "Tenant id: 1-63 of a-z, 0-9 and '-'"), ("name" = Option<String>, Query, description = "Raw upload: the file name (default index.js)")),
+    request_body(content((Upload = "application/json"), (String = "application/javascript"))),
+    responses((status = 201, description = "Deployed", body = crate::openapi::VersionBody), (status = 400, description = "Malformed request or tenant id", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody), (status = 422, description = "Invalid code or settings; `field` names the JSON path", body = crate::openapi::ErrorBody)))]
 async fn put_code(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -287,12 +319,16 @@ async fn put_code(
     ))
 }
 
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct RollbackBody {
+pub(crate) struct RollbackBody {
     version: Option<u64>,
 }
 
+#[utoipa::path(post, path = "/v1/tenants/{id}/rollback", tag = "tenants", security(("bearer" = [])),
+    summary = "Serve an earlier version (default: the one before the current)", params(("id" = String, Path, description = "Tenant id: 1-63 of a-z, 0-9 and '-'")),
+    request_body(content = Option<RollbackBody>, description = "Optional: `{\"version\": N}`"),
+    responses((status = 200, description = "Serving", body = crate::openapi::VersionBody), (status = 400, description = "Malformed request or tenant id", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody), (status = 404, description = "Unknown tenant or version", body = crate::openapi::ErrorBody)))]
 async fn rollback(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
@@ -313,6 +349,10 @@ struct LogQuery {
     limit: Option<usize>,
 }
 
+#[utoipa::path(get, path = "/v1/tenants/{id}/logs", tag = "tenants", security(("bearer" = [])),
+    summary = "Recent console output (bounded ring, kill reports included)",
+    params(("id" = String, Path, description = "Tenant id: 1-63 of a-z, 0-9 and '-'"), ("limit" = Option<usize>, Query, description = "Lines, at most 1000 (default 100)")),
+    responses((status = 200, description = "`{id, lines}`, oldest first", body = Object), (status = 400, description = "Malformed request or tenant id", body = crate::openapi::ErrorBody), (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody), (status = 404, description = "Unknown tenant or version", body = crate::openapi::ErrorBody)))]
 async fn logs(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,

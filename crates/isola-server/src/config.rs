@@ -155,7 +155,7 @@ impl ServerConfig {
 }
 
 /// A tenant's configuration, as set by `PUT /v1/tenants/{id}`.
-#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 #[serde(default, deny_unknown_fields)]
 pub struct TenantSettings {
     /// Budgets (missing fields keep their defaults).

@@ -34,6 +34,7 @@ pub mod errors;
 pub mod framing;
 pub mod logs;
 pub mod metrics;
+pub mod openapi;
 pub mod pool;
 pub mod process;
 pub mod registry;
