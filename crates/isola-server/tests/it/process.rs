@@ -427,12 +427,12 @@ fn a_crashing_tenant_gets_a_process_of_its_own_then_quarantine() {
 #[test]
 fn a_worker_over_its_memory_ceiling_is_killed_and_named() {
     let (s, _dir) = process_server(|c| {
-        c.workers = 1;
         c.process.memory_ceiling_bytes = 400 << 20;
     });
-    deployed(&s, "acme", APP);
-    assert_eq!(s.data("acme.localhost", "/").status, 200);
-    let r = s.data("acme.localhost", "/slow/__isola_test_grow");
+    let (hog, neighbour) = two_tenants_on_different_workers(&s);
+    let stop = Arc::new(AtomicBool::new(false));
+    let loaders = load(&s, &neighbour, stop.clone());
+    let r = s.data(&host(&hog), "/slow/__isola_test_grow");
     assert_eq!(r.status, 502, "{}", r.body);
     let cause = r.json()["cause"].as_str().unwrap().to_string();
     assert!(
@@ -440,8 +440,17 @@ fn a_worker_over_its_memory_ceiling_is_killed_and_named() {
         "{cause}"
     );
     wait_until("a restart", Duration::from_secs(10), || {
-        s.data("acme.localhost", "/").status == 200
+        s.data(&host(&hog), "/").status == 200
     });
+    stop.store(true, Ordering::Relaxed);
+    for l in loaders {
+        let (n, failed) = l.join().unwrap();
+        assert!(n > 0);
+        assert!(
+            failed.is_empty(),
+            "the neighbour's requests failed: {failed:?}"
+        );
+    }
 }
 
 #[test]
