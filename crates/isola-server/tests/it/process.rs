@@ -112,6 +112,26 @@ fn wait_until(what: &str, bound: Duration, mut f: impl FnMut() -> bool) {
     }
 }
 
+/// Stops a [`load`] and asserts that none of its requests failed; returns
+/// how many were served.
+fn finish_load(
+    stop: Arc<AtomicBool>,
+    loaders: Vec<std::thread::JoinHandle<(u64, Vec<String>)>>,
+) -> u64 {
+    stop.store(true, Ordering::Relaxed);
+    let mut total = 0;
+    for l in loaders {
+        let (n, failed) = l.join().unwrap();
+        total += n;
+        assert!(
+            failed.is_empty(),
+            "the neighbour's requests failed: {failed:?}"
+        );
+    }
+    assert!(total > 0, "the neighbour was not served at all");
+    total
+}
+
 /// Hammers `tenant` from two client threads until stopped; returns
 /// (requests, failures with their statuses).
 fn load(
@@ -329,16 +349,7 @@ fn a_killed_worker_costs_only_its_own_requests() {
     wait_until("the victim to serve again", Duration::from_secs(10), || {
         s.data(&host(&victim), "/").status == 200
     });
-    stop.store(true, Ordering::Relaxed);
-    let mut total = 0;
-    for l in loaders {
-        let (n, failed) = l.join().unwrap();
-        total += n;
-        assert!(
-            failed.is_empty(),
-            "the neighbour's requests failed: {failed:?}"
-        );
-    }
+    let total = finish_load(stop, loaders);
     assert!(total > 10, "the neighbour was barely served: {total}");
     // Nothing in the store was lost.
     let t = s.admin("GET", &format!("/v1/tenants/{victim}"), None);
@@ -414,14 +425,7 @@ fn a_crashing_tenant_gets_a_process_of_its_own_then_quarantine() {
     // A new version lifts the quarantine.
     deployed(&s, &bad, APP);
     assert_eq!(s.data(&host(&bad), "/").status, 200);
-    stop.store(true, Ordering::Relaxed);
-    for l in loaders {
-        let (_, failed) = l.join().unwrap();
-        assert!(
-            failed.is_empty(),
-            "the neighbour's requests failed: {failed:?}"
-        );
-    }
+    finish_load(stop, loaders);
 }
 
 #[test]
@@ -442,15 +446,7 @@ fn a_worker_over_its_memory_ceiling_is_killed_and_named() {
     wait_until("a restart", Duration::from_secs(10), || {
         s.data(&host(&hog), "/").status == 200
     });
-    stop.store(true, Ordering::Relaxed);
-    for l in loaders {
-        let (n, failed) = l.join().unwrap();
-        assert!(n > 0);
-        assert!(
-            failed.is_empty(),
-            "the neighbour's requests failed: {failed:?}"
-        );
-    }
+    finish_load(stop, loaders);
 }
 
 #[test]
@@ -545,15 +541,7 @@ fn an_isolate_that_ignores_termination_gets_its_worker_killed() {
     );
     assert!(t0.elapsed() < Duration::from_secs(4), "{:?}", t0.elapsed());
     // The worker was drained, not cut off: the neighbour lost nothing.
-    stop.store(true, Ordering::Relaxed);
-    for l in loaders {
-        let (n, failed) = l.join().unwrap();
-        assert!(n > 0);
-        assert!(
-            failed.is_empty(),
-            "the neighbour's requests failed: {failed:?}"
-        );
-    }
+    finish_load(stop, loaders);
     // The stuck tenant runs in a process of its own from now on.
     let r = s.data("stuck.localhost", "/");
     assert_eq!(r.status, 502, "{}", r.body);
