@@ -281,3 +281,66 @@ fn metrics_listen_serves_metrics_without_the_token_and_the_admin_port_wants_it()
         other => panic!("/metrics on the admin port without the token: {other:?}"),
     }
 }
+
+/// The `isola` binary itself as supervisor and as its own sandboxed workers.
+#[test]
+fn the_isola_binary_serves_in_process_mode_with_sandboxed_workers() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let s = serve_with(&data, &["--isolation", "process"]);
+    let file = write(
+        dir.path(),
+        "w.js",
+        "export default { fetch() { return new Response('from a worker process'); } };",
+    );
+    let admin = format!("http://127.0.0.1:{}", s.admin);
+    let out = isola(
+        &data,
+        &[
+            "deploy",
+            "--tenant",
+            "proc-app",
+            file.to_str().unwrap(),
+            "--admin",
+            &admin,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        get(s.data, "proc-app.localhost").unwrap(),
+        "from a worker process"
+    );
+    let token = std::fs::read_to_string(data.join("admin-token")).unwrap();
+    let workers: serde_json::Value = ureq::get(&format!("{admin}/v1/workers"))
+        .set("Authorization", &format!("Bearer {}", token.trim()))
+        .call()
+        .unwrap()
+        .into_json()
+        .unwrap();
+    assert_eq!(workers["isolation"], "process", "{workers}");
+    let w = &workers["workers"][0];
+    assert_eq!(w["running"], true, "{workers}");
+    assert_eq!(w["sandboxed"], true, "{workers}");
+    let pid = w["pid"].as_u64().unwrap();
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    assert!(
+        status
+            .lines()
+            .any(|l| l.split_whitespace().eq(["Seccomp:", "2"])),
+        "{status}"
+    );
+    // The worker is a child of this `isola serve`, started from the same binary.
+    let ppid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("PPid:"))
+        .map(|v| v.trim().parse::<u32>().unwrap())
+        .unwrap();
+    assert_eq!(ppid, s.child.id());
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(
+        exe.canonicalize().unwrap(),
+        std::path::Path::new(env!("CARGO_BIN_EXE_isola"))
+            .canonicalize()
+            .unwrap()
+    );
+}
