@@ -121,50 +121,59 @@ async fn workers(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> 
 
 /// Process-isolation metrics from the dispatcher's description.
 fn worker_metrics(d: &serde_json::Value) -> String {
-    use std::fmt::Write;
     let mut out = String::new();
     let Some(workers) = d["workers"].as_array() else {
         return out;
     };
-    let _ = writeln!(
-        out,
-        "# HELP isola_worker_process_crashes_total Worker process deaths (crash, kill, ceiling)."
+    let name = |w: &serde_json::Value| w["name"].as_str().unwrap_or("").to_string();
+    family(
+        &mut out,
+        ("isola_worker_process_crashes_total", "counter"),
+        "Worker process deaths (crash, kill, ceiling).",
+        workers.iter().map(|w| {
+            let n = w["crashes"].as_u64().unwrap_or(0);
+            (("worker", name(w)), n)
+        }),
     );
-    let _ = writeln!(out, "# TYPE isola_worker_process_crashes_total counter");
-    for w in workers {
-        let _ = writeln!(
-            out,
-            "isola_worker_process_crashes_total{{worker=\"{}\"}} {}",
-            w["name"].as_str().unwrap_or(""),
-            w["crashes"].as_u64().unwrap_or(0)
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP isola_worker_process_up Whether the worker process runs."
+    family(
+        &mut out,
+        ("isola_worker_process_up", "gauge"),
+        "Whether the worker process runs.",
+        workers.iter().map(|w| {
+            let up = u64::from(w["running"].as_bool().unwrap_or(false));
+            (("worker", name(w)), up)
+        }),
     );
-    let _ = writeln!(out, "# TYPE isola_worker_process_up gauge");
-    for w in workers {
-        let _ = writeln!(
-            out,
-            "isola_worker_process_up{{worker=\"{}\"}} {}",
-            w["name"].as_str().unwrap_or(""),
-            u8::from(w["running"].as_bool().unwrap_or(false))
-        );
-    }
-    let _ = writeln!(
-        out,
-        "# HELP isola_tenant_quarantined Tenants refused for crashing their worker."
+    let quarantined = d["quarantined"].as_array().into_iter().flatten();
+    family(
+        &mut out,
+        ("isola_tenant_quarantined", "gauge"),
+        "Tenants refused for crashing their worker.",
+        quarantined.map(|q| {
+            (
+                ("tenant", q["tenant"].as_str().unwrap_or("").to_string()),
+                1,
+            )
+        }),
     );
-    let _ = writeln!(out, "# TYPE isola_tenant_quarantined gauge");
-    for q in d["quarantined"].as_array().into_iter().flatten() {
-        let _ = writeln!(
-            out,
-            "isola_tenant_quarantined{{tenant=\"{}\"}} 1",
-            q["tenant"].as_str().unwrap_or("")
-        );
-    }
     out
+}
+
+/// One metric family in Prometheus text format: `(name, type)`, help, and
+/// one `((label, value), sample)` per series. Label values are tenant ids and
+/// worker names (`[a-z0-9-]`), which need no escaping.
+fn family(
+    out: &mut String,
+    (name, kind): (&str, &str),
+    help: &str,
+    rows: impl Iterator<Item = ((&'static str, String), u64)>,
+) {
+    use std::fmt::Write;
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+    for ((label, value), sample) in rows {
+        let _ = writeln!(out, "{name}{{{label}=\"{value}\"}} {sample}");
+    }
 }
 
 #[utoipa::path(get, path = "/v1/tenants", tag = "tenants", security(("bearer" = [])), summary = "List tenants",
