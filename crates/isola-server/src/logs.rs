@@ -25,6 +25,16 @@ pub struct LogLine {
 /// Where a worker process sends its tenants' lines instead of keeping them.
 pub type LogForward = Box<dyn Fn(&str, ConsoleLevel, &str) + Send + Sync>;
 
+/// The longest prefix of `s` of at most `max` bytes that ends on a
+/// character boundary (cutting a `String` at a byte index panics otherwise).
+pub fn prefix(s: &str, max: usize) -> &str {
+    let mut cut = s.len().min(max);
+    while !s.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &s[..cut]
+}
+
 /// The rings of all tenants.
 #[derive(Default)]
 pub struct Logs {
@@ -66,11 +76,7 @@ impl Logs {
             .unwrap_or(0);
         if let Ok(mut rings) = self.rings.lock() {
             let ring = rings.entry(tenant.to_string()).or_default();
-            let mut cut = message.len().min(RING_BYTES);
-            while !message.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            let message = &message[..cut];
+            let message = prefix(message, RING_BYTES);
             while !ring.lines.is_empty()
                 && (ring.lines.len() >= RING_LINES || ring.bytes + message.len() > RING_BYTES)
             {

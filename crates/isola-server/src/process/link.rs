@@ -853,13 +853,7 @@ impl Link {
             Kind::Validated => {
                 let r: Result<(), String> = f.parse().map_err(|e| e.to_string())?;
                 if let Some(tx) = lock(&self.state).validations.remove(&f.id) {
-                    let _ = tx.send(r.map_err(|e| {
-                        let mut cut = e.len().min(64 << 10);
-                        while !e.is_char_boundary(cut) {
-                            cut -= 1;
-                        }
-                        e[..cut].to_string()
-                    }));
+                    let _ = tx.send(r.map_err(|e| crate::logs::prefix(&e, 64 << 10).to_string()));
                 }
                 Ok(())
             }

@@ -537,9 +537,8 @@ fn head_of(r: Reply) -> (ReplyHead, Option<Body>) {
                     })
                 }
                 other => {
-                    let mut d = format!("{other:?}");
-                    d.truncate(200);
-                    Ok(WireOutput::Other(d))
+                    let d = format!("{other:?}");
+                    Ok(WireOutput::Other(crate::logs::prefix(&d, 200).to_string()))
                 }
             }
         }
