@@ -360,13 +360,15 @@ pub struct ProcessGauges {
 
 /// Resident set size of this process (Linux), 0 elsewhere.
 pub fn rss_bytes() -> u64 {
-    std::fs::read_to_string("/proc/self/statm")
-        .ok()
-        .and_then(|s| {
-            s.split_whitespace()
-                .nth(1)
-                .and_then(|p| p.parse::<u64>().ok())
-        })
-        .map(|pages| pages * 4096)
-        .unwrap_or(0)
+    rss_bytes_of("self").unwrap_or(0)
+}
+
+/// Resident memory of process `pid` (`"self"` or a number), from
+/// `/proc/PID/statm`; `None` where it cannot be read.
+pub fn rss_bytes_of(pid: &str) -> Option<u64> {
+    let statm = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf takes a plain integer.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * u64::try_from(page).unwrap_or(4096))
 }

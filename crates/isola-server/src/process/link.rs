@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::wire::{
     read_frame, write_frames, DeployMsg, Event, Frame, Hello, InvokeMsg, Kind, LogMsg, Pong,
-    ReplyHead, ValidateMsg, WireOutput, MAX_CHUNK, PROTOCOL_VERSION, WINDOW,
+    ReplyHead, ReplyMeta, ValidateMsg, WireOutput, MAX_CHUNK, PROTOCOL_VERSION, WINDOW,
 };
 use super::worker::{invoke_payload, WorkerArgs, ENV_ARGS, ENV_FD};
 use crate::config::ProcessConfig;
@@ -88,76 +88,65 @@ pub struct LinkEnv {
     pub metrics: Arc<Metrics>,
 }
 
-enum Pending {
+/// A request on the worker: what every stage has, and the stage.
+struct Pending {
+    tenant: String,
+    /// Past this the worker has held the request far longer than the
+    /// tenant's wall limit allows: it is not doing its job.
+    deadline: Instant,
+    /// The credit of a streamed request body (closed when the request ends).
+    req_credit: Option<Arc<Semaphore>>,
+    stage: Stage,
+}
+
+enum Stage {
     /// Waiting for the head.
     Head {
-        deadline: Instant,
-        tenant: String,
         max_body: u64,
         reply: oneshot::Sender<Result<Reply, DispatchError>>,
         permit: Permit,
-        req_credit: Option<Arc<Semaphore>>,
     },
     /// A whole body being collected.
     Full {
-        deadline: Instant,
         _permit: Permit,
         reply: oneshot::Sender<Result<Reply, DispatchError>>,
-        meta: Meta,
+        meta: ReplyMeta,
         status: u16,
         headers: Vec<(String, String)>,
         body: BytesMut,
         max_body: u64,
-        tenant: String,
-        req_credit: Option<Arc<Semaphore>>,
     },
     /// A streamed body being forwarded.
     Stream {
-        deadline: Instant,
         tx: mpsc::UnboundedSender<Bytes>,
         queued: Arc<AtomicUsize>,
         fail: Option<oneshot::Sender<String>>,
-        tenant: String,
-        req_credit: Option<Arc<Semaphore>>,
     },
 }
 
+/// Stops a request's upload, if it has one.
+fn close(req_credit: &Option<Arc<Semaphore>>) {
+    if let Some(c) = req_credit {
+        c.close();
+    }
+}
+
 impl Pending {
-    fn tenant(&self) -> &str {
-        match self {
-            Pending::Head { tenant, .. }
-            | Pending::Full { tenant, .. }
-            | Pending::Stream { tenant, .. } => tenant,
-        }
+    /// The request is over: its upload, if any, stops.
+    fn finish(&self) {
+        close(&self.req_credit);
     }
 
-    /// Past this the worker has held the request far longer than the
-    /// tenant's wall limit allows: it is not doing its job.
-    fn deadline(&self) -> Instant {
-        match self {
-            Pending::Head { deadline, .. }
-            | Pending::Full { deadline, .. }
-            | Pending::Stream { deadline, .. } => *deadline,
-        }
-    }
-
-    fn req_credit(&self) -> Option<&Arc<Semaphore>> {
-        match self {
-            Pending::Head { req_credit, .. }
-            | Pending::Full { req_credit, .. }
-            | Pending::Stream { req_credit, .. } => req_credit.as_ref(),
-        }
-    }
-
+    /// Answers the request for a dead worker.
     fn fail(self, cause: &str) {
-        let err = || DispatchError::WorkerCrashed {
-            cause: cause.to_string(),
-        };
-        match self {
-            Pending::Head { reply, .. } | Pending::Full { reply, .. } => {
-                let _ = reply.send(Err(err()));
+        self.finish();
+        match self.stage {
+            Stage::Head { reply, .. } | Stage::Full { reply, .. } => {
+                let _ = reply.send(Err(DispatchError::WorkerCrashed {
+                    cause: cause.to_string(),
+                }));
             }
-            Pending::Stream { fail, .. } => {
+            Stage::Stream { fail, .. } => {
                 if let Some(f) = fail {
                     let _ = f.send(format!("the worker process died: {cause}"));
                 }
@@ -296,7 +285,6 @@ impl Link {
                 let status = child.wait().await.ok();
                 let mut detail = String::new();
                 if let Some(mut err) = child.stderr.take() {
-                    use tokio::io::AsyncReadExt;
                     let mut buf = Vec::new();
                     let _ = tokio::time::timeout(
                         Duration::from_millis(200),
@@ -311,16 +299,15 @@ impl Link {
                 ));
             }
         };
-        if env.config.sandbox && hello.sandboxed != super::sandbox::is_filtered(pid) {
+        // The kernel's word, not only the worker's: /proc/PID/status must
+        // show the filter.
+        let filtered = super::sandbox::is_filtered(pid);
+        if env.config.sandbox && !(hello.sandboxed && filtered) {
             let _ = child.start_kill();
             return Err(format!(
-                "worker {} says sandboxed={} but /proc/{pid}/status disagrees",
+                "worker {} runs without its sandbox (it reports sandboxed={}; /proc/{pid}/status shows a seccomp filter: {filtered})",
                 args.name, hello.sandboxed
             ));
-        }
-        if env.config.sandbox && !hello.sandboxed {
-            let _ = child.start_kill();
-            return Err(format!("worker {} did not install its sandbox", args.name));
         }
         let (out, out_rx) = mpsc::unbounded_channel::<Frame>();
         let cache_backlog = Arc::new(AtomicUsize::new(0));
@@ -449,7 +436,7 @@ impl Link {
                     if lock(&link.state).dead.is_some() {
                         return;
                     }
-                    if let Some(rss) = rss_bytes(link.pid) {
+                    if let Some(rss) = crate::metrics::rss_bytes_of(&link.pid.to_string()) {
                         if rss > config.memory_ceiling_bytes {
                             let suspects = link.in_flight_tenants();
                             link.kill(
@@ -468,8 +455,8 @@ impl Link {
                         let s = lock(&link.state);
                         s.pending
                             .values()
-                            .find(|p| p.deadline() < now)
-                            .map(|p| p.tenant().to_string())
+                            .find(|p| p.deadline < now)
+                            .map(|p| p.tenant.clone())
                     };
                     if let Some(t) = overdue {
                         link.kill(
@@ -555,7 +542,7 @@ impl Link {
                 let others = lock(&link.state)
                     .pending
                     .values()
-                    .any(|p| p.tenant() != tenant);
+                    .any(|p| p.tenant != tenant);
                 if !others {
                     break;
                 }
@@ -593,7 +580,7 @@ impl Link {
 
     fn in_flight_tenants(&self) -> Vec<String> {
         let s = lock(&self.state);
-        let mut t: Vec<String> = s.pending.values().map(|p| p.tenant().to_string()).collect();
+        let mut t: Vec<String> = s.pending.values().map(|p| p.tenant.clone()).collect();
         t.sort();
         t.dedup();
         t
@@ -626,18 +613,10 @@ impl Link {
                 .map(str::trim)
                 .filter(|t| lock(&self.state).tenants.contains(*t))
                 .map(str::to_string);
-            let cause = line.trim_start_matches("isola: ").to_string();
-            return match named {
-                Some(t) => Exit {
-                    pid: self.pid,
-                    cause,
-                    suspects: with(vec![t]),
-                },
-                None => Exit {
-                    pid: self.pid,
-                    cause,
-                    suspects: in_flight,
-                },
+            return Exit {
+                pid: self.pid,
+                cause: line.trim_start_matches("isola: ").to_string(),
+                suspects: with(named.into_iter().collect()),
             };
         }
         let cause = match status {
@@ -667,9 +646,6 @@ impl Link {
             )
         };
         for (_, p) in pending {
-            if let Some(c) = p.req_credit() {
-                c.close();
-            }
             p.fail(cause);
         }
         for (_, v) in validations {
@@ -681,14 +657,9 @@ impl Link {
         let mut s = lock(&self.state);
         if s.deployed.insert(dep.generation) {
             s.tenants.insert(dep.id.clone());
-            let msg = DeployMsg {
-                id: dep.id.clone(),
-                version: dep.version,
-                generation: dep.generation,
-                settings: (*dep.settings).clone(),
-                code: (*dep.code).clone(),
-            };
-            let _ = self.out.send(Frame::json(Kind::Deploy, 0, &msg));
+            let _ = self
+                .out
+                .send(Frame::json(Kind::Deploy, 0, &DeployMsg::of(dep)));
         }
     }
 
@@ -725,13 +696,15 @@ impl Link {
             }
             s.pending.insert(
                 id,
-                Pending::Head {
-                    deadline: Instant::now() + dep.settings.limits.wall + REQUEST_GRACE,
+                Pending {
                     tenant: dep.id.clone(),
-                    max_body: dep.settings.limits.external_memory_bytes,
-                    reply,
-                    permit,
+                    deadline: Instant::now() + dep.settings.limits.wall + REQUEST_GRACE,
                     req_credit: req_credit.clone(),
+                    stage: Stage::Head {
+                        max_body: dep.settings.limits.external_memory_bytes,
+                        reply,
+                        permit,
+                    },
                 },
             );
         }
@@ -771,13 +744,7 @@ impl Link {
             s.tenants.insert(dep.id.clone());
         }
         let msg = ValidateMsg {
-            deploy: DeployMsg {
-                id: dep.id.clone(),
-                version: dep.version,
-                generation: dep.generation,
-                settings: (*dep.settings).clone(),
-                code: (*dep.code).clone(),
-            },
+            deploy: DeployMsg::of(dep),
             smoke,
         };
         let _ = self.out.send(Frame::json(Kind::Validate, id, &msg));
@@ -801,7 +768,7 @@ impl Link {
                 if let Some(c) = lock(&self.state)
                     .pending
                     .get(&f.id)
-                    .and_then(|p| p.req_credit().cloned())
+                    .and_then(|p| p.req_credit.clone())
                 {
                     if c.available_permits() + (n as usize) > 2 * WINDOW as usize {
                         return Err("request body credit past the window".into());
@@ -920,80 +887,50 @@ impl Link {
     }
 
     fn on_head(self: &Arc<Self>, f: Frame) -> Result<(), String> {
-        let head: ReplyHead = f.parse().map_err(|e| e.to_string())?;
+        let ReplyHead { result, meta } = f.parse().map_err(|e| e.to_string())?;
         let mut s = lock(&self.state);
-        let Some(Pending::Head {
-            deadline,
-            tenant,
-            max_body,
-            reply,
-            permit,
-            req_credit,
-        }) = s.pending.remove(&f.id)
-        else {
+        let Some(p) = s.pending.remove(&f.id) else {
             return Err(format!(
                 "a head for request {} that is not waiting for one",
                 f.id
             ));
         };
-        let ReplyHead {
-            result,
-            cpu_us,
-            wall_us,
-            cold,
-            prewarmed,
-            cache,
-            heap_bytes,
-        } = head;
-        let meta = Meta {
-            cpu_us,
-            wall_us,
-            cold,
-            prewarmed,
-            cache,
-            heap_bytes,
+        let Stage::Head {
+            max_body,
+            reply,
+            permit,
+        } = p.stage
+        else {
+            return Err(format!("a second head for request {}", f.id));
         };
-        let finished = |c: &Option<Arc<Semaphore>>| {
-            if let Some(c) = c {
-                c.close();
-            }
-        };
-        match result {
+        let stage = match result {
             Err(e) => {
-                finished(&req_credit);
+                close(&p.req_credit);
                 let _ = match e.into_error() {
-                    Ok(err) => reply.send(Ok(meta.reply(Err(err), None))),
+                    Ok(err) => reply.send(Ok(reply_of(meta, Err(err), None))),
                     Err(refusal) => reply.send(Err(refusal)),
                 };
-                drop(permit);
+                return Ok(());
             }
             Ok(WireOutput::Other(desc)) => {
-                finished(&req_credit);
+                close(&p.req_credit);
                 let out = Output::Json(serde_json::Value::String(desc));
-                let _ = reply.send(Ok(meta.reply(Ok(out), None)));
-                drop(permit);
+                let _ = reply.send(Ok(reply_of(meta, Ok(out), None)));
+                return Ok(());
             }
             Ok(WireOutput::Response {
                 status,
                 headers,
                 streamed: false,
-            }) => {
-                s.pending.insert(
-                    f.id,
-                    Pending::Full {
-                        deadline,
-                        _permit: permit,
-                        reply,
-                        meta,
-                        status,
-                        headers,
-                        body: BytesMut::new(),
-                        max_body,
-                        tenant,
-                        req_credit,
-                    },
-                );
-            }
+            }) => Stage::Full {
+                _permit: permit,
+                reply,
+                meta,
+                status,
+                headers,
+                body: BytesMut::new(),
+                max_body,
+            },
             Ok(WireOutput::Response {
                 status,
                 headers,
@@ -1003,22 +940,11 @@ impl Link {
                 let (body_tx, body_rx) = mpsc::channel(WINDOW as usize);
                 let (fail_tx, fail_rx) = oneshot::channel::<String>();
                 let queued = Arc::new(AtomicUsize::new(0));
-                s.pending.insert(
-                    f.id,
-                    Pending::Stream {
-                        deadline,
-                        tx,
-                        queued: queued.clone(),
-                        fail: Some(fail_tx),
-                        tenant,
-                        req_credit,
-                    },
-                );
                 tokio::spawn(forward_stream(
                     rx,
                     fail_rx,
                     body_tx,
-                    queued,
+                    queued.clone(),
                     self.out.clone(),
                     f.id,
                     permit,
@@ -1029,9 +955,16 @@ impl Link {
                     body: Vec::new(),
                     streamed: true,
                 };
-                let _ = reply.send(Ok(meta.reply(Ok(Output::Response(response)), Some(body_rx))));
+                let out = Ok(Output::Response(response));
+                let _ = reply.send(Ok(reply_of(meta, out, Some(body_rx))));
+                Stage::Stream {
+                    tx,
+                    queued,
+                    fail: Some(fail_tx),
+                }
             }
-        }
+        };
+        s.pending.insert(f.id, Pending { stage, ..p });
         Ok(())
     }
 
@@ -1041,120 +974,97 @@ impl Link {
             // A body of a request already answered (e.g. cancelled): ignored.
             return Ok(());
         };
-        match p {
-            Pending::Head { .. } => Err(format!("body before head for request {}", f.id)),
-            Pending::Full { body, max_body, .. } => match f.kind {
-                Kind::RespChunk => {
-                    if (body.len() + f.payload.len()) as u64 > (*max_body).max(1 << 20) {
-                        return Err(format!(
-                            "response body past the tenant's limit of {max_body} bytes"
-                        ));
-                    }
-                    body.extend_from_slice(&f.payload);
-                    // Credit in batches of half the window: a small body
-                    // (one chunk) costs no credit frame at all.
-                    let chunks = body.len().div_ceil(MAX_CHUNK);
-                    if chunks % (WINDOW as usize / 2) == 0 {
-                        let _ = self
-                            .out
-                            .send(Frame::credit(Kind::RespCredit, f.id, WINDOW / 2));
-                    }
-                    Ok(())
+        match (&mut p.stage, f.kind) {
+            (Stage::Head { .. }, _) => {
+                return Err(format!("body before head for request {}", f.id));
+            }
+            (Stage::Full { body, max_body, .. }, Kind::RespChunk) => {
+                if (body.len() + f.payload.len()) as u64 > (*max_body).max(1 << 20) {
+                    return Err(format!(
+                        "response body past the tenant's limit of {max_body} bytes"
+                    ));
                 }
-                _ => {
-                    let Some(Pending::Full {
-                        reply,
-                        meta,
+                body.extend_from_slice(&f.payload);
+                // Credit in batches of half the window: a small body (one
+                // chunk) costs no credit frame at all.
+                let chunks = body.len().div_ceil(MAX_CHUNK);
+                if chunks % (WINDOW as usize / 2) == 0 {
+                    let _ = self
+                        .out
+                        .send(Frame::credit(Kind::RespCredit, f.id, WINDOW / 2));
+                }
+                return Ok(());
+            }
+            (Stage::Stream { tx, queued, .. }, Kind::RespChunk) => {
+                if queued.fetch_add(1, Ordering::SeqCst) >= 2 * WINDOW as usize {
+                    return Err("response chunks past the credit window".into());
+                }
+                let _ = tx.send(f.payload);
+                return Ok(());
+            }
+            _ => {}
+        }
+        // The end of a body (RespEnd) or its failure (RespError): the
+        // request is over.
+        let Some(p) = s.pending.remove(&f.id) else {
+            return Ok(());
+        };
+        p.finish();
+        let failure = || String::from_utf8_lossy(&f.payload).into_owned();
+        match p.stage {
+            Stage::Full {
+                reply,
+                meta,
+                status,
+                headers,
+                body,
+                ..
+            } => {
+                let output = if f.kind == Kind::RespEnd {
+                    Ok(Output::Response(HttpResponse {
                         status,
                         headers,
-                        body,
-                        req_credit,
-                        ..
-                    }) = s.pending.remove(&f.id)
-                    else {
-                        return Ok(());
-                    };
-                    if let Some(c) = req_credit {
-                        c.close();
-                    }
-                    let output = if f.kind == Kind::RespEnd {
-                        Ok(Output::Response(HttpResponse {
-                            status,
-                            headers,
-                            body: body.to_vec(),
-                            streamed: false,
-                        }))
-                    } else {
-                        Err(Error::Internal(format!(
-                            "the response body failed: {}",
-                            String::from_utf8_lossy(&f.payload)
-                        )))
-                    };
-                    let _ = reply.send(Ok(meta.reply(output, None)));
-                    Ok(())
-                }
-            },
-            Pending::Stream {
-                tx, queued, fail, ..
-            } => match f.kind {
-                Kind::RespChunk => {
-                    if queued.fetch_add(1, Ordering::SeqCst) >= 2 * WINDOW as usize {
-                        return Err("response chunks past the credit window".into());
-                    }
-                    let _ = tx.send(f.payload);
-                    Ok(())
-                }
-                _ => {
-                    if f.kind == Kind::RespError {
-                        if let Some(fail) = fail.take() {
-                            let _ = fail.send(String::from_utf8_lossy(&f.payload).into_owned());
-                        }
-                    }
-                    // The stream is over: forget it, and stop its upload.
-                    if let Some(c) = s
-                        .pending
-                        .remove(&f.id)
-                        .as_ref()
-                        .and_then(|p| p.req_credit())
-                    {
-                        c.close();
-                    }
-                    Ok(())
-                }
-            },
+                        body: body.to_vec(),
+                        streamed: false,
+                    }))
+                } else {
+                    Err(Error::Internal(format!(
+                        "the response body failed: {}",
+                        failure()
+                    )))
+                };
+                let _ = reply.send(Ok(reply_of(meta, output, None)));
+            }
+            Stage::Stream {
+                fail: Some(fail), ..
+            } if f.kind == Kind::RespError => {
+                let _ = fail.send(failure());
+            }
+            // A stream that ended: dropping its sender ends the client's body.
+            Stage::Stream { .. } | Stage::Head { .. } => {}
         }
+        Ok(())
     }
 }
 
-/// What a reply head says besides the outcome.
-struct Meta {
-    cpu_us: u64,
-    wall_us: u64,
-    cold: bool,
-    prewarmed: bool,
-    cache: Vec<isola_core::CacheEvent>,
-    heap_bytes: u64,
-}
-
-impl Meta {
-    fn reply(
-        self,
-        output: Result<Output, Error>,
-        body: Option<mpsc::Receiver<Result<Bytes, std::io::Error>>>,
-    ) -> Reply {
-        Reply {
-            result: output.map(|output| Invoked {
-                output,
-                cpu: Duration::from_micros(self.cpu_us),
-                wall: Duration::from_micros(self.wall_us),
-                cold: self.cold,
-            }),
-            cold: self.cold,
-            prewarmed: self.prewarmed,
-            cache: self.cache,
-            heap_bytes: self.heap_bytes,
-            body,
-        }
+/// The data plane's reply for a head's `meta` and what the handler gave.
+fn reply_of(
+    meta: ReplyMeta,
+    output: Result<Output, Error>,
+    body: Option<mpsc::Receiver<Result<Bytes, std::io::Error>>>,
+) -> Reply {
+    Reply {
+        result: output.map(|output| Invoked {
+            output,
+            cpu: Duration::from_micros(meta.cpu_us),
+            wall: Duration::from_micros(meta.wall_us),
+            cold: meta.cold,
+        }),
+        cold: meta.cold,
+        prewarmed: meta.prewarmed,
+        cache: meta.cache,
+        heap_bytes: meta.heap_bytes,
+        body,
     }
 }
 
@@ -1239,15 +1149,6 @@ async fn pump_request_body(
             return;
         }
     }
-}
-
-/// Resident memory of process `pid` (Linux `/proc/PID/statm`).
-fn rss_bytes(pid: u32) -> Option<u64> {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
-    let pages: u64 = s.split_whitespace().nth(1)?.parse().ok()?;
-    // SAFETY: sysconf takes a plain integer.
-    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    Some(pages * u64::try_from(page).unwrap_or(4096))
 }
 
 fn signal_name(sig: i32) -> &'static str {

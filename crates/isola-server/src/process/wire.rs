@@ -316,6 +316,19 @@ pub struct DeployMsg {
     pub code: isola_core::TenantCode,
 }
 
+impl DeployMsg {
+    /// The message for `dep`.
+    pub fn of(dep: &crate::pool::Deployment) -> DeployMsg {
+        DeployMsg {
+            id: dep.id.clone(),
+            version: dep.version,
+            generation: dep.generation,
+            settings: (*dep.settings).clone(),
+            code: (*dep.code).clone(),
+        }
+    }
+}
+
 /// A request, without its body.
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct InvokeMsg {
@@ -345,6 +358,14 @@ pub struct ValidateMsg {
 pub struct ReplyHead {
     /// The handler's outcome.
     pub result: Result<WireOutput, WireErr>,
+    /// What the request cost and found.
+    #[serde(flatten)]
+    pub meta: ReplyMeta,
+}
+
+/// What a reply head says besides the outcome.
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub struct ReplyMeta {
     /// CPU time of the handler (µs).
     pub cpu_us: u64,
     /// Wall time of the handler (µs).

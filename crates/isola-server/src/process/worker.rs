@@ -25,8 +25,8 @@ use tokio::sync::{mpsc, Semaphore};
 
 use super::wire::{
     read_frame, write_frames, DeployMsg, Event, Frame, Hello, InvokeMsg, Kind, LogMsg, Pong,
-    ReplyHead, ValidateMsg, WireErr, WireOutput, MAX_CHUNK, MAX_TO_WORKER, PROTOCOL_VERSION,
-    WINDOW,
+    ReplyHead, ReplyMeta, ValidateMsg, WireErr, WireOutput, MAX_CHUNK, MAX_TO_WORKER,
+    PROTOCOL_VERSION, WINDOW,
 };
 use crate::dispatch::DispatchError;
 use crate::logs::Logs;
@@ -400,12 +400,7 @@ pub(super) fn invoke_payload(m: &InvokeMsg, body: &[u8]) -> Vec<u8> {
 fn failed_head(e: WireErr) -> ReplyHead {
     ReplyHead {
         result: Err(e),
-        cpu_us: 0,
-        wall_us: 0,
-        cold: false,
-        prewarmed: false,
-        cache: Vec::new(),
-        heap_bytes: 0,
+        meta: ReplyMeta::default(),
     }
 }
 
@@ -510,19 +505,17 @@ fn dispatch_err(e: DispatchError) -> WireErr {
 
 fn head_of(r: Reply) -> (ReplyHead, Option<Body>) {
     let mut body = None;
-    let mut head = ReplyHead {
-        result: Err(WireErr::NeverSettled),
-        cpu_us: 0,
-        wall_us: 0,
+    let mut meta = ReplyMeta {
         cold: r.cold,
         prewarmed: r.prewarmed,
         cache: r.cache,
         heap_bytes: r.heap_bytes,
+        ..ReplyMeta::default()
     };
-    head.result = match r.result {
+    let result = match r.result {
         Ok(inv) => {
-            head.cpu_us = inv.cpu.as_micros() as u64;
-            head.wall_us = inv.wall.as_micros() as u64;
+            meta.cpu_us = inv.cpu.as_micros() as u64;
+            meta.wall_us = inv.wall.as_micros() as u64;
             match inv.output {
                 Output::Response(resp) => {
                     let streamed = resp.streamed && r.body.is_some();
@@ -544,7 +537,7 @@ fn head_of(r: Reply) -> (ReplyHead, Option<Body>) {
         }
         Err(e) => Err(e.into()),
     };
-    (head, body)
+    (ReplyHead { result, meta }, body)
 }
 
 /// A streamed request body fed by [`Kind::ReqChunk`] frames; each chunk
