@@ -354,7 +354,16 @@ impl Link {
                         }
                     };
                 link.reaped.store(true, Ordering::SeqCst);
-                let _ = tokio::time::timeout(Duration::from_millis(50), stderr_done).await;
+                // Only an abort (a fatal error) or an exit of its own leaves a
+                // last stderr line worth waiting for; a kill or a fault
+                // answers its requests at once.
+                let reported = status.is_some_and(|s| {
+                    use std::os::unix::process::ExitStatusExt;
+                    s.code().is_some() || s.signal() == Some(libc::SIGABRT)
+                });
+                if reported && lock(&link.kill_reason).is_none() {
+                    let _ = tokio::time::timeout(Duration::from_millis(50), stderr_done).await;
+                }
                 let fatal = lock(&fatal).take();
                 let exit = link.exit_report(status, fatal);
                 link.fail_all(&exit.cause);
