@@ -113,15 +113,27 @@ async fn metrics(State(state): State<Arc<AppState>>) -> impl IntoResponse {
 
 /// Where tenants run: worker threads or processes, crashes, quarantines.
 #[utoipa::path(get, path = "/v1/workers", tag = "workers", security(("bearer" = [])),
-    summary = "Where tenants run: the isolation mode; in process mode each worker process (pid, tenants, sandbox, crashes, restarts, sandbox violations) and the quarantined tenants",
+    summary = "Where tenants run: the isolation mode; in thread mode each worker thread (role: shared, probation or penalty; takeovers); in process mode each worker process (pid, tenants, sandbox, crashes, restarts, sandbox violations) and the quarantined tenants",
     responses((status = 200, description = "Workers", body = Object), (status = 401, description = "Missing or wrong bearer token", body = crate::openapi::ErrorBody)))]
 async fn workers(State(state): State<Arc<AppState>>) -> Json<serde_json::Value> {
     Json(state.pool.describe())
 }
 
-/// Process-isolation metrics from the dispatcher's description.
+/// Worker metrics from the dispatcher's description: takeovers of worker
+/// threads; in process mode, the worker processes and quarantines.
 fn worker_metrics(d: &serde_json::Value) -> String {
     let mut out = String::new();
+    if let Some(threads) = d["threads"].as_array() {
+        family(
+            &mut out,
+            ("isola_worker_takeovers_total", "counter"),
+            "Worker threads replaced because one turn held them past the turn limit.",
+            threads.iter().map(|w| {
+                let name = w["name"].as_str().unwrap_or("").to_string();
+                (("worker", name), w["takeovers"].as_u64().unwrap_or(0))
+            }),
+        );
+    }
     let Some(workers) = d["workers"].as_array() else {
         return out;
     };

@@ -221,7 +221,7 @@ impl Server {
             if let Some(v) = t.current {
                 match store.code(&t.id, v)? {
                     Some(code) => {
-                        registry.set_current(&t.id, v, code);
+                        registry.restore_current(&t.id, v, code);
                     }
                     None => {
                         tracing::warn!(tenant = %t.id, version = v, "current version missing from the store")
@@ -235,6 +235,7 @@ impl Server {
             prewarm: config.prewarm_per_worker,
             max_warm: (config.max_warm_isolates / workers).max(1),
             max_heap: config.memory_budget_bytes / workers as u64,
+            probation: true,
         };
         let metrics = Arc::new(Metrics::default());
         let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -40,11 +40,13 @@ impl Registry {
         code: Arc<TenantCode>,
         settings: &Arc<TenantSettings>,
         gate: &ConcurrencyGate,
+        restored: bool,
     ) -> Arc<Deployment> {
         Arc::new(Deployment {
             id: id.to_string(),
             version,
             generation: self.next_generation(),
+            restored,
             settings: settings.clone(),
             code,
             gate: gate.clone(),
@@ -57,10 +59,10 @@ impl Registry {
         let settings = Arc::new(settings);
         let gate = ConcurrencyGate::new(id, settings.limits.max_concurrency);
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
-        let current = inner
-            .get(id)
-            .and_then(|e| e.current.clone())
-            .map(|d| self.deployment(id, d.version, d.code.clone(), &settings, &gate));
+        let current = inner.get(id).and_then(|e| e.current.clone()).map(|d| {
+            let code = d.code.clone();
+            self.deployment(id, d.version, code, &settings, &gate, d.restored)
+        });
         inner.insert(
             id.to_string(),
             Entry {
@@ -75,6 +77,22 @@ impl Registry {
 
     /// Makes `code` (stored as `version`) the serving deployment.
     pub fn set_current(&self, id: &str, version: u64, code: TenantCode) -> Arc<Deployment> {
+        self.make_current(id, version, code, false)
+    }
+
+    /// At startup: `code` (stored as `version`) served before the server
+    /// started, and serves again.
+    pub fn restore_current(&self, id: &str, version: u64, code: TenantCode) -> Arc<Deployment> {
+        self.make_current(id, version, code, true)
+    }
+
+    fn make_current(
+        &self,
+        id: &str,
+        version: u64,
+        code: TenantCode,
+        restored: bool,
+    ) -> Arc<Deployment> {
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
         let entry = inner.entry(id.to_string()).or_insert_with(|| {
             let settings = Arc::new(TenantSettings::default());
@@ -84,7 +102,8 @@ impl Registry {
                 current: None,
             }
         });
-        let dep = self.deployment(id, version, Arc::new(code), &entry.settings, &entry.gate);
+        let code = Arc::new(code);
+        let dep = self.deployment(id, version, code, &entry.settings, &entry.gate, restored);
         entry.current = Some(dep.clone());
         dep
     }
@@ -99,7 +118,7 @@ impl Registry {
                 (s, g)
             }
         };
-        self.deployment(id, 0, Arc::new(code), &settings, &gate)
+        self.deployment(id, 0, Arc::new(code), &settings, &gate, false)
     }
 
     /// The serving deployment of `id`.

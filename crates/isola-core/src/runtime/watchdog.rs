@@ -376,37 +376,69 @@ fn due_kill(w: &Watch, now: Instant) -> Option<Kill> {
 
 const TICK: Duration = Duration::from_millis(1);
 
+/// What the watchdog does to one isolate after a tick.
+enum Act {
+    /// Record the kill; if it is the first cause, ask for an interrupt.
+    Stop(Kill),
+    /// The interrupt did not come within the grace period (of slice `seq`).
+    Terminate(u64),
+    /// Nor within two: the runtime is never reused.
+    Abandon(u64),
+}
+
 fn run(shared: Arc<Shared>) {
-    let mut watches = shared.watches.lock().unwrap_or_else(|p| p.into_inner());
+    let mut acts: Vec<(Arc<KillState>, Act)> = Vec::new();
     loop {
-        if watches.is_empty() {
-            watches = shared.cv.wait(watches).unwrap_or_else(|p| p.into_inner());
-            continue;
-        }
-        let now = Instant::now();
-        for w in watches.values_mut() {
-            if let Some(fired) = w.fired_at {
-                let since = now.duration_since(fired);
-                if since > w.grace * 2 {
-                    w.handle.abandoned.store(true, Ordering::SeqCst);
-                    w.handle.handle.terminate_execution();
-                } else if since > w.grace {
-                    w.handle.handle.terminate_execution();
-                }
-                continue;
+        {
+            let mut watches = shared.watches.lock().unwrap_or_else(|p| p.into_inner());
+            while watches.is_empty() {
+                watches = shared.cv.wait(watches).unwrap_or_else(|p| p.into_inner());
             }
-            let kill = due_kill(w, now);
-            if let Some(kill) = kill {
-                w.fired_at = Some(now);
-                if w.handle.set_kill(kill) {
-                    w.handle.request_stop();
+            let now = Instant::now();
+            for w in watches.values_mut() {
+                if let Some(fired) = w.fired_at {
+                    let since = now.duration_since(fired);
+                    if since > w.grace * 2 {
+                        acts.push((w.handle.clone(), Act::Abandon(w.seq)));
+                    } else if since > w.grace {
+                        acts.push((w.handle.clone(), Act::Terminate(w.seq)));
+                    }
+                    continue;
+                }
+                if let Some(kill) = due_kill(w, now) {
+                    w.fired_at = Some(now);
+                    acts.push((w.handle.clone(), Act::Stop(kill)));
                 }
             }
         }
-        let (g, _) = shared
-            .cv
-            .wait_timeout(watches, TICK)
-            .unwrap_or_else(|p| p.into_inner());
-        watches = g;
+        // Outside the lock: these calls take the isolate's own locks, which
+        // its thread may hold while it runs at low priority. Workers that
+        // start or end a slice must never wait for that.
+        for (ks, act) in acts.drain(..) {
+            match act {
+                Act::Stop(kill) => {
+                    if ks.set_kill(kill) {
+                        ks.request_stop();
+                    }
+                }
+                // Only while that slice still runs: a termination that
+                // reached the isolate's next invocation would kill it with
+                // no cause recorded.
+                Act::Terminate(seq) | Act::Abandon(seq)
+                    if ks.seq.load(Ordering::SeqCst) != seq
+                        || !ks.running.load(Ordering::SeqCst) => {}
+                Act::Terminate(_) => {
+                    ks.handle.terminate_execution();
+                }
+                Act::Abandon(_) => {
+                    ks.abandoned.store(true, Ordering::SeqCst);
+                    ks.handle.terminate_execution();
+                }
+            }
+        }
+        let watches = shared.watches.lock().unwrap_or_else(|p| p.into_inner());
+        if !watches.is_empty() {
+            let _ = shared.cv.wait_timeout(watches, TICK);
+        }
     }
 }

@@ -1,7 +1,12 @@
 //! The worker pool: threads that own tenant isolates.
 //!
-//! A tenant always lives on the same worker (`hash(id) % workers`); requests
-//! reach it over the worker's queue. Each worker runs an event loop over its
+//! A proven tenant always lives on the same shared worker
+//! (`hash(id) % workers`); requests reach it over the worker's queue. A
+//! tenant version runs on the probation worker until one of its requests has
+//! run to its end within its limits, and on the penalty worker (at the lowest
+//! priority) for a while after it broke one (see [`quarantine`]): code whose
+//! behaviour is unknown, or known bad, never holds up the shared workers'
+//! tenants. Each worker runs an event loop over its
 //! tenants: it begins queued invocations, resumes those whose timers are due
 //! and sleeps until the next wake-up or job, so one tenant awaiting a timer
 //! never holds up the others. A tenant runs one invocation at a time; later
@@ -34,11 +39,14 @@ use crate::metrics::Metrics;
 mod quarantine;
 mod stream;
 mod takeover;
+pub(crate) mod trust;
 mod validate;
 mod worker;
 
 use quarantine::Quarantine;
-use takeover::{Retired, WorkerShared};
+use quarantine::Route;
+pub(crate) use takeover::lower_priority;
+use takeover::{Retired, WorkerKind, WorkerShared};
 use worker::{Penalized, WorkerLoop};
 
 /// A deployed tenant version: what the workers run.
@@ -50,6 +58,9 @@ pub struct Deployment {
     pub version: u64,
     /// Unique per deployment (a new version or new settings); workers switch on it.
     pub generation: u64,
+    /// Restored from the store when the server started (it served before):
+    /// it starts on its shared worker, not on probation (see [`trust`]).
+    pub restored: bool,
     /// Settings at deploy time.
     pub settings: Arc<TenantSettings>,
     /// The code.
@@ -110,7 +121,10 @@ struct Worker {
 /// The pool's handle, used by the HTTP layers.
 pub struct Pool {
     workers: Vec<Worker>,
+    probation: Option<Worker>,
     penalty: Worker,
+    /// Every worker's shared state (shared workers, probation, penalty), for `describe`.
+    threads: Vec<Arc<WorkerShared>>,
     quarantine: Arc<Quarantine>,
     max_queue: usize,
     engine: Engine,
@@ -129,6 +143,9 @@ pub struct WorkerBudget {
     pub max_warm: usize,
     /// Heap bytes of warm isolates at most.
     pub max_heap: u64,
+    /// Whether tenant versions not known yet run on a probation worker
+    /// first (off in a worker process: its supervisor places them).
+    pub probation: bool,
 }
 
 impl Pool {
@@ -183,7 +200,7 @@ impl Pool {
                     .stack_size(8 << 20)
                     .spawn(move || {
                         shared.serving_thread_starts();
-                        if shared.background {
+                        if shared.kind == WorkerKind::Penalty {
                             takeover::lower_priority(takeover::current_tid());
                         }
                         // Tenants (isolates) are created on, and never leave, this thread.
@@ -211,22 +228,25 @@ impl Pool {
             })
         };
         let mut shared_all = Vec::new();
-        let mut spawn = |name: String, background: bool| {
+        let mut spawn = |name: String, kind: WorkerKind| {
             let (tx, rx) = mpsc::channel();
             let queued = Arc::new(AtomicUsize::new(0));
             queues
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .insert(name.clone(), queued.clone());
-            let shared = Arc::new(WorkerShared::new(name, background, rx));
+            let shared = Arc::new(WorkerShared::new(name, kind, rx));
             start_thread(shared.clone(), 0);
             shared_all.push(shared);
             Worker { tx, queued }
         };
         let workers = (0..n.max(1))
-            .map(|i| spawn(format!("isola-worker-{i}"), false))
+            .map(|i| spawn(format!("isola-worker-{i}"), WorkerKind::Shared))
             .collect();
-        let penalty = spawn("isola-penalty".to_string(), true);
+        let probation = budget
+            .probation
+            .then(|| spawn("isola-probation".to_string(), WorkerKind::Probation));
+        let penalty = spawn("isola-penalty".to_string(), WorkerKind::Penalty);
         let _ = penalized.set(Penalized {
             tx: penalty.tx.clone(),
             queued: penalty.queued.clone(),
@@ -234,6 +254,7 @@ impl Pool {
         // A tenant that held a worker past the turn limit runs its next
         // requests on the penalty worker.
         let demote = quarantine.clone();
+        let threads = shared_all.clone();
         takeover::monitor(
             shared_all,
             start_thread,
@@ -242,7 +263,9 @@ impl Pool {
         );
         Pool {
             workers,
+            probation,
             penalty,
+            threads,
             quarantine,
             max_queue,
             engine: engine.clone(),
@@ -261,6 +284,7 @@ impl Pool {
     pub fn requests(&self) -> usize {
         self.workers
             .iter()
+            .chain(self.probation.iter())
             .chain([&self.penalty])
             .map(|w| w.queued.load(Ordering::Relaxed))
             .sum()
@@ -285,10 +309,11 @@ impl Pool {
         body: Option<Box<dyn BodySource>>,
         permit: Permit,
     ) -> Result<Reply, DispatchError> {
-        let w = match self.quarantine.check(&dep.id) {
+        let w = match self.quarantine.route(&dep) {
             Err(wait) => return Err(DispatchError::Suspended(wait)),
-            Ok(true) => &self.penalty,
-            Ok(false) => self.worker(&dep.id),
+            Ok(Route::Penalty) => &self.penalty,
+            Ok(Route::Probation) => self.probation.as_ref().unwrap_or(self.worker(&dep.id)),
+            Ok(Route::Shared) => self.worker(&dep.id),
         };
         if w.queued.load(Ordering::Relaxed) >= self.max_queue {
             return Err(DispatchError::Overloaded);
@@ -339,8 +364,13 @@ impl Pool {
     }
 
     fn evict_quiet(&self, id: &str) {
-        let _ = self.worker(id).tx.send(Job::Evict { id: id.to_string() });
-        let _ = self.penalty.tx.send(Job::Evict { id: id.to_string() });
+        let probation = self.probation.iter();
+        for w in [self.worker(id), &self.penalty]
+            .into_iter()
+            .chain(probation)
+        {
+            let _ = w.tx.send(Job::Evict { id: id.to_string() });
+        }
         self.quarantine.remove(id);
     }
 }
@@ -377,9 +407,21 @@ impl Dispatcher for Pool {
     }
 
     fn describe(&self) -> serde_json::Value {
+        let threads: Vec<serde_json::Value> = self
+            .threads
+            .iter()
+            .map(|w| {
+                serde_json::json!({
+                    "name": w.name,
+                    "role": w.kind.name(),
+                    "takeovers": w.takeovers.load(Ordering::Relaxed),
+                })
+            })
+            .collect();
         serde_json::json!({
             "isolation": "thread",
             "workers": self.workers.len(),
+            "threads": threads,
             "requests": Pool::requests(self),
         })
     }

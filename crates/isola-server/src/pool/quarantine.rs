@@ -1,11 +1,16 @@
-//! Quarantine: tenants that broke a limit recently (or held a shared worker
-//! past the turn limit) run on the penalty worker, and after each kill are
-//! refused for a cool-down that doubles per kill.
+//! Where a tenant's requests run: tenants that broke a limit recently (or
+//! held a worker past the turn limit) run on the penalty worker, and after
+//! each kill are refused for a cool-down that doubles per kill; a tenant
+//! version not trusted yet (see [`super::trust`]) runs on the probation
+//! worker; the rest run on the shared workers.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use isola_core::Error;
+
+use super::trust::Trust;
+use super::Deployment;
 
 use crate::metrics::Metrics;
 
@@ -15,6 +20,19 @@ use crate::metrics::Metrics;
 #[derive(Default)]
 pub(crate) struct Quarantine {
     entries: std::sync::Mutex<HashMap<String, Penalty>>,
+    /// Which tenant versions run on the shared workers.
+    pub(super) trust: Trust,
+}
+
+/// Which worker serves a tenant's next request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// Its hashed shared worker.
+    Shared,
+    /// The probation worker: a new tenant version, or one back from quarantine.
+    Probation,
+    /// The penalty worker: it broke a limit within [`QUARANTINE_KEEP`].
+    Penalty,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -45,7 +63,10 @@ impl Quarantine {
             .saturating_mul(1 << (p.kills - 1).min(8))
             .min(MAX_COOLDOWN);
         p.cooldown_until = now + cooldown;
-        tracing::warn!(tenant = %id, kills = p.kills, cooldown_ms = cooldown.as_millis() as u64, "tenant quarantined after a limit kill");
+        let kills = p.kills;
+        drop(e);
+        self.trust.distrust(id);
+        tracing::warn!(tenant = %id, kills, cooldown_ms = cooldown.as_millis() as u64, "tenant quarantined after a limit kill");
     }
 
     /// Moves `id` to the penalty worker (no cool-down, no kill counted): it
@@ -59,24 +80,31 @@ impl Quarantine {
             cooldown_until: now,
         });
         p.last_kill = now;
+        drop(e);
+        self.trust.distrust(id);
         tracing::warn!(tenant = %id, "tenant moved to the penalty worker after a long turn");
     }
 
-    /// `Err(wait)` while cooling down; `Ok(true)` if it runs on the penalty worker.
-    pub(super) fn check(&self, id: &str) -> Result<bool, Duration> {
+    /// Where the next request of `dep` runs; `Err(wait)` while it cools
+    /// down after a kill.
+    pub(super) fn route(&self, dep: &Deployment) -> Result<Route, Duration> {
         let now = Instant::now();
-        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
-        let Some(p) = e.get(id).copied() else {
-            return Ok(false);
-        };
-        if now.duration_since(p.last_kill) > QUARANTINE_KEEP {
-            e.remove(id);
-            return Ok(false);
+        {
+            let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(p) = e.get(&dep.id).copied() {
+                if now.duration_since(p.last_kill) <= QUARANTINE_KEEP {
+                    if now < p.cooldown_until {
+                        return Err(p.cooldown_until - now);
+                    }
+                    return Ok(Route::Penalty);
+                }
+                e.remove(&dep.id);
+            }
         }
-        if now < p.cooldown_until {
-            return Err(p.cooldown_until - now);
-        }
-        Ok(true)
+        Ok(match self.trust.trusted(dep) {
+            true => Route::Shared,
+            false => Route::Probation,
+        })
     }
 
     /// Whether `id` is quarantined now.
@@ -92,6 +120,7 @@ impl Quarantine {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .remove(id);
+        self.trust.forget(id);
     }
 }
 

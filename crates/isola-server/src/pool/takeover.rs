@@ -35,6 +35,28 @@ const CHECK_EVERY: Duration = Duration::from_millis(10);
 /// Most retired threads alive at once (each still finishing a long slice).
 pub const MAX_RETIRED: usize = 8;
 
+/// What a worker is for (see [`super::quarantine::Route`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WorkerKind {
+    /// Serves the tenants hashed to it that have proven themselves.
+    Shared,
+    /// Serves tenant versions until their first request answered within limits.
+    Probation,
+    /// Serves tenants that broke a limit recently, at the lowest priority.
+    Penalty,
+}
+
+impl WorkerKind {
+    /// As `GET /v1/workers` shows it.
+    pub fn name(self) -> &'static str {
+        match self {
+            WorkerKind::Shared => "shared",
+            WorkerKind::Probation => "probation",
+            WorkerKind::Penalty => "penalty",
+        }
+    }
+}
+
 /// What a worker's threads share: its queue and the state of its turn.
 pub(crate) struct WorkerShared {
     rx: Mutex<Receiver<Job>>,
@@ -51,15 +73,15 @@ pub(crate) struct WorkerShared {
     /// Which thread serves the queue; a thread whose number is older retires.
     generation: AtomicU64,
     epoch: Instant,
-    /// Thread name and priority of the worker.
+    /// Thread name and role of the worker.
     pub name: String,
-    pub background: bool,
+    pub kind: WorkerKind,
     /// Threads this worker has retired so far.
     pub takeovers: AtomicU64,
 }
 
 impl WorkerShared {
-    pub fn new(name: String, background: bool, rx: Receiver<Job>) -> Self {
+    pub fn new(name: String, kind: WorkerKind, rx: Receiver<Job>) -> Self {
         WorkerShared {
             rx: Mutex::new(rx),
             waiting: Waiting::default(),
@@ -70,7 +92,7 @@ impl WorkerShared {
             generation: AtomicU64::new(0),
             epoch: Instant::now(),
             name,
-            background,
+            kind,
             takeovers: AtomicU64::new(0),
         }
     }

@@ -18,7 +18,7 @@ use tokio::sync::oneshot;
 
 use super::quarantine::{kill_outside_reply, Quarantine};
 use super::stream::{pump_stream, StreamOut, STREAM_CHANNEL_CHUNKS};
-use super::takeover::{Retired, WorkerShared};
+use super::takeover::{Retired, WorkerKind, WorkerShared};
 use super::validate::tenant_config;
 use super::{Deployment, Job, Reply, WorkerBudget};
 use crate::logs::Logs;
@@ -77,6 +77,10 @@ impl Waiting {
 
     fn take(&self, id: &str) -> VecDeque<Pending> {
         self.lock().remove(id).unwrap_or_default()
+    }
+
+    fn has(&self, id: &str) -> bool {
+        self.lock().contains_key(id)
     }
 
     fn any(&self) -> bool {
@@ -201,6 +205,9 @@ impl WorkerLoop {
                     None => {}
                 }
                 self.step();
+                if self.shared.kind == WorkerKind::Probation {
+                    self.drop_graduated();
+                }
                 self.evict_over_budget();
             }));
             if let Err(panic) = turn {
@@ -326,7 +333,7 @@ impl WorkerLoop {
     /// A tenant quarantined while more of its requests waited on a shared
     /// worker runs them on the penalty worker, not among this worker's tenants.
     fn forward_to_penalty(&self, id: &str) -> bool {
-        if self.shared.background || !self.quarantine.contains(id) {
+        if self.shared.kind == WorkerKind::Penalty || !self.quarantine.contains(id) {
             return false;
         }
         let Some(penalty) = self.penalty.get() else {
@@ -465,6 +472,9 @@ impl WorkerLoop {
                         quarantine.record_kill(&slot.dep.id)
                     }
                     Err(Error::Forbidden { .. }) => quarantine.record_kill(&slot.dep.id),
+                    // It ran to its end within its limits (an exception
+                    // thrown by its own code included).
+                    Ok(_) | Err(Error::Js(_)) => quarantine.trust.record_success(&slot.dep),
                     _ => {}
                 }
                 let streamed = matches!(
@@ -496,6 +506,20 @@ impl WorkerLoop {
                 });
             }
         }
+    }
+
+    /// On the probation worker: drops the isolates of idle tenants whose
+    /// next requests run on their shared worker.
+    fn drop_graduated(&mut self) {
+        let quarantine = &self.quarantine;
+        let waiting = &self.shared.waiting;
+        self.slots.retain(|id, s| {
+            let busy = s.current.is_some()
+                || s.streaming.is_some()
+                || s.tenant.background_wake().is_some();
+            // Kept while it has work here, or still runs here.
+            busy || waiting.has(id) || quarantine.contains(id) || !quarantine.trust.trusted(&s.dep)
+        });
     }
 
     fn evict_over_budget(&mut self) {

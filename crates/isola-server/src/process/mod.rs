@@ -9,7 +9,10 @@
 //! [`link::Link`] per worker process.
 //!
 //! Placement: `workers` shared worker processes with tenants hashed onto
-//! them, plus a worker process of its own for each tenant marked
+//! them; a probation worker process for tenant versions that have not yet
+//! answered a request within their limits (new, redeployed); a worker
+//! process of its own, at the lowest priority, for each tenant stopped by a
+//! limit; and a worker process of its own for each tenant marked
 //! `dedicated` in its settings, and for each tenant that was in flight when
 //! a shared worker died (*dynamic process isolation*: after one crash its
 //! neighbours no longer share a process with it). A tenant that crashes its
@@ -24,12 +27,12 @@
 //! it keeps crashing within a minute of starting).
 
 pub mod link;
+mod placement;
 pub mod sandbox;
 pub mod wire;
 pub mod worker;
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -42,6 +45,7 @@ use crate::config::{ProcessConfig, ServerConfig};
 use crate::dispatch::{BoxFuture, DispatchError, Dispatcher};
 use crate::logs::Logs;
 use crate::metrics::Metrics;
+use crate::pool::trust::Trust;
 use crate::pool::{Deployment, Reply};
 use link::{Exit, Link, LinkEnv};
 use worker::WorkerArgs;
@@ -81,6 +85,9 @@ struct Record {
     own_crashes: u32,
     /// Runs in a worker of its own from now on.
     isolated: bool,
+    /// Isolated for breaking a limit (not as a suspect of a crash): its
+    /// worker process runs at the lowest priority.
+    broke_limit: bool,
     /// Refused until then, for this reason, for this version.
     quarantined: Option<(Instant, String, u64)>,
 }
@@ -89,6 +96,10 @@ struct Inner {
     env: LinkEnv,
     base: WorkerArgs,
     shared: Vec<Arc<Slot>>,
+    /// Where tenant versions run until one request ended within their limits.
+    probation: Arc<Slot>,
+    /// Which tenant versions run on their shared worker.
+    trust: Trust,
     dedicated: Mutex<HashMap<String, Arc<Slot>>>,
     records: Mutex<HashMap<String, Record>>,
     runtime: tokio::runtime::Handle,
@@ -129,6 +140,7 @@ impl ProcessPool {
             max_heap: config.memory_budget_bytes / n as u64,
             max_queue: config.max_queue_per_worker,
             sandbox: pc.sandbox,
+            low_priority: false,
         };
         let inner = Arc::new(Inner {
             env: LinkEnv {
@@ -142,12 +154,14 @@ impl ProcessPool {
             shared: (0..n)
                 .map(|i| Slot::new(format!("isola-worker-{i}"), None))
                 .collect(),
+            probation: Slot::new("isola-probation".into(), None),
+            trust: Trust::default(),
             dedicated: Mutex::default(),
             records: Mutex::default(),
             runtime,
             crashes_total: AtomicU64::new(0),
         });
-        for slot in &inner.shared {
+        for slot in inner.shared.iter().chain([&inner.probation]) {
             Inner::spawn(&inner, slot.clone(), Duration::ZERO);
         }
         Ok(ProcessPool { inner })
@@ -155,7 +169,7 @@ impl ProcessPool {
 
     /// The process id of the worker that serves `tenant` now, if it runs.
     pub fn worker_pid(&self, tenant: &str) -> Option<u32> {
-        let slot = self.inner.slot_for(tenant, false)?;
+        let slot = self.inner.slot_for(tenant, false, None)?;
         let link = slot.link.borrow().clone();
         link.filter(|l| !l.is_dead()).map(|l| l.pid)
     }
@@ -206,9 +220,12 @@ impl Inner {
                 }
                 let mut args = inner.base.clone();
                 args.name = slot.name.clone();
-                if slot.owner.is_some() {
+                if let Some(owner) = &slot.owner {
                     args.max_warm = 4;
                     args.prewarm = 0;
+                    // Isolated for breaking a limit (not `dedicated` by its settings).
+                    args.low_priority =
+                        lock(&inner.records).get(owner).is_some_and(|r| r.broke_limit);
                 }
                 let on_exit = {
                     let (weak, slot) = (weak.clone(), slot.clone());
@@ -236,6 +253,7 @@ impl Inner {
                             link.set_on_stuck(Arc::new(move |link: &Arc<Link>, tenant: &str, ms: u64| {
                                 let Some(inner) = weak.upgrade() else { return };
                                 if link.drain_then_kill(tenant, Link::stuck_reason(tenant, ms)) {
+                                    inner.trust.distrust(tenant);
                                     inner.isolate(tenant);
                                     Inner::spawn(&inner, slot2.clone(), Duration::ZERO);
                                 }
@@ -327,78 +345,6 @@ impl Inner {
         Inner::spawn(self, slot.clone(), delay);
     }
 
-    /// The slot a tenant runs in; `create` starts a dedicated one if needed.
-    fn slot_for(self: &Arc<Self>, tenant: &str, create: bool) -> Option<Arc<Slot>> {
-        if let Some(s) = lock(&self.dedicated).get(tenant) {
-            return Some(s.clone());
-        }
-        let isolated = lock(&self.records).get(tenant).is_some_and(|r| r.isolated);
-        if !isolated {
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            tenant.hash(&mut h);
-            return Some(self.shared[(h.finish() % self.shared.len() as u64) as usize].clone());
-        }
-        create.then(|| self.dedicated_slot(tenant))
-    }
-
-    fn dedicated_slot(self: &Arc<Self>, tenant: &str) -> Arc<Slot> {
-        let mut d = lock(&self.dedicated);
-        if let Some(s) = d.get(tenant) {
-            return s.clone();
-        }
-        let slot = Slot::new(
-            format!("isola-dedicated-{tenant}"),
-            Some(tenant.to_string()),
-        );
-        d.insert(tenant.to_string(), slot.clone());
-        drop(d);
-        Inner::spawn(self, slot.clone(), Duration::ZERO);
-        slot
-    }
-
-    /// Moves `tenant` to a worker process of its own (if one is free);
-    /// whether it moved now.
-    fn isolate(&self, tenant: &str) -> bool {
-        let mut records = lock(&self.records);
-        let isolated = records.values().filter(|r| r.isolated).count();
-        if isolated >= self.env.config.max_dedicated {
-            return false;
-        }
-        let r = records.entry(tenant.to_string()).or_default();
-        if r.isolated {
-            return false;
-        }
-        r.isolated = true;
-        tracing::warn!(
-            tenant,
-            "broke a limit in a shared worker; it runs in a worker process of its own from now on"
-        );
-        true
-    }
-
-    /// `Err` when the tenant is quarantined (a new version lifts it).
-    fn check_quarantine(&self, dep: &Deployment) -> Result<(), DispatchError> {
-        let mut records = lock(&self.records);
-        let Some(r) = records.get_mut(&dep.id) else {
-            return Ok(());
-        };
-        if let Some((until, reason, version)) = &mut r.quarantined {
-            if *version == 0 {
-                *version = dep.version;
-            }
-            let now = Instant::now();
-            if *until > now && *version == dep.version {
-                return Err(DispatchError::Quarantined {
-                    reason: reason.clone(),
-                    retry_after: *until - now,
-                });
-            }
-            r.quarantined = None;
-            r.own_crashes = 0;
-        }
-        Ok(())
-    }
-
     async fn link_of(slot: &Slot) -> Result<Arc<Link>, DispatchError> {
         let mut rx = slot.link.subscribe();
         let wait = tokio::time::timeout(START_WAIT, async {
@@ -443,12 +389,21 @@ impl Dispatcher for ProcessPool {
                 self.inner.dedicated_slot(&dep.id)
             } else {
                 self.inner
-                    .slot_for(&dep.id, true)
+                    .slot_for(&dep.id, true, Some(&dep))
                     .ok_or(DispatchError::Closed)?
             };
             let link = Inner::link_of(&slot).await?;
             let id = dep.id.clone();
-            let r = link.invoke(dep, request, body, permit).await;
+            let r = link.invoke(dep.clone(), request, body, permit).await;
+            // Ran to its end within its limits (an exception of its own
+            // included): its next requests run on its shared worker.
+            if let Ok(Reply {
+                result: Ok(_) | Err(isola_core::Error::Js(_)),
+                ..
+            }) = &r
+            {
+                self.inner.trust.record_success(&dep);
+            }
             // Dynamic process isolation: a tenant stopped by a limit in a
             // shared worker runs in a process of its own from now on, so
             // whatever it tries next (a builtin that ignores termination, a
@@ -458,11 +413,11 @@ impl Dispatcher for ProcessPool {
                 ..
             }) = &r
             {
-                if l.kind != isola_core::LimitKind::Concurrency
-                    && slot.owner.is_none()
-                    && self.inner.isolate(&id)
-                {
-                    link.evict(&id);
+                if l.kind != isola_core::LimitKind::Concurrency {
+                    self.inner.trust.distrust(&id);
+                    if slot.owner.is_none() && self.inner.isolate(&id) {
+                        link.evict(&id);
+                    }
                 }
             }
             r
@@ -506,12 +461,13 @@ impl Dispatcher for ProcessPool {
                 l.kill(format!("tenant \"{id}\" was deleted"), Vec::new());
             }
         }
-        for slot in &self.inner.shared {
+        for slot in self.inner.shared.iter().chain([&self.inner.probation]) {
             if let Some(l) = slot.link.borrow().clone() {
                 l.evict(id);
             }
         }
         lock(&self.inner.records).remove(id);
+        self.inner.trust.forget(id);
     }
 
     fn requests(&self) -> usize {
@@ -520,6 +476,7 @@ impl Dispatcher for ProcessPool {
             .shared
             .iter()
             .chain(dedicated.iter())
+            .chain([&self.inner.probation])
             .filter_map(|s| s.link.borrow().as_ref().map(|l| l.requests()))
             .sum()
     }
@@ -537,10 +494,17 @@ impl Dispatcher for ProcessPool {
             .shared
             .iter()
             .chain(dedicated.iter())
+            .chain([&self.inner.probation])
             .map(|s| {
                 let link = s.link.borrow().clone();
+                let role = match &s.owner {
+                    Some(_) => "dedicated",
+                    None if Arc::ptr_eq(s, &self.inner.probation) => "probation",
+                    None => "shared",
+                };
                 serde_json::json!({
                     "name": s.name,
+                    "role": role,
                     "dedicated_to": s.owner,
                     "pid": link.as_ref().map(|l| l.pid),
                     "running": link.as_ref().is_some_and(|l| !l.is_dead()),

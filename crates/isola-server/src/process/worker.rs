@@ -61,6 +61,11 @@ pub struct WorkerArgs {
     pub max_queue: usize,
     /// Whether to install the sandbox.
     pub sandbox: bool,
+    /// Whether every thread runs at the lowest priority (nice 19): the
+    /// process of a tenant that broke a limit, which, like the penalty
+    /// thread in thread mode, only gets the CPU other workers leave.
+    #[serde(default)]
+    pub low_priority: bool,
 }
 
 /// If this process was started as a worker, runs it and exits; otherwise
@@ -87,6 +92,19 @@ fn worker_main(fd: &str) -> Result<(), String> {
         &std::env::var(ENV_ARGS).map_err(|_| format!("{ENV_ARGS} is not set"))?,
     )
     .map_err(|e| format!("{ENV_ARGS}: {e}"))?;
+    if args.low_priority {
+        // The threads running now (V8's platform threads among them); the
+        // ones started later inherit the nice value of the thread that
+        // starts them, this one.
+        for task in std::fs::read_dir("/proc/self/task")
+            .map_err(|e| format!("/proc/self/task: {e}"))?
+            .flatten()
+        {
+            if let Some(tid) = task.file_name().to_str().and_then(|t| t.parse().ok()) {
+                crate::pool::lower_priority(tid);
+            }
+        }
+    }
     // SAFETY: the supervisor handed this process `fd`, its end of a socket
     // pair, and nothing else in this process owns it.
     let sock = unsafe { std::os::unix::net::UnixStream::from_raw_fd(fd) };
@@ -149,6 +167,7 @@ fn worker_main(fd: &str) -> Result<(), String> {
             prewarm: args.prewarm,
             max_warm: args.max_warm.max(1),
             max_heap: args.max_heap,
+            probation: false,
         },
         args.max_queue,
         logs,
@@ -370,6 +389,8 @@ fn deployment(m: DeployMsg) -> Arc<Deployment> {
         id: m.id,
         version: m.version,
         generation: m.generation,
+        // The supervisor places tenants; this process has no probation worker.
+        restored: false,
         settings: Arc::new(m.settings),
         code: Arc::new(m.code),
     })

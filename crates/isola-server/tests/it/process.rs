@@ -11,6 +11,8 @@ use isola_server::config::Isolation;
 
 use crate::util::{config, start_with, TestServer};
 
+mod placement;
+
 /// Echoes the request body back as a stream; `/slow` waits on a timer first.
 const APP: &str = r#"
 export default {
@@ -89,6 +91,9 @@ fn two_tenants_on_different_workers(s: &TestServer) -> (String, String) {
     for i in 0..32 {
         let t = format!("t{i}");
         deployed(s, &t, APP);
+        // The first request runs on the probation worker, the next on the
+        // tenant's shared worker.
+        assert_eq!(s.data(&host(&t), "/").status, 200);
         assert_eq!(s.data(&host(&t), "/").status, 200);
         let (w, _) = worker_of(s, &t);
         if let Some((other, _)) = seen.iter().find(|(_, ow)| *ow != w) {
@@ -274,8 +279,11 @@ fn workers_run_sandboxed_and_serve_streams_logs_and_errors() {
 fn forbidden_operations_fail_in_the_worker_and_are_reported() {
     let (s, _dir) = process_server(|_| {});
     deployed(&s, "acme", APP);
+    // Past the probation worker: the next requests run on its shared worker.
+    assert_eq!(s.data("acme.localhost", "/").status, 200);
     assert_eq!(s.data("acme.localhost", "/").status, 200);
     let (name, pid) = worker_of(&s, "acme");
+    assert!(name.starts_with("isola-worker-"), "{name}");
     for (hook, nr) in [
         ("/__isola_test_open", libc::SYS_openat),
         ("/__isola_test_socket", libc::SYS_socket),
@@ -371,6 +379,8 @@ fn a_crashing_tenant_gets_a_process_of_its_own_then_quarantine() {
     for i in 100..140 {
         let t = format!("m{i}");
         deployed(&s, &t, APP);
+        // Past the probation worker, on its shared worker.
+        assert_eq!(s.data(&host(&t), "/").status, 200);
         assert_eq!(s.data(&host(&t), "/").status, 200);
         if worker_of(&s, &t).0 == worker_of(&s, &bad).0 {
             mate = Some(t);
@@ -525,18 +535,18 @@ fn an_isolate_that_ignores_termination_gets_its_worker_killed() {
         c.process.stuck_kill_after = Duration::from_millis(300);
     });
     // `fill` on a huge array does not check for termination for seconds.
-    deployed(
-        &s,
-        "stuck",
-        "export default { fetch() { return new Response(String(new Array(1e8).fill(0).length)) } }",
-    );
-    // A neighbour on the same (only) shared worker, under load meanwhile.
+    deployed(&s, "stuck", STUCK);
+    // Its first request (on the probation worker) behaves; from then on it
+    // runs on the (only) shared worker, with a neighbour under load.
+    assert_eq!(s.data("stuck.localhost", "/").body, "fine");
     deployed(&s, "ok", APP);
     assert_eq!(s.data("ok.localhost", "/").status, 200);
+    assert_eq!(s.data("ok.localhost", "/").status, 200);
+    assert_eq!(worker_of(&s, "ok").0, "isola-worker-0");
     let stop = Arc::new(AtomicBool::new(false));
     let loaders = load(&s, "ok", stop.clone());
     let t0 = Instant::now();
-    let r = s.data("stuck.localhost", "/");
+    let r = s.data("stuck.localhost", "/fill");
     assert_eq!(r.status, 502, "{}", r.body);
     let cause = r.json()["cause"].as_str().unwrap().to_string();
     assert!(
@@ -547,7 +557,7 @@ fn an_isolate_that_ignores_termination_gets_its_worker_killed() {
     // The worker was drained, not cut off: the neighbour lost nothing.
     finish_load(stop, loaders);
     // The stuck tenant runs in a process of its own from now on.
-    let r = s.data("stuck.localhost", "/");
+    let r = s.data("stuck.localhost", "/fill");
     assert_eq!(r.status, 502, "{}", r.body);
     let w = workers(&s);
     let own = w
@@ -557,3 +567,9 @@ fn an_isolate_that_ignores_termination_gets_its_worker_killed() {
     assert_eq!(own["crashes"], 1, "{own}");
     assert_eq!(s.data("ok.localhost", "/").status, 200);
 }
+
+/// `fill` on a huge array does not check for termination for seconds.
+const STUCK: &str = "export default { fetch(req) {
+    if (req.url.endsWith('/fill')) return new Response(String(new Array(1e8).fill(0).length));
+    return new Response('fine');
+} }";

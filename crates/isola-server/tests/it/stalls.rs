@@ -26,6 +26,9 @@ fn a_cold_start_awaiting_a_timer_does_not_stall_tenants_on_the_same_worker() {
                 export default { fetch() { return new Response('slow ready'); } };";
     let s = one_worker(dir.path(), &[("slow", slow), ("quick", QUICK)]);
     assert_eq!(s.data("quick.localhost", "/").body, "quick");
+    // Its first request runs on the probation worker; from then on it is
+    // the shared worker's tenant, and its cold start there is what we watch.
+    assert_eq!(s.data("slow.localhost", "/").body, "slow ready");
     std::thread::scope(|scope| {
         let t0 = Instant::now();
         let cold = scope.spawn(|| s.data("slow.localhost", "/"));
@@ -69,7 +72,9 @@ fn a_long_slice_hands_the_workers_other_tenants_to_a_new_thread() {
     let long = "export default { fetch() { const end = Date.now() + 1500; while (Date.now() < end) {} return new Response('long done'); } };";
     assert!(s.deploy("long", long).status < 300);
     assert_eq!(s.data("quick.localhost", "/").body, "quick");
-    assert_eq!(s.data("long.localhost", "/").body, "long done"); // warm
+    // Warm: the first request runs on the probation worker, the next ones
+    // on the shared worker with `quick`.
+    assert_eq!(s.data("long.localhost", "/").body, "long done");
     std::thread::scope(|scope| {
         let t0 = Instant::now();
         let busy = scope.spawn(|| s.data("long.localhost", "/"));
@@ -136,6 +141,9 @@ fn a_worker_that_panics_answers_its_request_and_keeps_serving() {
     let ok = "export default { fetch() { return new Response('fine'); } };";
     let s = one_worker(dir.path(), &[("boom", ok), ("calm", ok)]);
     assert_eq!(s.data("calm.localhost", "/").body, "fine");
+    // After its first request (on the probation worker) `boom` runs on the
+    // shared worker, with `calm`.
+    assert_eq!(s.data("boom.localhost", "/").body, "fine");
     // The test-only hook (feature `test-hooks`) panics the worker thread
     // after it began this request.
     let t0 = Instant::now();
@@ -162,6 +170,8 @@ fn requests_accepted_before_a_long_turn_are_served_by_the_new_thread() {
         return new Response('held ' + req.url.slice(-4));
     } };";
     let s = one_worker(dir.path(), &[("held", held)]);
+    // After one request (on the probation worker) `held` runs on the shared worker.
+    assert_eq!(s.data("held.localhost", "/warm").body, "held warm");
     let r = s.admin(
         "PUT",
         "/v1/tenants/long",
@@ -170,7 +180,7 @@ fn requests_accepted_before_a_long_turn_are_served_by_the_new_thread() {
     assert!(r.status < 300, "{r:?}");
     let long = "export default { fetch() { const end = Date.now() + 3000; while (Date.now() < end) {} return new Response('long done'); } };";
     assert!(s.deploy("long", long).status < 300);
-    assert_eq!(s.data("long.localhost", "/").body, "long done"); // warm
+    assert_eq!(s.data("long.localhost", "/").body, "long done"); // off probation
     std::thread::scope(|scope| {
         let first = scope.spawn(|| s.data("held.localhost", "/hold"));
         let logs = || s.admin("GET", "/v1/tenants/held/logs", None).json()["lines"].to_string();
@@ -210,4 +220,130 @@ fn requests_accepted_before_a_long_turn_are_served_by_the_new_thread() {
         let r = busy.join().unwrap();
         assert_eq!((r.status, r.body.as_str()), (200, "long done"));
     });
+}
+
+/// A tenant version whose behaviour is not known yet (just deployed, or
+/// back from quarantine) runs on the probation worker until one of its
+/// requests ran to its end within its limits: a first request that spins
+/// never takes the shared worker's time from its proven tenants. Observed on
+/// the threads' own CPU clocks, in a child process so that the only worker
+/// threads are this server's.
+#[test]
+fn a_new_tenant_version_runs_on_the_probation_worker_until_a_request_ends_within_its_limits() {
+    crate::util::in_child(
+        "stalls::a_new_tenant_version_runs_on_the_probation_worker_until_a_request_ends_within_its_limits",
+        Duration::from_secs(120),
+    );
+    if !crate::util::is_child() {
+        return;
+    }
+    let work = |tag: &str| {
+        format!(
+            "export default {{ fetch(req) {{
+                if (req.url.endsWith('/spin')) for (;;) {{}}
+                const n = req.url.endsWith('/big') ? 8e7 : 2e7;
+                let x = 0; for (let i = 0; i < n; i++) x = (x + i) | 0;
+                return new Response('{tag} ' + (x !== 0.5));
+            }} }};"
+        )
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let s = one_worker(dir.path(), &[("quick", QUICK)]);
+    let r = s.admin(
+        "PUT",
+        "/v1/tenants/fresh",
+        Some(serde_json::json!({ "limits": { "cpu": 2000 } })),
+    );
+    assert!(r.status < 300, "{r:?}");
+    assert!(s.deploy("fresh", &work("v1")).status < 300);
+    let threads = ["isola-worker-0", "isola-probation"];
+    let [shared, probation] = crate::util::cpu_of_threads(threads, || {
+        assert_eq!(s.data("fresh.localhost", "/big").body, "v1 true");
+    });
+    eprintln!("first request: shared {shared:?}, probation {probation:?}");
+    assert!(probation >= Duration::from_millis(50), "{probation:?}");
+    assert!(shared < probation / 4, "{shared:?} vs {probation:?}");
+
+    // It answered within its limits: its next requests run on the shared worker.
+    let [shared, probation] = crate::util::cpu_of_threads(threads, || {
+        for _ in 0..10 {
+            assert_eq!(s.data("fresh.localhost", "/").body, "v1 true");
+        }
+    });
+    eprintln!("proven: shared {shared:?}, probation {probation:?}");
+    assert!(shared >= Duration::from_millis(100), "{shared:?}");
+    assert!(probation < shared / 4, "{probation:?} vs {shared:?}");
+
+    // A new version is unknown again, and its first request, which spins
+    // until its 2 s CPU limit, runs on the probation worker while the shared
+    // worker's tenant answers at once.
+    // (Its CPU is not counted here: the probation thread the spin holds is
+    // taken over and exits when the spin ends, and with it its CPU clock.)
+    assert!(s.deploy("fresh", &work("v2")).status < 300);
+    let takeovers = |name: &str| {
+        let w = s.admin("GET", "/v1/workers", None).json();
+        let t = w["threads"]
+            .as_array()
+            .expect("threads")
+            .iter()
+            .find(|t| t["name"] == name);
+        t.unwrap_or_else(|| panic!("no worker {name} in {w}"))["takeovers"]
+            .as_u64()
+            .unwrap()
+    };
+    assert_eq!(
+        (takeovers("isola-worker-0"), takeovers("isola-probation")),
+        (0, 0)
+    );
+    {
+        std::thread::scope(|scope| {
+            let spin = scope.spawn(|| s.data("fresh.localhost", "/spin"));
+            let mut slowest = Duration::ZERO;
+            while !spin.is_finished() {
+                let q0 = Instant::now();
+                assert_eq!(s.data("quick.localhost", "/").body, "quick");
+                slowest = slowest.max(q0.elapsed());
+            }
+            let r = spin.join().unwrap();
+            assert_eq!(r.json()["limit"], "cpu", "{}", r.body);
+            assert!(
+                slowest < Duration::from_millis(250),
+                "the shared worker's tenant waited {slowest:?}"
+            );
+        });
+    }
+    // The spin held the probation worker past the turn limit; the shared
+    // worker was never held.
+    assert_eq!(
+        (takeovers("isola-worker-0"), takeovers("isola-probation")),
+        (0, 1)
+    );
+    let m = s.admin("GET", "/metrics", None).body;
+    assert!(
+        m.contains("isola_worker_takeovers_total{worker=\"isola-probation\"} 1"),
+        "{m}"
+    );
+
+    // After a restart, the versions that were serving start on their shared
+    // worker (a restart does not send every tenant through probation), and
+    // a settings change keeps a version's standing.
+    assert!(s.deploy("steady", &work("steady")).status < 300);
+    s.server_shutdown();
+    let mut c = config(dir.path());
+    c.workers = 1;
+    let s = start_with(c);
+    let r = s.admin(
+        "PUT",
+        "/v1/tenants/steady",
+        Some(serde_json::json!({ "limits": { "cpu": 1000 } })),
+    );
+    assert!(r.status < 300, "{r:?}");
+    let [shared, probation] = crate::util::cpu_of_threads(threads, || {
+        for _ in 0..3 {
+            assert_eq!(s.data("steady.localhost", "/").body, "steady true");
+        }
+    });
+    eprintln!("restored: shared {shared:?}, probation {probation:?}");
+    assert!(shared >= Duration::from_millis(40), "{shared:?}");
+    assert!(probation < shared / 4, "{probation:?} vs {shared:?}");
 }

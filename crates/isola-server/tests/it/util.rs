@@ -226,10 +226,21 @@ pub fn rss_bytes() -> u64 {
 
 /// CPU the shared worker and the penalty worker spend while `f` runs.
 pub fn cpu_by_worker(f: impl FnOnce()) -> (std::time::Duration, std::time::Duration) {
-    let (w0, p0) = (thread_cpu("isola-worker-0"), thread_cpu("isola-penalty"));
+    let [shared, penalty] = cpu_of_threads(["isola-worker-0", "isola-penalty"], f);
+    (shared, penalty)
+}
+
+/// CPU the threads named `names` spend while `f` runs, in that order.
+pub fn cpu_of_threads<const N: usize>(
+    names: [&str; N],
+    f: impl FnOnce(),
+) -> [std::time::Duration; N] {
+    let before = names.map(thread_cpu);
     f();
-    (
-        thread_cpu("isola-worker-0").saturating_sub(w0),
-        thread_cpu("isola-penalty").saturating_sub(p0),
-    )
+    let mut i = 0;
+    names.map(|n| {
+        let d = thread_cpu(n).saturating_sub(before[i]);
+        i += 1;
+        d
+    })
 }
