@@ -167,6 +167,27 @@ impl AppState {
     }
 }
 
+/// Keeps tenants' trust (see `pool::trust`) in the store, written by a
+/// thread of its own so that no worker waits for the disk.
+fn trust_to_store(store: Arc<dyn TenantStore>) -> pool::trust::TrustSink {
+    let (tx, rx) = std::sync::mpsc::channel::<(String, Option<u64>)>();
+    let spawned = std::thread::Builder::new()
+        .name("isola-trust".into())
+        .spawn(move || {
+            for (id, version) in rx {
+                if let Err(e) = store.set_trusted(&id, version) {
+                    tracing::warn!(tenant = %id, "could not store the tenant's trust: {e}");
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::error!("cannot start the trust writer: {e}");
+    }
+    Box::new(move |id, earned| {
+        let _ = tx.send((id.to_string(), earned.map(|(_, version)| version)));
+    })
+}
+
 /// Reads `DATA_DIR/admin-token`, creating it (random, mode 0600) if missing.
 /// A file that exists but holds an unsafe token (empty, too short) is an error.
 pub fn admin_token_file(data_dir: &Path) -> Result<String, ServerError> {
@@ -216,12 +237,16 @@ impl Server {
         };
         let store: Arc<dyn TenantStore> = Arc::new(SqliteTenantStore::open(&config.data_dir)?);
         let registry = Registry::default();
+        let trusted = store.trusted_versions()?;
         for t in store.list()? {
             registry.put_settings(&t.id, t.settings.clone());
             if let Some(v) = t.current {
                 match store.code(&t.id, v)? {
                     Some(code) => {
-                        registry.restore_current(&t.id, v, code);
+                        // Trusted when this version had run a request within
+                        // its limits, and had not been stopped by one since.
+                        let earned = trusted.get(&t.id) == Some(&v);
+                        registry.restore_current(&t.id, v, code, earned);
                     }
                     None => {
                         tracing::warn!(tenant = %t.id, version = v, "current version missing from the store")
@@ -252,6 +277,7 @@ impl Server {
                 config.max_queue_per_worker,
                 logs.clone(),
                 metrics.clone(),
+                Some(trust_to_store(store.clone())),
             )),
             config::Isolation::Process => Arc::new(
                 process::ProcessPool::start(
@@ -260,6 +286,7 @@ impl Server {
                     logs.clone(),
                     metrics.clone(),
                     runtime.handle().clone(),
+                    trust_to_store(store.clone()),
                 )
                 .map_err(ServerError::Other)?,
             ),

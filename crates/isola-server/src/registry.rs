@@ -81,9 +81,15 @@ impl Registry {
     }
 
     /// At startup: `code` (stored as `version`) served before the server
-    /// started, and serves again.
-    pub fn restore_current(&self, id: &str, version: u64, code: TenantCode) -> Arc<Deployment> {
-        self.make_current(id, version, code, true)
+    /// started, and serves again; `trusted` when it had earned trust then.
+    pub fn restore_current(
+        &self,
+        id: &str,
+        version: u64,
+        code: TenantCode,
+        trusted: bool,
+    ) -> Arc<Deployment> {
+        self.make_current(id, version, code, trusted)
     }
 
     fn make_current(

@@ -75,6 +75,12 @@ pub trait TenantStore: Send + Sync {
     fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, StoreError>;
     /// Makes `version` current; returns false if it does not exist.
     fn set_current(&self, id: &str, version: u64) -> Result<bool, StoreError>;
+    /// Records that `version` of `id` ran a request within its limits
+    /// (`None`: the tenant was stopped by a limit since), so it starts
+    /// trusted after a restart (see `pool::trust`).
+    fn set_trusted(&self, id: &str, version: Option<u64>) -> Result<(), StoreError>;
+    /// The trusted version of each tenant that has one.
+    fn trusted_versions(&self) -> Result<std::collections::HashMap<String, u64>, StoreError>;
 }
 
 /// The SQLite store.
@@ -111,6 +117,10 @@ impl SqliteTenantStore {
                 size INTEGER NOT NULL,
                 created INTEGER NOT NULL,
                 PRIMARY KEY (tenant, version)
+            );
+            CREATE TABLE IF NOT EXISTS tenant_trust (
+                tenant TEXT PRIMARY KEY,
+                version INTEGER NOT NULL
             );
             CREATE TABLE IF NOT EXISTS tenant_secrets (
                 tenant TEXT NOT NULL,
@@ -333,6 +343,8 @@ impl TenantStore for SqliteTenantStore {
             .map_err(|e| self.err(e))?;
         tx.execute("DELETE FROM tenant_secrets WHERE tenant = ?1", params![id])
             .map_err(|e| self.err(e))?;
+        tx.execute("DELETE FROM tenant_trust WHERE tenant = ?1", params![id])
+            .map_err(|e| self.err(e))?;
         let n = tx
             .execute("DELETE FROM tenants WHERE id = ?1", params![id])
             .map_err(|e| self.err(e))?;
@@ -457,5 +469,35 @@ impl TenantStore for SqliteTenantStore {
         .map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(true)
+    }
+
+    fn set_trusted(&self, id: &str, version: Option<u64>) -> Result<(), StoreError> {
+        let conn = self.conn()?;
+        match version {
+            Some(v) => conn.execute(
+                "INSERT INTO tenant_trust (tenant, version) VALUES (?1, ?2)
+                 ON CONFLICT (tenant) DO UPDATE SET version = excluded.version",
+                params![id, v as i64],
+            ),
+            None => conn.execute("DELETE FROM tenant_trust WHERE tenant = ?1", params![id]),
+        }
+        .map_err(|e| self.err(e))?;
+        Ok(())
+    }
+
+    fn trusted_versions(&self) -> Result<std::collections::HashMap<String, u64>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn
+            .prepare("SELECT tenant, version FROM tenant_trust")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .map_err(|e| self.err(e))?;
+        let mut out = std::collections::HashMap::new();
+        for row in rows {
+            let (t, v) = row.map_err(|e| self.err(e))?;
+            out.insert(t, v as u64);
+        }
+        Ok(out)
     }
 }

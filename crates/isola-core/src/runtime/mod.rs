@@ -15,6 +15,7 @@ mod load;
 pub(crate) use load::LoadStep;
 mod modules;
 pub(crate) mod ops;
+pub(crate) mod ops_web;
 pub(crate) mod platform;
 pub(crate) mod snapshot;
 pub(crate) mod watchdog;
@@ -599,7 +600,10 @@ impl JsRuntime {
             self.drop_request_body();
         }
         self.kill.running.store(false, Ordering::SeqCst);
-        let kill = self.kill.take_kill();
+        // Only a kill of this invocation (one recorded for an earlier slice
+        // after it ended is stale).
+        let seq = self.seq;
+        let kill = self.kill.take_kill().filter(|k| k.seq == seq);
         let stack = self.kill.take_stack();
         let terminating = self.isolate.is_execution_terminating();
         if terminating || kill.is_some() {

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use v8::MapFnTo;
 
+use crate::runtime::ops_web;
 use crate::tenant::{BodySource, ConsoleLevel, ConsoleSink};
 
 /// Longest console line passed to the sink (bytes); longer lines are cut.
@@ -130,6 +131,17 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
                 op_response_headers_reset.map_fn_to(),
             ),
             ("responseHeader", op_response_header.map_fn_to()),
+            ("urlParse", ops_web::op_url_parse.map_fn_to()),
+            ("urlSet", ops_web::op_url_set.map_fn_to()),
+            ("urlencodedParse", ops_web::op_urlencoded_parse.map_fn_to()),
+            (
+                "urlencodedSerialize",
+                ops_web::op_urlencoded_serialize.map_fn_to(),
+            ),
+            ("atob", ops_web::op_atob.map_fn_to()),
+            ("btoa", ops_web::op_btoa.map_fn_to()),
+            ("randomFill", ops_web::op_random_fill.map_fn_to()),
+            ("digest", ops_web::op_digest.map_fn_to()),
         ]
     });
 

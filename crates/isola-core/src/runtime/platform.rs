@@ -54,7 +54,12 @@ pub(crate) fn init() {
     });
 }
 
-/// Fills `buf` from the kernel's random source (`getrandom(2)`).
+/// Fills `buf` from the kernel's random source (`getrandom(2)`): V8's
+/// entropy source, and `crypto.getRandomValues`.
+pub(crate) fn fill_random(buf: &mut [u8]) -> bool {
+    entropy(buf)
+}
+
 fn entropy(buf: &mut [u8]) -> bool {
     let mut filled = 0;
     while filled < buf.len() {

@@ -68,7 +68,9 @@ impl KillState {
         // A kill left from an earlier slice (its interrupt came too late to
         // stop anything) must not shield the current one.
         let free = k.as_ref().is_none_or(|old| old.seq != current);
-        if free && kill.seq == current {
+        // Not once the slice has ended: the watchdog acts outside its lock,
+        // and a late kill must not be left for the next invocation.
+        if free && kill.seq == current && self.running.load(Ordering::SeqCst) {
             *k = Some(kill);
             true
         } else {

@@ -39,7 +39,7 @@ use crate::metrics::Metrics;
 mod quarantine;
 mod stream;
 mod takeover;
-pub(crate) mod trust;
+pub mod trust;
 mod validate;
 mod worker;
 
@@ -149,8 +149,9 @@ pub struct WorkerBudget {
 }
 
 impl Pool {
-    /// Starts `n` worker threads plus the penalty worker. Call after
-    /// `Engine::new` (V8 is initialised).
+    /// Starts `n` worker threads plus the probation (if the budget says so)
+    /// and penalty workers. Call after `Engine::new` (V8 is initialised).
+    /// `trust` hears which tenant deployments earn or lose trust.
     pub fn start(
         engine: &Engine,
         n: usize,
@@ -158,8 +159,9 @@ impl Pool {
         max_queue: usize,
         logs: Arc<Logs>,
         metrics: Arc<Metrics>,
+        trust: Option<trust::TrustSink>,
     ) -> Pool {
-        let quarantine = Arc::new(Quarantine::default());
+        let quarantine = Arc::new(Quarantine::new(trust));
         let retired = Retired::default();
         let queues: Arc<std::sync::Mutex<HashMap<String, Arc<AtomicUsize>>>> = Arc::default();
         let penalized: Arc<OnceLock<Penalized>> = Arc::default();

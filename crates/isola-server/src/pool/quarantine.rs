@@ -17,7 +17,6 @@ use crate::metrics::Metrics;
 /// Tenants that broke a limit recently. They run on a separate penalty
 /// worker, so well-behaved tenants' workers never run their code again, and
 /// after each kill they are refused for a cool-down that doubles per kill.
-#[derive(Default)]
 pub(crate) struct Quarantine {
     entries: std::sync::Mutex<HashMap<String, Penalty>>,
     /// Which tenant versions run on the shared workers.
@@ -49,6 +48,14 @@ const FIRST_COOLDOWN: Duration = Duration::from_millis(250);
 const MAX_COOLDOWN: Duration = Duration::from_secs(10);
 
 impl Quarantine {
+    /// No tenant quarantined; trust changes go to `sink`.
+    pub(super) fn new(sink: Option<super::trust::TrustSink>) -> Quarantine {
+        Quarantine {
+            entries: std::sync::Mutex::default(),
+            trust: Trust::with_sink(sink),
+        }
+    }
+
     pub(super) fn record_kill(&self, id: &str) {
         let now = Instant::now();
         let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());

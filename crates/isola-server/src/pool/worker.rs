@@ -105,6 +105,9 @@ pub(super) struct Slot {
     /// Set until the first request of a new slot settles: whether its
     /// isolate was a pre-created one.
     fresh: Option<bool>,
+    /// An invocation answered within its limits; trust is earned once its
+    /// streamed body and `ctx.waitUntil` work end without a kill too.
+    earned: bool,
 }
 
 impl Slot {
@@ -326,6 +329,7 @@ impl WorkerLoop {
                 streaming: None,
                 last_used: Instant::now(),
                 fresh: Some(prewarmed),
+                earned: false,
             },
         );
     }
@@ -391,12 +395,15 @@ impl WorkerLoop {
                 && slot.tenant.background_wake().is_some_and(|w| w <= now)
             {
                 if let Err(e) = slot.tenant.poll_background() {
+                    slot.earned = false;
                     kill_outside_reply(&self.metrics, &self.quarantine, &id, &e);
                 }
             }
             if let Some(e) = pump_stream(&self.queued, slot, now) {
+                slot.earned = false;
                 kill_outside_reply(&self.metrics, &self.quarantine, &id, &e);
             }
+            Self::maybe_trust(&self.quarantine, slot);
             // Begin the next waiting request while the tenant is free: one per
             // turn, so a tenant's burst takes turns with the worker's other
             // tenants instead of holding the thread for the whole burst.
@@ -426,6 +433,7 @@ impl WorkerLoop {
                             panic!("test hook: a worker panics mid-request");
                         }
                         Self::settle(&self.queued, &self.quarantine, slot, progress);
+                        Self::maybe_trust(&self.quarantine, slot);
                     }
                 }
             }
@@ -474,7 +482,7 @@ impl WorkerLoop {
                     Err(Error::Forbidden { .. }) => quarantine.record_kill(&slot.dep.id),
                     // It ran to its end within its limits (an exception
                     // thrown by its own code included).
-                    Ok(_) | Err(Error::Js(_)) => quarantine.trust.record_success(&slot.dep),
+                    Ok(_) | Err(Error::Js(_)) => slot.earned = true,
                     _ => {}
                 }
                 let streamed = matches!(
@@ -496,6 +504,9 @@ impl WorkerLoop {
                 } else {
                     None
                 };
+                // Before the reply goes: the tenant's next request is
+                // placed by then.
+                Self::maybe_trust(quarantine, slot);
                 let _ = pending.reply.send(Reply {
                     result,
                     cold,
@@ -504,6 +515,22 @@ impl WorkerLoop {
                     heap_bytes,
                     body,
                 });
+            }
+        }
+    }
+
+    /// Records the trust a slot earned once all the work of the invocation
+    /// that earned it is over, unless the tenant is quarantined (a request
+    /// that began before a kill, or one served on the penalty worker, earns
+    /// nothing).
+    fn maybe_trust(quarantine: &Quarantine, slot: &mut Slot) {
+        let done = slot.current.is_none()
+            && slot.streaming.is_none()
+            && slot.tenant.background_wake().is_none();
+        if slot.earned && done {
+            slot.earned = false;
+            if !quarantine.contains(&slot.dep.id) {
+                quarantine.trust.record_success(&slot.dep);
             }
         }
     }

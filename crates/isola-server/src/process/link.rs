@@ -90,6 +90,8 @@ pub struct LinkEnv {
     pub logs: Arc<Logs>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// Which tenant deployments run on shared workers (see `pool::trust`).
+    pub trust: Arc<crate::pool::trust::Trust>,
 }
 
 #[derive(Default)]

@@ -98,8 +98,9 @@ struct Inner {
     shared: Vec<Arc<Slot>>,
     /// Where tenant versions run until one request ended within their limits.
     probation: Arc<Slot>,
-    /// Which tenant versions run on their shared worker.
-    trust: Trust,
+    /// Which tenant deployments run on their shared worker (told by the
+    /// workers, which see a request's body and `ctx.waitUntil` work end).
+    trust: Arc<Trust>,
     dedicated: Mutex<HashMap<String, Arc<Slot>>>,
     records: Mutex<HashMap<String, Record>>,
     runtime: tokio::runtime::Handle,
@@ -124,7 +125,9 @@ impl ProcessPool {
         logs: Arc<Logs>,
         metrics: Arc<Metrics>,
         runtime: tokio::runtime::Handle,
+        trust: crate::pool::trust::TrustSink,
     ) -> Result<ProcessPool, String> {
+        let trust = Arc::new(Trust::with_sink(Some(trust)));
         let pc: ProcessConfig = config.process.clone();
         let exe = match &pc.worker_exe {
             Some(p) => p.clone(),
@@ -149,13 +152,14 @@ impl ProcessPool {
                 cache: engine.code_cache().cloned(),
                 logs,
                 metrics,
+                trust: trust.clone(),
             },
             base,
             shared: (0..n)
                 .map(|i| Slot::new(format!("isola-worker-{i}"), None))
                 .collect(),
             probation: Slot::new("isola-probation".into(), None),
-            trust: Trust::default(),
+            trust,
             dedicated: Mutex::default(),
             records: Mutex::default(),
             runtime,
@@ -297,6 +301,11 @@ impl Inner {
             let mut records = lock(&self.records);
             let dedicated = records.values().filter(|r| r.isolated).count();
             let mut new_isolated = 0;
+            // The probation worker hosts new code of many tenants: a crash
+            // there moves a suspect out only when it was alone in flight or
+            // was a suspect before, so bystanders stay on probation.
+            let probation = Arc::ptr_eq(slot, &self.probation);
+            let alone = exit.suspects.len() == 1;
             for t in &exit.suspects {
                 let r = records.entry(t.clone()).or_default();
                 r.crashes += 1;
@@ -310,7 +319,7 @@ impl Inner {
                         r.quarantined =
                             Some((Instant::now() + self.env.config.quarantine_for, reason, 0));
                     }
-                } else if !r.isolated {
+                } else if !r.isolated && (!probation || alone || r.crashes >= 2) {
                     if dedicated + new_isolated < self.env.config.max_dedicated {
                         r.isolated = true;
                         new_isolated += 1;
@@ -394,16 +403,7 @@ impl Dispatcher for ProcessPool {
             };
             let link = Inner::link_of(&slot).await?;
             let id = dep.id.clone();
-            let r = link.invoke(dep.clone(), request, body, permit).await;
-            // Ran to its end within its limits (an exception of its own
-            // included): its next requests run on its shared worker.
-            if let Ok(Reply {
-                result: Ok(_) | Err(isola_core::Error::Js(_)),
-                ..
-            }) = &r
-            {
-                self.inner.trust.record_success(&dep);
-            }
+            let r = link.invoke(dep, request, body, permit).await;
             // Dynamic process isolation: a tenant stopped by a limit in a
             // shared worker runs in a process of its own from now on, so
             // whatever it tries next (a builtin that ignores termination, a

@@ -524,4 +524,13 @@ pub enum Event {
         /// The limit.
         cause: String,
     },
+    /// A deployment (by generation) earned trust: one request ran to its
+    /// end within its limits, its body and `ctx.waitUntil` work included
+    /// (`None`: the tenant was stopped by a limit and lost it).
+    Trust {
+        /// Tenant id.
+        tenant: String,
+        /// The deployment's generation and code version.
+        earned: Option<(u64, u64)>,
+    },
 }

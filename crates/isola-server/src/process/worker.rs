@@ -172,6 +172,17 @@ fn worker_main(fd: &str) -> Result<(), String> {
         args.max_queue,
         logs,
         metrics,
+        Some({
+            // The supervisor places tenants by the trust this process sees earned.
+            let out = out.clone();
+            Box::new(move |tenant: &str, earned| {
+                let ev = Event::Trust {
+                    tenant: tenant.to_string(),
+                    earned,
+                };
+                let _ = out.send(Frame::json(Kind::Event, 0, &ev));
+            })
+        }),
     ));
     if args.sandbox {
         super::sandbox::install().map_err(|e| e.to_string())?;

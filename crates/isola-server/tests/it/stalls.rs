@@ -324,26 +324,97 @@ fn a_new_tenant_version_runs_on_the_probation_worker_until_a_request_ends_within
         "{m}"
     );
 
-    // After a restart, the versions that were serving start on their shared
-    // worker (a restart does not send every tenant through probation), and
-    // a settings change keeps a version's standing.
-    assert!(s.deploy("steady", &work("steady")).status < 300);
+    // A version that earned trust keeps it across a restart (the store
+    // keeps it), one that never ran a request does not.
+    for id in ["steady", "idle"] {
+        let limits = serde_json::json!({ "limits": { "cpu": 2000 } });
+        let r = s.admin("PUT", &format!("/v1/tenants/{id}"), Some(limits));
+        assert!(r.status < 300, "{r:?}");
+        assert!(s.deploy(id, &work(id)).status < 300);
+    }
+    assert_eq!(s.data("steady.localhost", "/").body, "steady true");
+    let db = rusqlite::Connection::open(dir.path().join("isola.db")).unwrap();
+    let t0 = Instant::now();
+    while db
+        .query_row(
+            "SELECT version FROM tenant_trust WHERE tenant = 'steady'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
+        .is_err()
+    {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the trust never reached the store"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
     s.server_shutdown();
     let mut c = config(dir.path());
     c.workers = 1;
     let s = start_with(c);
+    let [shared, probation] = crate::util::cpu_of_threads(threads, || {
+        assert_eq!(s.data("steady.localhost", "/big").body, "steady true");
+    });
+    eprintln!("restored and trusted: shared {shared:?}, probation {probation:?}");
+    assert!(shared >= Duration::from_millis(50), "{shared:?}");
+    assert!(probation < shared / 4, "{probation:?} vs {shared:?}");
+    let [shared, probation] = crate::util::cpu_of_threads(threads, || {
+        assert_eq!(s.data("idle.localhost", "/big").body, "idle true");
+    });
+    eprintln!("restored, never ran: shared {shared:?}, probation {probation:?}");
+    assert!(probation >= Duration::from_millis(50), "{probation:?}");
+    assert!(shared < probation / 4, "{shared:?} vs {probation:?}");
+}
+
+/// Trust is earned when the whole invocation ends within its limits, its
+/// `ctx.waitUntil` work included: requests that arrive while that work still
+/// runs stay on the probation worker.
+#[test]
+fn trust_waits_for_wait_until_work_to_end() {
+    crate::util::in_child(
+        "stalls::trust_waits_for_wait_until_work_to_end",
+        Duration::from_secs(120),
+    );
+    if !crate::util::is_child() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let s = one_worker(dir.path(), &[("quick", QUICK)]);
     let r = s.admin(
         "PUT",
-        "/v1/tenants/steady",
+        "/v1/tenants/late",
         Some(serde_json::json!({ "limits": { "cpu": 1000 } })),
     );
     assert!(r.status < 300, "{r:?}");
+    // The first request answers at once and leaves 600 ms of timer-driven
+    // work behind it.
+    let late = "export default { fetch(req, env, ctx) {
+        if (req.url.endsWith('/work')) { let x = 0; for (let i = 0; i < 8e7; i++) x = (x + i) | 0; return new Response('worked ' + (x !== 0.5)); }
+        ctx.waitUntil(new Promise((r) => setTimeout(r, 600)));
+        return new Response('answered');
+    } };";
+    assert!(s.deploy("late", late).status < 300);
+    assert_eq!(s.data("late.localhost", "/").body, "answered");
+    let threads = ["isola-worker-0", "isola-probation"];
     let [shared, probation] = crate::util::cpu_of_threads(threads, || {
-        for _ in 0..3 {
-            assert_eq!(s.data("steady.localhost", "/").body, "steady true");
-        }
+        assert_eq!(s.data("late.localhost", "/work").body, "worked true");
     });
-    eprintln!("restored: shared {shared:?}, probation {probation:?}");
-    assert!(shared >= Duration::from_millis(40), "{shared:?}");
-    assert!(probation < shared / 4, "{probation:?} vs {shared:?}");
+    eprintln!("while its waitUntil work runs: shared {shared:?}, probation {probation:?}");
+    assert!(probation >= Duration::from_millis(50), "{probation:?}");
+    assert!(shared < probation / 4, "{shared:?} vs {probation:?}");
+    // Once that work ended within its limits, the tenant is trusted.
+    let t0 = Instant::now();
+    loop {
+        let [shared, probation] = crate::util::cpu_of_threads(threads, || {
+            assert_eq!(s.data("late.localhost", "/work").body, "worked true");
+        });
+        if shared >= Duration::from_millis(50) && probation < shared / 4 {
+            break;
+        }
+        assert!(
+            t0.elapsed() < Duration::from_secs(5),
+            "never trusted: shared {shared:?}, probation {probation:?}"
+        );
+    }
 }

@@ -118,6 +118,17 @@ impl Link {
                             env.metrics.termination(&tenant, &cause);
                         }
                     }
+                    // Only about a tenant this worker hosts.
+                    Event::Trust { tenant, earned } => {
+                        if lock(&self.state).tenants.contains(&tenant) {
+                            match earned {
+                                Some((generation, version)) => {
+                                    env.trust.record(&tenant, generation, version)
+                                }
+                                None => env.trust.distrust(&tenant),
+                            }
+                        }
+                    }
                 }
                 Ok(())
             }
