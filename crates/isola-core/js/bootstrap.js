@@ -8,7 +8,7 @@
 // Tenant code shares this realm: nothing here looks up a global, a prototype
 // method or an iterator at call time. Results cross to Rust through native
 // ops (`responseHeader`) or null-prototype records that Rust validates again.
-(function bootstrap(ops, P) {
+(function bootstrap(ops, P, web) {
   "use strict";
   const {
     ArrayIsArray,
@@ -210,30 +210,6 @@
       }
     },
   };
-
-  // ---------- timers ----------
-  const timers = new Map();
-  let nextTimerId = 1;
-  function startTimer(cb, ms, args, repeat) {
-    if (typeof cb !== "function") throw new TypeError("timer callback must be a function");
-    const id = nextTimerId++;
-    const delay = MathMax(0, +ms || 0);
-    // The op enforces the cap on pending timers (and throws past it) before
-    // anything is remembered here.
-    ops.timerStart(id, delay);
-    MapPrototypeSet(timers, id, { __proto__: null, cb, args, repeat, delay });
-    return id;
-  }
-  function clearTimer(id) {
-    if (MapPrototypeDelete(timers, id)) ops.timerClear(id);
-  }
-  function fireTimer(id) {
-    const t = MapPrototypeGet(timers, id);
-    if (!t) return;
-    if (t.repeat) ops.timerStart(id, t.delay);
-    else MapPrototypeDelete(timers, id);
-    ReflectApply(t.cb, undefined, t.args);
-  }
 
   // ---------- encoding ----------
   function encodeUtf8(s) {
@@ -752,10 +728,27 @@
   const define = (name, value) =>
     ObjectDefineProperty(P.globalThis, name, { __proto__: null, value, writable: true, configurable: true, enumerable: false });
   define("console", console);
-  define("setTimeout", (cb, ms, ...args) => startTimer(cb, ms, args, false));
-  define("setInterval", (cb, ms, ...args) => startTimer(cb, ms, args, true));
-  define("clearTimeout", clearTimer);
-  define("clearInterval", clearTimer);
+  // An error no code caught (a listener's, or handed to reportError): the
+  // tenant's log, with its stack.
+  web.reportError = function reportError(e) {
+    if (arguments.length < 1) throw new TypeError("Failed to execute 'reportError': 1 argument required, but only 0 present.");
+    printError("Uncaught", e);
+  };
+  // The web APIs of js/web/*.js (each file puts its names on `web`).
+  const WEB_GLOBALS = [
+    "setTimeout", "setInterval", "clearTimeout", "clearInterval",
+    "DOMException", "Event", "EventTarget", "CustomEvent", "ErrorEvent", "PromiseRejectionEvent", "MessageEvent",
+    "AbortController", "AbortSignal",
+    "URL", "URLSearchParams",
+    "atob", "btoa", "Navigator", "navigator", "Performance", "performance",
+    "Crypto", "SubtleCrypto", "crypto",
+    "reportError",
+  ];
+  for (let i = 0; i < WEB_GLOBALS.length; i++) {
+    const name = WEB_GLOBALS[i];
+    if (web[name] === undefined) throw new Error(`bootstrap: js/web left ${name} undefined`);
+    define(name, web[name]);
+  }
   define("queueMicrotask", (cb) => {
     if (typeof cb !== "function") throw new TypeError("queueMicrotask: callback must be a function");
     (async () => {
@@ -927,5 +920,6 @@
     return settleAll(list);
   }
 
+  const fireTimer = web.__fireTimer;
   return { __proto__: null, invoke, finish, fireTimer, errorRecord, makeRequest, takeBackground, readChunk };
 });

@@ -17,9 +17,30 @@ pub const BOOTSTRAP_NAME: &str = "isola:bootstrap.js";
 /// Resource names of isola's own scripts start with this (stack lines from
 /// them are hidden from tenants).
 pub const INTERNAL_PREFIX: &str = "isola:";
-/// The scripts run in the snapshot creator, in order.
-pub const SOURCES: [(&str, &str); 2] = [
+/// The scripts run in the snapshot creator, in order: the primordials, the
+/// web APIs by spec area (each called with the ops, the primordials and the
+/// `web` object it puts its names on), then the bootstrap, which defines the
+/// globals and returns the internals.
+pub const SOURCES: [(&str, &str); 8] = [
     ("isola:primordials.js", PRIMORDIALS_JS),
+    (
+        "isola:web/timers.js",
+        include_str!("../../js/web/timers.js"),
+    ),
+    (
+        "isola:web/events.js",
+        include_str!("../../js/web/events.js"),
+    ),
+    ("isola:web/abort.js", include_str!("../../js/web/abort.js")),
+    ("isola:web/url.js", include_str!("../../js/web/url.js")),
+    (
+        "isola:web/globals.js",
+        include_str!("../../js/web/globals.js"),
+    ),
+    (
+        "isola:web/crypto.js",
+        include_str!("../../js/web/crypto.js"),
+    ),
     (BOOTSTRAP_NAME, BOOTSTRAP_JS),
 ];
 /// Context-data index of the internals object.
@@ -29,6 +50,7 @@ pub(crate) const INTERNALS_INDEX: usize = 0;
 pub(crate) fn build_blob() -> Result<Vec<u8>> {
     crate::runtime::platform::init();
     let mut creator = v8::Isolate::snapshot_creator(Some(ops::external_references()), None);
+    let mut failure = None;
     {
         v8::scope!(let scope, &mut creator);
         let context = v8::Context::new(scope, Default::default());
@@ -36,28 +58,50 @@ pub(crate) fn build_blob() -> Result<Vec<u8>> {
         let internals = {
             v8::tc_scope!(let tc, scope);
             let result = run_bootstrap(tc);
-            match result {
-                Some(v) => v,
-                None => {
-                    let msg = tc
-                        .message()
-                        .map(|m| m.get(tc).to_rust_string_lossy(tc))
-                        .unwrap_or_else(|| "bootstrap failed".into());
-                    return Err(Error::Snapshot(format!("the bootstrap JS threw: {msg}")));
-                }
+            if result.is_none() {
+                let msg = match (tc.message(), tc.exception()) {
+                    (Some(m), e) => {
+                        let text = m.get(tc).to_rust_string_lossy(tc);
+                        let at = m
+                            .get_script_resource_name(tc)
+                            .map(|n| n.to_rust_string_lossy(tc))
+                            .unwrap_or_default();
+                        let line = m.get_line_number(tc).unwrap_or(0);
+                        let stack = e
+                            .and_then(|e| e.to_object(tc))
+                            .and_then(|o| {
+                                let k = v8::String::new(tc, "stack")?;
+                                o.get(tc, k.into())
+                            })
+                            .map(|s| s.to_rust_string_lossy(tc))
+                            .unwrap_or_default();
+                        format!("{text} ({at}:{line})\n{stack}")
+                    }
+                    (None, _) => "bootstrap failed".into(),
+                };
+                failure = Some(msg);
             }
+            result
         };
-        let index = scope.add_context_data(context, internals);
-        if index != INTERNALS_INDEX {
-            return Err(Error::Internal(format!(
-                "internals stored at context data {index}"
-            )));
+        match internals {
+            Some(internals) => {
+                let index = scope.add_context_data(context, internals);
+                if index != INTERNALS_INDEX {
+                    failure = Some(format!("internals stored at context data {index}"));
+                }
+                scope.set_default_context(context);
+            }
+            None => scope.set_default_context(context),
         }
-        scope.set_default_context(context);
     }
-    let blob = creator
-        .create_blob(v8::FunctionCodeHandling::Keep)
-        .ok_or_else(|| Error::Snapshot("V8 could not create the snapshot blob".into()))?;
+    // A snapshot creator must make its blob before it is dropped, even when
+    // the bootstrap failed.
+    let blob = creator.create_blob(v8::FunctionCodeHandling::Keep);
+    if let Some(msg) = failure {
+        return Err(Error::Snapshot(format!("the bootstrap JS threw: {msg}")));
+    }
+    let blob =
+        blob.ok_or_else(|| Error::Snapshot("V8 could not create the snapshot blob".into()))?;
     Ok(blob.to_vec())
 }
 
@@ -66,7 +110,15 @@ pub(crate) fn run_bootstrap<'s>(
 ) -> Option<v8::Local<'s, v8::Object>> {
     let primordials = run_script(scope, SOURCES[0], &[])?;
     let ops = ops::create_ops_object(scope)?;
-    let internals = run_script(scope, SOURCES[1], &[ops.into(), primordials])?;
+    let web = v8::Object::new(scope);
+    let null = v8::null(scope).into();
+    web.set_prototype(scope, null)?;
+    let args = [ops.into(), primordials, web.into()];
+    let (last, areas) = SOURCES[1..].split_last()?;
+    for area in areas {
+        run_script(scope, *area, &args)?;
+    }
+    let internals = run_script(scope, *last, &args)?;
     v8::Local::<v8::Object>::try_from(internals).ok()
 }
 

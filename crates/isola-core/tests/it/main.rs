@@ -8,6 +8,7 @@ mod isolation;
 mod limits;
 mod modules;
 mod util;
+mod web;
 
 // V8's platform must exist before the test harness spawns the threads that
 // run isolates (required on CPUs with memory protection keys).

@@ -1,0 +1,73 @@
+// Small globals of the HTML and HR Time standards: atob and btoa (forgiving
+// base64, native via ops.atob / ops.btoa), navigator.userAgent, and
+// performance (now, timeOrigin).
+//
+// Evaluated once in the snapshot creator, called as (ops, P, web) after
+// events.js (DOMException). Built-ins are captured below.
+//
+// Divergences: performance.now() has a resolution of 1 ms (it is built on
+// Date.now(), coarse on purpose: finer clocks help timing attacks across
+// tenants); its origin is the first reading in the isolate, not the start of
+// the isolate. There is no performance timeline (mark, measure, entries).
+(function globals(ops, P, web) {
+  "use strict";
+  const { DateNow, ObjectDefineProperty, String, TypeError } = P;
+  const DOMException = web.DOMException;
+  const SymbolToStringTag = Symbol.toStringTag;
+  const kCreate = { __proto__: null };
+
+  const required = (n, have, what) => {
+    if (have < n) throw new TypeError(`Failed to execute '${what}': ${n} argument required, but only ${have} present.`);
+  };
+
+  web.atob = function atob(data) {
+    required(1, arguments.length, "atob");
+    const r = ops.atob(String(data));
+    if (r === null) throw new DOMException("Failed to execute 'atob': The string to be decoded is not correctly encoded.", "InvalidCharacterError");
+    return r;
+  };
+  web.btoa = function btoa(data) {
+    required(1, arguments.length, "btoa");
+    const r = ops.btoa(String(data));
+    if (r === null) throw new DOMException("Failed to execute 'btoa': The string to be encoded contains characters outside of the Latin1 range.", "InvalidCharacterError");
+    return r;
+  };
+
+  class Navigator {
+    constructor(key = undefined) {
+      if (key !== kCreate) throw new TypeError("Illegal constructor");
+    }
+    get userAgent() {
+      return "isola";
+    }
+  }
+  ObjectDefineProperty(Navigator.prototype, SymbolToStringTag, { __proto__: null, value: "Navigator", configurable: true });
+
+  let origin = -1;
+  const now = () => {
+    const t = DateNow();
+    if (origin < 0) origin = t;
+    return t - origin;
+  };
+  class Performance {
+    constructor(key = undefined) {
+      if (key !== kCreate) throw new TypeError("Illegal constructor");
+    }
+    now() {
+      return now();
+    }
+    get timeOrigin() {
+      now();
+      return origin;
+    }
+    toJSON() {
+      return { timeOrigin: this.timeOrigin };
+    }
+  }
+  ObjectDefineProperty(Performance.prototype, SymbolToStringTag, { __proto__: null, value: "Performance", configurable: true });
+
+  web.Navigator = Navigator;
+  web.navigator = new Navigator(kCreate);
+  web.Performance = Performance;
+  web.performance = new Performance(kCreate);
+});

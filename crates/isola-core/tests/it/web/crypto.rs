@@ -1,0 +1,81 @@
+//! crypto.getRandomValues, crypto.randomUUID, crypto.subtle.digest.
+
+use serde_json::json;
+
+use super::{run, throws, PATCH_EVERYTHING};
+
+#[test]
+fn digests_match_known_answers() {
+    let v = run(r#"
+        const hex = (b) => Array.from(new Uint8Array(b), (x) => x.toString(16).padStart(2, "0")).join("");
+        const abc = new TextEncoder().encode("abc");
+        const out = {};
+        for (const alg of ["SHA-1", "SHA-256", "SHA-384", "SHA-512"]) out[alg] = hex(await crypto.subtle.digest(alg, abc));
+        out.obj = hex(await crypto.subtle.digest({ name: "sha-256" }, abc.buffer));
+        out.view = hex(await crypto.subtle.digest("SHA-256", new DataView(abc.buffer)));
+        out.empty = hex(await crypto.subtle.digest("SHA-256", new Uint8Array(0)));
+        out.isBuffer = (await crypto.subtle.digest("SHA-256", abc)) instanceof ArrayBuffer;
+        return out;
+    "#);
+    assert_eq!(v["SHA-1"], "a9993e364706816aba3e25717850c26c9cd0d89d");
+    assert_eq!(
+        v["SHA-256"],
+        "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+    );
+    assert_eq!(v["SHA-384"], "cb00753f45a35e8bb5a03d699ac65007272c32ab0eded1631a8b605a43ff5bed8086072ba1e7cc2358baeca134c825a7");
+    assert_eq!(v["SHA-512"], "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f");
+    assert_eq!(v["obj"], v["SHA-256"]);
+    assert_eq!(v["view"], v["SHA-256"]);
+    assert_eq!(
+        v["empty"],
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+    assert_eq!(v["isBuffer"], true);
+}
+
+#[test]
+fn digest_rejects_bad_input_with_the_specs_errors() {
+    let v = run(r#"
+        const why = (p) => p.then((x) => ["no error", String(x)], (e) => [e.name, e.message]);
+        return [await why(crypto.subtle.digest("MD5", new Uint8Array(1))),
+                await why(crypto.subtle.digest("SHA-256", "text")),
+                await why(crypto.subtle.digest("SHA-256"))];
+    "#);
+    assert_eq!(v[0][0], "NotSupportedError");
+    assert!(v[0][1].as_str().unwrap().contains("MD5"), "{v}");
+    assert_eq!(v[1][0], "TypeError");
+    assert_eq!(v[2][0], "TypeError");
+}
+
+#[test]
+fn random_values_and_uuids() {
+    let v = run(&format!(
+        "const a = crypto.getRandomValues(new Uint8Array(64)); const b = crypto.getRandomValues(new Uint32Array(16));
+         const u = crypto.randomUUID();
+         const uuids = new Set(Array.from({{ length: 100 }}, () => crypto.randomUUID()));
+         return [a.some((x) => x !== 0), b.some((x) => x !== 0), /^[0-9a-f]{{8}}-[0-9a-f]{{4}}-4[0-9a-f]{{3}}-[89ab][0-9a-f]{{3}}-[0-9a-f]{{12}}$/.test(u),
+                 uuids.size, {}, {}, {}];",
+        throws("crypto.getRandomValues(new Float32Array(4))"),
+        throws("crypto.getRandomValues(new Uint8Array(65537))"),
+        throws("new Crypto()"),
+    ));
+    assert_eq!(v[0], true);
+    assert_eq!(v[1], true);
+    assert_eq!(v[2], true, "{v}");
+    assert_eq!(v[3], 100);
+    assert_eq!(v[4][0], "TypeMismatchError");
+    assert_eq!(v[5][0], "QuotaExceededError");
+    assert!(v[5][1].as_str().unwrap().contains("65536"), "{v}");
+    assert_eq!(v[6], json!(["TypeError", "Illegal constructor"]));
+}
+
+#[test]
+fn crypto_works_after_the_tenant_patched_every_builtin() {
+    let v = run(&format!(
+        "{PATCH_EVERYTHING}
+        const u = crypto.randomUUID();
+        const d = new Uint8Array(await crypto.subtle.digest('SHA-1', new Uint8Array(0)));
+        return [u.length, d.length, d[0]];"
+    ));
+    assert_eq!(v, json!([36, 20, 0xda]));
+}

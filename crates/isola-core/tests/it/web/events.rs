@@ -1,0 +1,141 @@
+//! Event, EventTarget, CustomEvent, DOMException (WHATWG DOM).
+
+use serde_json::json;
+
+use super::{run, run_with_cpu, throws, PATCH_EVERYTHING};
+
+#[test]
+fn event_target_dispatches_in_order_with_once_capture_and_stop_immediate() {
+    let v = run(r#"
+        const t = new EventTarget();
+        const seen = [];
+        const obj = { handleEvent(e) { seen.push("object:" + e.type + ":" + (e.currentTarget === t)); } };
+        t.addEventListener("x", () => seen.push("a"));
+        t.addEventListener("x", () => seen.push("once"), { once: true });
+        t.addEventListener("x", obj);
+        t.addEventListener("x", obj); // the same listener twice: once
+        t.addEventListener("x", () => seen.push("capture"), { capture: true });
+        const r1 = t.dispatchEvent(new Event("x"));
+        t.dispatchEvent(new Event("x"));
+        const stopper = new EventTarget();
+        stopper.addEventListener("s", (e) => { seen.push("s1"); e.stopImmediatePropagation(); });
+        stopper.addEventListener("s", () => seen.push("s2"));
+        stopper.dispatchEvent(new Event("s"));
+        const c = new EventTarget();
+        c.addEventListener("c", (e) => e.preventDefault());
+        const notCancelled = c.dispatchEvent(new Event("c"));
+        const cancelled = c.dispatchEvent(new Event("c", { cancelable: true }));
+        const ce = new CustomEvent("k", { detail: { n: 1 } });
+        return { seen, r1, notCancelled, cancelled, detail: ce.detail, tag: Object.prototype.toString.call(ce),
+                 props: [ce.type, ce.bubbles, ce.cancelable, ce.defaultPrevented, typeof ce.timeStamp, ce instanceof Event] };
+    "#);
+    assert_eq!(
+        v["seen"],
+        json!([
+            "capture",
+            "a",
+            "once",
+            "object:x:true",
+            "capture",
+            "a",
+            "object:x:true",
+            "s1"
+        ])
+    );
+    assert_eq!(v["r1"], true);
+    assert_eq!(v["notCancelled"], true);
+    assert_eq!(v["cancelled"], false);
+    assert_eq!(v["detail"], json!({"n": 1}));
+    assert_eq!(v["tag"], "[object CustomEvent]");
+    assert_eq!(
+        v["props"],
+        json!(["k", false, false, false, "number", true])
+    );
+}
+
+#[test]
+fn a_throwing_listener_is_reported_and_the_others_still_run() {
+    let v = run(r#"
+        const t = new EventTarget();
+        const seen = [];
+        t.addEventListener("x", () => { throw new Error("listener broke"); });
+        t.addEventListener("x", () => seen.push("after"));
+        const ok = t.dispatchEvent(new Event("x"));
+        return { ok, seen };
+    "#);
+    assert_eq!(v, json!({"ok": true, "seen": ["after"]}));
+}
+
+#[test]
+fn wrong_input_throws_the_specs_errors() {
+    let v = run(&format!(
+        "return [{}, {}, {}, {}];",
+        throws("new Event()"),
+        throws("new EventTarget().dispatchEvent({ type: 'x' })"),
+        throws("(() => { const t = new EventTarget(); const e = new Event('x'); t.addEventListener('x', () => t.dispatchEvent(e)); t.dispatchEvent(e); return 'nested ok'; })()"),
+        throws("Event.prototype.preventDefault.call({})"),
+    ));
+    assert_eq!(v[0][0], "TypeError");
+    assert!(
+        v[0][1].as_str().unwrap().contains("1 argument required"),
+        "{v}"
+    );
+    assert_eq!(v[1][0], "TypeError");
+    // Re-dispatching an event that is being dispatched: InvalidStateError
+    // (thrown inside a listener, so reported; the outer dispatch completes).
+    assert_eq!(v[2], json!(["no error", "nested ok"]));
+    assert_eq!(v[3][0], "TypeError");
+}
+
+#[test]
+fn dom_exception_has_names_codes_and_is_an_error() {
+    let v = run(r#"
+        const a = new DOMException("gone", "AbortError");
+        const d = new DOMException();
+        const t = new DOMException("slow", "TimeoutError");
+        return [a.name, a.message, a.code, a instanceof Error, d.name, d.message, d.code, t.code,
+                Object.prototype.toString.call(a), DOMException.ABORT_ERR];
+    "#);
+    assert_eq!(
+        v,
+        json!([
+            "AbortError",
+            "gone",
+            20,
+            true,
+            "Error",
+            "",
+            0,
+            23,
+            "[object DOMException]",
+            20
+        ])
+    );
+}
+
+#[test]
+fn listener_count_per_target_is_capped_with_a_clear_error() {
+    let v = run_with_cpu(
+        &format!(
+            "return {};",
+            throws("(() => { const t = new EventTarget(); for (let i = 0; i < 20000; i++) t.addEventListener('x', () => i); })()")
+        ),
+        5000,
+    );
+    assert_eq!(v[0], "RangeError");
+    assert!(v[1].as_str().unwrap().contains("10000"), "{v}");
+}
+
+#[test]
+fn events_work_after_the_tenant_patched_every_builtin() {
+    let v = run(&format!(
+        "{PATCH_EVERYTHING}
+        const t = new EventTarget(); let n = 0;
+        const f = () => n++;
+        t.addEventListener('x', f); t.addEventListener('x', () => n += 10, {{ once: true }});
+        t.dispatchEvent(new Event('x')); t.dispatchEvent(new CustomEvent('x', {{ detail: 1 }}));
+        t.removeEventListener('x', f); t.dispatchEvent(new Event('x'));
+        return n;"
+    ));
+    assert_eq!(v, json!(12));
+}
