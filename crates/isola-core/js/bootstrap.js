@@ -740,7 +740,7 @@
     "DOMException", "Event", "EventTarget", "CustomEvent", "ErrorEvent", "PromiseRejectionEvent", "MessageEvent",
     "AbortController", "AbortSignal",
     "URL", "URLSearchParams",
-    "atob", "btoa", "Navigator", "navigator", "Performance", "performance",
+    "atob", "btoa", "structuredClone", "Navigator", "navigator", "Performance", "performance",
     "Crypto", "SubtleCrypto", "crypto",
     "reportError",
   ];

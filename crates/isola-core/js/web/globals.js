@@ -1,17 +1,20 @@
 // Small globals of the HTML and HR Time standards: atob and btoa (forgiving
-// base64, native via ops.atob / ops.btoa), navigator.userAgent, and
-// performance (now, timeOrigin).
+// base64, native via ops.atob / ops.btoa), structuredClone (V8's serializer,
+// via ops.structuredClone), navigator.userAgent, and performance (now,
+// timeOrigin).
 //
 // Evaluated once in the snapshot creator, called as (ops, P, web) after
 // events.js (DOMException). Built-ins are captured below.
 //
-// Divergences: performance.now() has a resolution of 1 ms (it is built on
+// Divergences: structuredClone has no transfer list (a non-empty one is a
+// DataCloneError) and refuses values larger than 64 MiB serialized;
+// performance.now() has a resolution of 1 ms (it is built on
 // Date.now(), coarse on purpose: finer clocks help timing attacks across
 // tenants); its origin is the first reading in the isolate, not the start of
 // the isolate. There is no performance timeline (mark, measure, entries).
 (function globals(ops, P, web) {
   "use strict";
-  const { DateNow, ObjectDefineProperty, String, TypeError } = P;
+  const { DateNow, ObjectDefineProperty, ObjectPrototypeHasOwnProperty, String, TypeError } = P;
   const DOMException = web.DOMException;
   const SymbolToStringTag = Symbol.toStringTag;
   const kCreate = { __proto__: null };
@@ -31,6 +34,24 @@
     const r = ops.btoa(String(data));
     if (r === null) throw new DOMException("Failed to execute 'btoa': The string to be encoded contains characters outside of the Latin1 range.", "InvalidCharacterError");
     return r;
+  };
+
+  web.structuredClone = function structuredClone(value, options = undefined) {
+    required(1, arguments.length, "structuredClone");
+    if (options !== undefined && options !== null) {
+      const transfer = options.transfer;
+      if (transfer !== undefined && transfer !== null && transfer.length > 0) {
+        throw new DOMException("Failed to execute 'structuredClone': transferring is not supported in isola.", "DataCloneError");
+      }
+    }
+    try {
+      return ops.structuredClone(value);
+    } catch (e) {
+      if (e !== null && typeof e === "object" && !(e instanceof DOMException) && ObjectPrototypeHasOwnProperty(e, "name") && e.name === "DataCloneError") {
+        throw new DOMException(`Failed to execute 'structuredClone': ${e.message}`, "DataCloneError");
+      }
+      throw e;
+    }
   };
 
   class Navigator {

@@ -142,6 +142,7 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
             ("btoa", ops_web::op_btoa.map_fn_to()),
             ("randomFill", ops_web::op_random_fill.map_fn_to()),
             ("digest", ops_web::op_digest.map_fn_to()),
+            ("structuredClone", ops_web::op_structured_clone.map_fn_to()),
         ]
     });
 

@@ -416,3 +416,90 @@ pub(crate) fn op_digest(
     }
     rv.set(ab.into());
 }
+
+/// Largest serialized form `structuredClone` copies (bytes). The object
+/// graph is already bounded by the tenant's heap and ArrayBuffer limits; the
+/// copy it makes counts in them again.
+pub const MAX_CLONE_BYTES: usize = 64 << 20;
+
+/// V8's serializer, refusing what cannot be cloned with an error named
+/// `DataCloneError` (the JS side turns it into a `DOMException`).
+struct Cloner;
+
+fn data_clone_error<'s>(scope: &mut v8::PinScope<'s, '_>, message: v8::Local<'s, v8::String>) {
+    let e = v8::Exception::error(scope, message);
+    if let (Ok(obj), Some(k), Some(v)) = (
+        v8::Local::<v8::Object>::try_from(e),
+        v8::String::new(scope, "name"),
+        v8::String::new(scope, "DataCloneError"),
+    ) {
+        obj.set(scope, k.into(), v.into());
+    }
+    scope.throw_exception(e);
+}
+
+impl v8::ValueSerializerImpl for Cloner {
+    fn throw_data_clone_error<'s>(
+        &self,
+        scope: &mut v8::PinScope<'s, '_>,
+        message: v8::Local<'s, v8::String>,
+    ) {
+        data_clone_error(scope, message);
+    }
+}
+
+impl v8::ValueDeserializerImpl for Cloner {}
+
+/// `structuredClone(value)`: a deep copy through V8's serializer (no
+/// transfer list; shared memory and host objects are refused).
+pub(crate) fn op_structured_clone(
+    scope: &mut v8::PinScope,
+    args: v8::FunctionCallbackArguments,
+    mut rv: v8::ReturnValue<v8::Value>,
+) {
+    use v8::ValueDeserializerHelper as _;
+    use v8::ValueSerializerHelper as _;
+    let context = scope.get_current_context();
+    let bytes = {
+        let ser = v8::ValueSerializer::new(scope, Box::new(Cloner));
+        ser.write_header();
+        if ser.write_value(context, args.get(0)) != Some(true) {
+            return; // the exception (or termination) is pending
+        }
+        ser.release()
+    };
+    if bytes.len() > MAX_CLONE_BYTES {
+        if let Some(m) = v8::String::new(
+            scope,
+            &format!(
+                "structuredClone: the value is larger than {MAX_CLONE_BYTES} bytes serialized"
+            ),
+        ) {
+            data_clone_error(scope, m);
+        }
+        return;
+    }
+    let copy = {
+        v8::tc_scope!(let tc, scope);
+        let de = v8::ValueDeserializer::new(tc, Box::new(Cloner), &bytes);
+        let copy = match de.read_header(context) {
+            Some(true) => de.read_value(context).map(|v| v8::Global::new(tc, v)),
+            _ => None,
+        };
+        if copy.is_none() && (tc.has_terminated() || tc.is_execution_terminating()) {
+            tc.rethrow();
+            return;
+        }
+        copy
+    };
+    match copy {
+        Some(v) => rv.set(v8::Local::new(scope, v)),
+        // V8 says only "Unable to deserialize cloned data": the copy did not
+        // fit (its ArrayBuffers count in the tenant's budget).
+        None => throw(
+            scope,
+            true,
+            "structuredClone: the copy does not fit the tenant's memory limits",
+        ),
+    }
+}

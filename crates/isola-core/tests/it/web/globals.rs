@@ -71,3 +71,95 @@ fn timers_run_in_order_and_can_be_cleared() {
     "#);
     assert_eq!(v, json!({"seen": ["first", "args:pq"], "n": 3}));
 }
+
+#[test]
+fn structured_clone_copies_deeply_and_refuses_what_cannot_be_cloned() {
+    let v = run(&format!(
+        r#"
+        const src = {{ n: 1, s: "x", d: new Date(0), r: /a+/g, m: new Map([[1, {{ k: 2 }}]]), set: new Set([3]),
+                      buf: new Uint8Array([1, 2, 3]), big: 10n, nested: {{ deep: [1, [2, [3]]] }}, err: new RangeError("e") }};
+        src.self = src;
+        const c = structuredClone(src);
+        c.nested.deep[1][1][0] = 99;
+        return [c !== src, c.self === c, c.n, c.d.getTime(), c.r.source + c.r.flags, c.m.get(1).k, c.set.has(3),
+                Array.from(c.buf), String(c.big), src.nested.deep[1][1][0], c.err instanceof RangeError, c.err.message,
+                {}, {}, {}, {}];
+        "#,
+        throws("structuredClone(() => 1)"),
+        throws("structuredClone({ f: Symbol('s') })"),
+        throws("structuredClone(new ArrayBuffer(8), { transfer: [new ArrayBuffer(1)] })"),
+        throws("structuredClone()"),
+    ));
+    assert_eq!(
+        v.as_array().unwrap()[..12],
+        json!([
+            true,
+            true,
+            1,
+            0,
+            "a+g",
+            2,
+            true,
+            [1, 2, 3],
+            "10",
+            3,
+            true,
+            "e"
+        ])
+        .as_array()
+        .unwrap()[..]
+    );
+    for i in 12..15 {
+        assert_eq!(v[i][0], "DataCloneError", "{v}");
+    }
+    assert!(
+        v[12][1].as_str().unwrap().contains("could not be cloned"),
+        "{v}"
+    );
+    assert_eq!(v[15][0], "TypeError");
+}
+
+#[test]
+fn structured_clone_of_deep_or_huge_values_is_a_clear_error_not_a_crash() {
+    // Deep nesting: V8's stack check. A copy of 40 MiB of buffers next to the
+    // originals: past the 64 MiB ArrayBuffer budget (the copy counts in it).
+    let v = super::run_with_cpu(
+        &format!(
+            "return [{}, {}];",
+            throws("(() => { let o = {}; for (let i = 0; i < 1e6; i++) o = { o }; return structuredClone(o); })()"),
+            throws("(() => { const a = []; for (let i = 0; i < 20; i++) a.push(new Uint8Array(2 << 20)); return structuredClone(a); })()"),
+        ),
+        5000,
+    );
+    assert_eq!(
+        v[0],
+        json!(["RangeError", "Maximum call stack size exceeded"])
+    );
+    assert_eq!(
+        v[1],
+        json!([
+            "RangeError",
+            "structuredClone: the copy does not fit the tenant's memory limits"
+        ])
+    );
+    // With a budget that fits it, a value over 64 MiB serialized is refused.
+    let e = crate::util::engine();
+    let limits = isola_core::Limits {
+        cpu: std::time::Duration::from_secs(5),
+        external_memory_bytes: 512 << 20,
+        ..Default::default()
+    };
+    let src = format!(
+        "export default () => {};",
+        throws("(() => { const a = []; for (let i = 0; i < 40; i++) a.push(new Uint8Array(2 << 20)); return structuredClone(a); })()")
+    );
+    let mut t = crate::util::tenant_with_limits(&e.engine, "big", &src, limits);
+    let v = crate::util::call_json(&mut t);
+    assert_eq!(v[0], "DataCloneError", "{v}");
+    assert!(
+        v[1].as_str()
+            .unwrap()
+            .contains("larger than 67108864 bytes"),
+        "{v}"
+    );
+}
