@@ -163,6 +163,20 @@ fn main() {
             r.median.as_secs_f64() / base.as_secs_f64()
         );
     }
+    // The blob the engine wrote to its data dir (snapshots/<fingerprint>.bin).
+    let blob_bytes: u64 = std::fs::read_dir(dir.path().join("snapshots"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .map(|m| m.len())
+        .max()
+        .unwrap_or(0);
+    println!(
+        "\nbase snapshot blob: {} bytes ({:.1} MiB)",
+        blob_bytes,
+        blob_bytes as f64 / (1 << 20) as f64
+    );
     let find = |prefix: &str| {
         rows.iter()
             .find(|r| r.name.starts_with(prefix))
@@ -173,7 +187,7 @@ fn main() {
         find("tenant from isola base snapshot"),
     ) {
         println!(
-            "\nbase snapshot vs running the bootstrap: {:.1}x faster",
+            "base snapshot vs running the bootstrap: {:.1}x faster",
             no_snap.as_secs_f64() / snap.as_secs_f64()
         );
     }
