@@ -728,12 +728,72 @@
   const define = (name, value) =>
     ObjectDefineProperty(P.globalThis, name, { __proto__: null, value, writable: true, configurable: true, enumerable: false });
   define("console", console);
-  // An error no code caught (a listener's, or handed to reportError): the
-  // tenant's log, with its stack.
+  // The global scope as an EventTarget (addEventListener, onerror,
+  // onunhandledrejection, onrejectionhandled). The listeners live on an
+  // internal target, so an event's currentTarget is that target, not
+  // globalThis (a divergence: the global object is V8's, not a class instance).
+  const EventTargetProto = web.EventTarget.prototype;
+  const globalAdd = EventTargetProto.addEventListener;
+  const globalRemove = EventTargetProto.removeEventListener;
+  const globalDispatch = EventTargetProto.dispatchEvent;
+  const globalTarget = new web.EventTarget();
+  const fireEvent = web.__events.fire;
+  const { ErrorEvent, PromiseRejectionEvent } = web;
+  define("addEventListener", function addEventListener(type, callback, options = undefined) {
+    return ReflectApply(globalAdd, globalTarget, [type, callback, options]);
+  });
+  define("removeEventListener", function removeEventListener(type, callback, options = undefined) {
+    return ReflectApply(globalRemove, globalTarget, [type, callback, options]);
+  });
+  define("dispatchEvent", function dispatchEvent(event) {
+    return ReflectApply(globalDispatch, globalTarget, [event]);
+  });
+  const handlerTypes = ["error", "unhandledrejection", "rejectionhandled"];
+  for (let i = 0; i < handlerTypes.length; i++) {
+    const type = handlerTypes[i];
+    let handler = null;
+    const listener = (e) => {
+      if (typeof handler !== "function") return;
+      const r = ReflectApply(handler, P.globalThis, [e]);
+      if (type === "error" && r === true) e.preventDefault();
+    };
+    ReflectApply(globalAdd, globalTarget, [type, listener]);
+    ObjectDefineProperty(P.globalThis, `on${type}`, {
+      __proto__: null,
+      enumerable: true,
+      configurable: true,
+      get() {
+        return handler;
+      },
+      set(v) {
+        handler = typeof v === "function" || (typeof v === "object" && v !== null) ? v : null;
+      },
+    });
+  }
+  // An error no code caught (a listener's, or handed to reportError): an
+  // `error` event on the global, then, unless a listener cancelled it, the
+  // tenant's log with its stack.
+  let reporting = false;
   web.reportError = function reportError(e) {
     if (arguments.length < 1) throw new TypeError("Failed to execute 'reportError': 1 argument required, but only 0 present.");
-    printError("Uncaught", e);
+    if (reporting) {
+      printError("Uncaught", e); // thrown by an error listener itself
+      return;
+    }
+    reporting = true;
+    try {
+      const message = e !== null && typeof e === "object" && typeof e.message === "string" ? e.message : String(e);
+      if (fireEvent(globalTarget, new ErrorEvent("error", { cancelable: true, error: e, message }))) printError("Uncaught", e);
+    } finally {
+      reporting = false;
+    }
   };
+  // A promise still rejected with no handler after a microtask checkpoint
+  // (reported by the runtime): `unhandledrejection`, then the log.
+  function unhandledRejection(promise, reason) {
+    const ev = new PromiseRejectionEvent("unhandledrejection", { cancelable: true, promise, reason });
+    if (fireEvent(globalTarget, ev)) printError("Uncaught (in promise)", reason);
+  }
   // The web APIs of js/web/*.js (each file puts its names on `web`).
   const WEB_GLOBALS = [
     "setTimeout", "setInterval", "clearTimeout", "clearInterval",
@@ -921,5 +981,5 @@
   }
 
   const fireTimer = web.__fireTimer;
-  return { __proto__: null, invoke, finish, fireTimer, errorRecord, makeRequest, takeBackground, readChunk };
+  return { __proto__: null, invoke, finish, fireTimer, unhandledRejection, errorRecord, makeRequest, takeBackground, readChunk };
 });

@@ -147,6 +147,7 @@ impl JsRuntime {
         isolate.set_allow_wasm_code_generation_callback(no_wasm_codegen);
         isolate.set_oom_error_handler(platform::on_oom);
         isolate.set_use_counter_callback(watchdog::on_use_counter);
+        isolate.set_promise_reject_callback(ops::on_promise_reject);
         let kill = KillState::new(isolate.thread_safe_handle(), limits.heap_bytes);
         isolate.set_slot(kill.clone());
         isolate.add_near_heap_limit_callback(
@@ -160,6 +161,7 @@ impl JsRuntime {
             body_waiter: None,
             out_headers: Vec::new(),
             out_header_bytes: 0,
+            rejections: Vec::new(),
         }));
         isolate.set_slot(ops.clone());
         let (context, internals) = {
@@ -787,6 +789,7 @@ pub(crate) fn drive<'s>(
     loop {
         feed_body(scope, ctx);
         scope.perform_microtask_checkpoint();
+        report_rejections(scope, internals, ctx);
         if scope.is_execution_terminating() {
             return Err(Error::Internal("terminated".into()));
         }
@@ -853,6 +856,38 @@ pub(crate) fn drive<'s>(
             }
             tc.perform_microtask_checkpoint();
         }
+    }
+}
+
+/// Hands the promises still rejected with no handler after a checkpoint to
+/// the bootstrap (`unhandledRejection`: an `unhandledrejection` event on the
+/// global, then the tenant's log unless a listener cancelled it).
+fn report_rejections<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    internals: v8::Local<'s, v8::Object>,
+    ctx: &Loop<'_>,
+) {
+    let pending = std::mem::take(&mut ctx.ops.borrow_mut().rejections);
+    if pending.is_empty() || scope.is_execution_terminating() {
+        return;
+    }
+    let Ok(report) = get_fn(scope, internals, "unhandledRejection") else {
+        return;
+    };
+    for (promise, reason) in pending {
+        v8::tc_scope!(let tc, scope);
+        let undef = v8::undefined(tc).into();
+        let args = [
+            v8::Local::new(tc, promise).into(),
+            v8::Local::new(tc, reason),
+        ];
+        if report.call(tc, undef, &args).is_none()
+            && (tc.has_terminated() || tc.is_execution_terminating())
+        {
+            tc.rethrow();
+            return;
+        }
+        tc.perform_microtask_checkpoint();
     }
 }
 

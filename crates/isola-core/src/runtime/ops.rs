@@ -49,6 +49,44 @@ pub(crate) struct OpState {
     pub out_headers: Vec<(String, String)>,
     /// Bytes of names and values in `out_headers`.
     pub out_header_bytes: usize,
+    /// Promises rejected with no handler since the last microtask
+    /// checkpoint, and their reasons (at most [`MAX_PENDING_REJECTIONS`]).
+    pub rejections: Vec<(v8::Global<v8::Promise>, v8::Global<v8::Value>)>,
+}
+
+/// Most unhandled rejections remembered between two checkpoints; later ones
+/// in the same turn are not reported (a tenant rejecting in a loop must not
+/// grow this list without bound).
+pub const MAX_PENDING_REJECTIONS: usize = 100;
+
+/// V8's promise-reject hook: remembers promises rejected with no handler, and
+/// forgets one when a handler is attached later, so only rejections still
+/// unhandled at the next checkpoint are reported (`unhandledrejection`).
+pub(crate) extern "C" fn on_promise_reject(msg: v8::PromiseRejectMessage) {
+    // SAFETY: V8 calls this hook on the isolate's thread, inside its execution.
+    v8::callback_scope!(unsafe scope, &msg);
+    let Some(st) = state(scope) else { return };
+    let promise = msg.get_promise();
+    match msg.get_event() {
+        v8::PromiseRejectEvent::PromiseRejectWithNoHandler => {
+            let mut st = st.borrow_mut();
+            if st.rejections.len() < MAX_PENDING_REJECTIONS {
+                let reason = msg
+                    .get_value()
+                    .unwrap_or_else(|| v8::undefined(scope).into());
+                let entry = (
+                    v8::Global::new(scope, promise),
+                    v8::Global::new(scope, reason),
+                );
+                st.rejections.push(entry);
+            }
+        }
+        v8::PromiseRejectEvent::PromiseHandlerAddedAfterReject => {
+            let mut st = st.borrow_mut();
+            st.rejections.retain(|(p, _)| *p != promise);
+        }
+        _ => {}
+    }
 }
 
 pub(crate) type SharedOpState = Rc<RefCell<OpState>>;

@@ -139,3 +139,109 @@ fn events_work_after_the_tenant_patched_every_builtin() {
     ));
     assert_eq!(v, json!(12));
 }
+
+/// Runs `body` in a tenant whose console is kept; returns (result, log).
+fn run_logged(body: &str) -> (serde_json::Value, String) {
+    let e = crate::util::engine();
+    let console = crate::util::Console::default();
+    let mut t = isola_core::Tenant::new(
+        &e.engine,
+        isola_core::TenantConfig::new("web").console(console.sink()),
+        isola_core::TenantCode::single(
+            "web.js",
+            format!("export default async () => {{\n{body}\n}};"),
+        ),
+    )
+    .unwrap();
+    let v = crate::util::call_json(&mut t);
+    (v, console.text())
+}
+
+#[test]
+fn unhandled_rejections_reach_global_listeners_then_the_log_with_their_stack() {
+    let (v, log) = run_logged(
+        r#"
+        const seen = [];
+        addEventListener("unhandledrejection", (e) => {
+          seen.push([e.type, e.reason.message, e.promise instanceof Promise, e.cancelable]);
+          if (e.reason.message === "quiet") e.preventDefault();
+        });
+        onunhandledrejection = (e) => seen.push("handler " + e.reason.message);
+        Promise.reject(new Error("loud"));
+        Promise.reject(new Error("quiet"));
+        Promise.reject(new Error("handled in time")).catch(() => {});
+        const later = Promise.reject(new Error("handled later"));
+        later.catch(() => {});
+        await new Promise((r) => setTimeout(r, 5));
+        return seen;
+        "#,
+    );
+    assert_eq!(
+        v,
+        json!([
+            "handler loud",
+            ["unhandledrejection", "loud", true, true],
+            "handler quiet",
+            ["unhandledrejection", "quiet", true, true]
+        ])
+    );
+    assert!(log.contains("Uncaught (in promise) Error: loud"), "{log}");
+    assert!(
+        log.contains("web.js:"),
+        "the stack names the tenant's file: {log}"
+    );
+    assert!(
+        !log.contains("quiet"),
+        "a cancelled rejection is not logged: {log}"
+    );
+    assert!(!log.contains("handled"), "{log}");
+}
+
+#[test]
+fn report_error_and_throwing_listeners_fire_error_events_on_the_global() {
+    let (v, log) = run_logged(
+        r#"
+        const seen = [];
+        onerror = (e) => { seen.push("onerror " + e.error.message); return e.error.message === "cancel me"; };
+        reportError(new Error("logged"));
+        reportError(new Error("cancel me"));
+        const t = new EventTarget();
+        t.addEventListener("x", () => { throw new Error("from a listener"); });
+        t.dispatchEvent(new Event("x"));
+        addEventListener("error", () => { throw new Error("error listener broke"); });
+        reportError(new Error("last"));
+        return [seen, typeof addEventListener, typeof dispatchEvent, onerror !== null];
+        "#,
+    );
+    assert_eq!(
+        v[0],
+        json!([
+            "onerror logged",
+            "onerror cancel me",
+            "onerror from a listener",
+            "onerror last"
+        ])
+    );
+    assert_eq!(v[1], "function");
+    assert_eq!(v[2], "function");
+    assert_eq!(v[3], true);
+    assert!(log.contains("Uncaught Error: logged"), "{log}");
+    assert!(!log.contains("cancel me"), "{log}");
+    assert!(log.contains("Uncaught Error: from a listener"), "{log}");
+    assert!(log.contains("error listener broke"), "{log}");
+}
+
+#[test]
+fn a_tenant_rejecting_in_a_loop_does_not_grow_the_runtimes_memory() {
+    let (v, log) = run_logged(
+        r#"
+        for (let i = 0; i < 10000; i++) Promise.reject(i);
+        await new Promise((r) => setTimeout(r, 1));
+        return "done";
+        "#,
+    );
+    assert_eq!(v, json!("done"));
+    // At most 100 per checkpoint are reported.
+    let n = log.matches("Uncaught (in promise)").count();
+    assert!((1..=100).contains(&n), "{n} reported");
+}
