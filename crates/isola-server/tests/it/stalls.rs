@@ -222,6 +222,15 @@ fn requests_accepted_before_a_long_turn_are_served_by_the_new_thread() {
     });
 }
 
+/// The work measured ran on worker `name`: it spent at least `min_ms` of
+/// CPU there, and the other worker less than a quarter of that.
+fn mostly_on(name: &str, there: Duration, other: Duration, min_ms: u64) {
+    assert!(
+        there >= Duration::from_millis(min_ms) && other < there / 4,
+        "expected the work on the {name} worker: {there:?} there, {other:?} on the other"
+    );
+}
+
 /// A tenant version whose behaviour is not known yet (just deployed, or
 /// back from quarantine) runs on the probation worker until one of its
 /// requests ran to its end within its limits: a first request that spins
@@ -261,8 +270,7 @@ fn a_new_tenant_version_runs_on_the_probation_worker_until_a_request_ends_within
         assert_eq!(s.data("fresh.localhost", "/big").body, "v1 true");
     });
     eprintln!("first request: shared {shared:?}, probation {probation:?}");
-    assert!(probation >= Duration::from_millis(50), "{probation:?}");
-    assert!(shared < probation / 4, "{shared:?} vs {probation:?}");
+    mostly_on("probation", probation, shared, 50);
 
     // It answered within its limits: its next requests run on the shared worker.
     let [shared, probation] = crate::util::cpu_of_threads(threads, || {
@@ -271,8 +279,7 @@ fn a_new_tenant_version_runs_on_the_probation_worker_until_a_request_ends_within
         }
     });
     eprintln!("proven: shared {shared:?}, probation {probation:?}");
-    assert!(shared >= Duration::from_millis(100), "{shared:?}");
-    assert!(probation < shared / 4, "{probation:?} vs {shared:?}");
+    mostly_on("shared", shared, probation, 100);
 
     // A new version is unknown again, and its first request, which spins
     // until its 2 s CPU limit, runs on the probation worker while the shared
@@ -357,14 +364,12 @@ fn a_new_tenant_version_runs_on_the_probation_worker_until_a_request_ends_within
         assert_eq!(s.data("steady.localhost", "/big").body, "steady true");
     });
     eprintln!("restored and trusted: shared {shared:?}, probation {probation:?}");
-    assert!(shared >= Duration::from_millis(50), "{shared:?}");
-    assert!(probation < shared / 4, "{probation:?} vs {shared:?}");
+    mostly_on("shared", shared, probation, 50);
     let [shared, probation] = crate::util::cpu_of_threads(threads, || {
         assert_eq!(s.data("idle.localhost", "/big").body, "idle true");
     });
     eprintln!("restored, never ran: shared {shared:?}, probation {probation:?}");
-    assert!(probation >= Duration::from_millis(50), "{probation:?}");
-    assert!(shared < probation / 4, "{shared:?} vs {probation:?}");
+    mostly_on("probation", probation, shared, 50);
 }
 
 /// Trust is earned when the whole invocation ends within its limits, its
@@ -401,8 +406,7 @@ fn trust_waits_for_wait_until_work_to_end() {
         assert_eq!(s.data("late.localhost", "/work").body, "worked true");
     });
     eprintln!("while its waitUntil work runs: shared {shared:?}, probation {probation:?}");
-    assert!(probation >= Duration::from_millis(50), "{probation:?}");
-    assert!(shared < probation / 4, "{shared:?} vs {probation:?}");
+    mostly_on("probation", probation, shared, 50);
     // Once that work ended within its limits, the tenant is trusted.
     let t0 = Instant::now();
     loop {
