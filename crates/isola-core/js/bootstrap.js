@@ -801,7 +801,7 @@
     "AbortController", "AbortSignal",
     "URL", "URLSearchParams",
     "atob", "btoa", "structuredClone", "Navigator", "navigator", "Performance", "performance",
-    "Crypto", "SubtleCrypto", "crypto",
+    "Crypto", "CryptoKey", "SubtleCrypto", "crypto",
     "reportError",
   ];
   for (let i = 0; i < WEB_GLOBALS.length; i++) {

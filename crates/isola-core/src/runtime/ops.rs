@@ -181,6 +181,8 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
             ("randomFill", ops_web::op_random_fill.map_fn_to()),
             ("digest", ops_web::op_digest.map_fn_to()),
             ("structuredClone", ops_web::op_structured_clone.map_fn_to()),
+            ("hmacSign", ops_web::op_hmac_sign.map_fn_to()),
+            ("hmacVerify", ops_web::op_hmac_verify.map_fn_to()),
         ]
     });
 

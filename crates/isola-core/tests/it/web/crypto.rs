@@ -79,3 +79,95 @@ fn crypto_works_after_the_tenant_patched_every_builtin() {
     ));
     assert_eq!(v, json!([36, 20, 0xda]));
 }
+
+#[test]
+fn hmac_keys_sign_verify_import_and_export() {
+    let v = run(r#"
+        const hex = (b) => Array.from(new Uint8Array(b), (x) => x.toString(16).padStart(2, "0")).join("");
+        const enc = (s) => new TextEncoder().encode(s);
+        // RFC 4231 test case 2: key "Jefe".
+        const key = await crypto.subtle.importKey("raw", enc("Jefe"), { name: "HMAC", hash: "SHA-256" }, true, ["sign", "verify"]);
+        const sig = await crypto.subtle.sign("HMAC", key, enc("what do ya want for nothing?"));
+        const ok = await crypto.subtle.verify("HMAC", key, sig, enc("what do ya want for nothing?"));
+        const bad = await crypto.subtle.verify({ name: "HMAC" }, key, sig, enc("something else"));
+        const jwk = await crypto.subtle.exportKey("jwk", key);
+        const back = await crypto.subtle.importKey("jwk", jwk, { name: "HMAC", hash: { name: "SHA-256" } }, false, ["verify"]);
+        const ok2 = await crypto.subtle.verify("HMAC", back, sig, enc("what do ya want for nothing?"));
+        const gen = await crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-512" }, true, ["sign"]);
+        const raw = await crypto.subtle.exportKey("raw", gen);
+        return { sig: hex(sig), ok, bad, jwk, ok2, alg: key.algorithm, usages: back.usages, type: key.type,
+                 tag: Object.prototype.toString.call(key), genLen: raw.byteLength, genAlg: gen.algorithm.hash.name };
+    "#);
+    assert_eq!(
+        v["sig"],
+        "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+    );
+    assert_eq!(v["ok"], true);
+    assert_eq!(v["bad"], false);
+    assert_eq!(
+        v["jwk"],
+        json!({"kty": "oct", "k": "SmVmZQ", "alg": "HS256", "key_ops": ["sign", "verify"], "ext": true})
+    );
+    assert_eq!(v["ok2"], true);
+    assert_eq!(
+        v["alg"],
+        json!({"name": "HMAC", "hash": {"name": "SHA-256"}, "length": 32})
+    );
+    assert_eq!(v["usages"], json!(["verify"]));
+    assert_eq!(v["type"], "secret");
+    assert_eq!(v["tag"], "[object CryptoKey]");
+    assert_eq!(v["genLen"], 128);
+    assert_eq!(v["genAlg"], "SHA-512");
+}
+
+#[test]
+fn hmac_misuse_is_refused_with_the_specs_errors() {
+    let v = run(r#"
+        const why = (p) => p.then((x) => ["no error", String(x)], (e) => [e.name, e.message]);
+        const enc = (s) => new TextEncoder().encode(s);
+        const verifyOnly = await crypto.subtle.importKey("raw", enc("k"), { name: "HMAC", hash: "SHA-1" }, false, ["verify"]);
+        return [
+          await why(crypto.subtle.sign("HMAC", verifyOnly, enc("x"))),
+          await why(crypto.subtle.exportKey("raw", verifyOnly)),
+          await why(crypto.subtle.importKey("raw", enc("k"), { name: "HMAC", hash: "SHA-256" }, true, [])),
+          await why(crypto.subtle.importKey("raw", enc("k"), { name: "HMAC", hash: "MD5" }, true, ["sign"])),
+          await why(crypto.subtle.importKey("jwk", { kty: "RSA", k: "AA" }, { name: "HMAC", hash: "SHA-256" }, true, ["sign"])),
+          await why(crypto.subtle.importKey("raw", enc("k"), { name: "HMAC", hash: "SHA-256" }, true, ["encrypt"])),
+          await why(crypto.subtle.sign("HMAC", {}, enc("x"))),
+          (() => { try { new CryptoKey(); } catch (e) { return [e.name, e.message]; } })(),
+        ];
+    "#);
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e[0].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "InvalidAccessError",
+            "InvalidAccessError",
+            "SyntaxError",
+            "NotSupportedError",
+            "DataError",
+            "SyntaxError",
+            "TypeError",
+            "TypeError"
+        ],
+        "{v}"
+    );
+}
+
+#[test]
+fn hmac_works_after_the_tenant_patched_every_builtin() {
+    let v = run(&format!(
+        "{PATCH_EVERYTHING}
+        RegExp.prototype[Symbol.replace] = () => {{ throw new Error('patched replace'); }};
+        const k = await crypto.subtle.importKey('jwk', {{ kty: 'oct', k: 'SmVmZQ' }}, {{ name: 'HMAC', hash: 'SHA-256' }}, true, ['sign']);
+        const jwk = await crypto.subtle.exportKey('jwk', k);
+        const sig = new Uint8Array(await crypto.subtle.sign('HMAC', k, new Uint8Array(3)));
+        return [jwk.k, sig.length];"
+    ));
+    assert_eq!(v, json!(["SmVmZQ", 32]));
+}
