@@ -13,6 +13,8 @@ case "$cmd" in
     exec ./target/release/isola serve "$@"
     ;;
   test)
+    # npm packages the third-party tests run as tenants (not committed).
+    bash scripts/fetch-npm-packages.sh
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
     cargo test --workspace "$@"

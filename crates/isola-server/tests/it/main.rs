@@ -4,6 +4,7 @@ mod api;
 mod control;
 mod hostile_http;
 mod hostile_tenants;
+mod npm_packages;
 mod process;
 mod raw;
 mod stalls;

@@ -1,0 +1,211 @@
+//! Popular npm packages that target web APIs run unchanged as tenants: each
+//! is deployed with its published files (fetched by
+//! `scripts/fetch-npm-packages.sh` into `target/npm-packages/`, not
+//! committed; `./x.sh test` runs it first) next to a small `index.js`, and
+//! asserted on real HTTP responses.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::json;
+
+use crate::util::{start, TestServer};
+
+fn packages_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/npm-packages")
+}
+
+/// Every `.js`/`.mjs` file of `package/<sub>` of npm package `name`, keyed
+/// `name/<path below package>`.
+fn package_files(name: &str, sub: &str) -> BTreeMap<String, String> {
+    let root = packages_dir().join(name).join("package");
+    assert!(
+        root.is_dir(),
+        "npm package {name} is missing: run scripts/fetch-npm-packages.sh (./x.sh test does)"
+    );
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.join(sub)];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.extension().is_some_and(|x| x == "js" || x == "mjs") {
+                let rel = p.strip_prefix(&root).unwrap().to_string_lossy().to_string();
+                out.insert(
+                    format!("{name}/{rel}"),
+                    std::fs::read_to_string(&p).unwrap(),
+                );
+            }
+        }
+    }
+    out
+}
+
+fn deploy_with(s: &TestServer, tenant: &str, index: &str, packages: &[(&str, &str)]) {
+    let mut files = BTreeMap::new();
+    for (name, sub) in packages {
+        files.extend(package_files(name, sub));
+    }
+    files.insert("index.js".to_string(), index.to_string());
+    let r = s.admin(
+        "PUT",
+        &format!("/v1/tenants/{tenant}/code"),
+        Some(json!({ "files": files })),
+    );
+    assert!(
+        r.status < 300,
+        "deploying {tenant}: {} {}",
+        r.status,
+        r.body
+    );
+}
+
+#[test]
+fn hono_routes_requests_with_params_and_queries() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    deploy_with(
+        &s,
+        "hono",
+        "import { Hono } from './hono/dist/index.js';
+         const app = new Hono();
+         app.get('/hello/:name', (c) => c.json({ hi: c.req.param('name'), q: c.req.query('x') ?? null }));
+         app.post('/echo', async (c) => c.text('got ' + (await c.req.text())));
+         app.notFound((c) => c.text('nothing at ' + new URL(c.req.url).pathname, 404));
+         export default app;",
+        &[("hono", "dist")],
+    );
+    let r = s.data("hono.localhost", "/hello/bob?x=1");
+    assert_eq!((r.status, r.json()), (200, json!({"hi": "bob", "q": "1"})));
+    let r = s.post("hono.localhost", "/echo", "ping");
+    assert_eq!((r.status, r.body.as_str()), (200, "got ping"));
+    let r = s.data("hono.localhost", "/nope");
+    assert_eq!((r.status, r.body.as_str()), (404, "nothing at /nope"));
+}
+
+#[test]
+fn zod_validates_request_bodies() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    deploy_with(
+        &s,
+        "zod",
+        "import { z } from './zod/lib/index.mjs';
+         const User = z.object({ name: z.string().min(2), age: z.number().int().positive() });
+         export default { async fetch(req) {
+           const r = User.safeParse(await req.json());
+           if (!r.success) return Response.json({ errors: r.error.issues.map((i) => i.path.join('.') + ': ' + i.code) }, { status: 400 });
+           return Response.json({ ok: r.data });
+         } };",
+        &[("zod", "lib")],
+    );
+    let r = s.post("zod.localhost", "/", r#"{"name":"Ada","age":36}"#);
+    assert_eq!(
+        (r.status, r.json()),
+        (200, json!({"ok": {"name": "Ada", "age": 36}}))
+    );
+    let r = s.post("zod.localhost", "/", r#"{"name":"A","age":-1}"#);
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert_eq!(
+        r.json(),
+        json!({"errors": ["name: too_small", "age: too_small"]})
+    );
+}
+
+#[test]
+fn jose_signs_and_verifies_jwts_with_crypto_subtle() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    deploy_with(
+        &s,
+        "jose",
+        "import { SignJWT, jwtVerify } from './jose/dist/browser/index.js';
+         const secret = new TextEncoder().encode('a-32-byte-long-secret-for-hs256!');
+         export default { async fetch(req) {
+           const url = new URL(req.url);
+           if (url.pathname === '/sign') {
+             const jwt = await new SignJWT({ sub: url.searchParams.get('sub') }).setProtectedHeader({ alg: 'HS256' })
+               .setIssuedAt().setExpirationTime('2h').sign(secret);
+             return new Response(jwt);
+           }
+           try {
+             const { payload } = await jwtVerify(url.searchParams.get('token'), secret);
+             return Response.json({ sub: payload.sub });
+           } catch (e) {
+             return Response.json({ error: e.code }, { status: 401 });
+           }
+         } };",
+        &[("jose", "dist/browser")],
+    );
+    let r = s.data("jose.localhost", "/sign?sub=alice");
+    assert_eq!(r.status, 200, "{}", r.body);
+    let token = r.body.clone();
+    assert_eq!(token.split('.').count(), 3, "{token}");
+    let r = s.data("jose.localhost", &format!("/verify?token={token}"));
+    assert_eq!((r.status, r.json()), (200, json!({"sub": "alice"})));
+    // A token whose signature is not the secret's is refused.
+    let forged = format!("{}x", &token[..token.len() - 1]);
+    let r = s.data("jose.localhost", &format!("/verify?token={forged}"));
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(r.json()["error"], "ERR_JWS_SIGNATURE_VERIFICATION_FAILED");
+}
+
+#[test]
+fn marked_renders_markdown() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    deploy_with(
+        &s,
+        "marked",
+        "import { marked } from './marked/lib/marked.esm.js';
+         export default { async fetch(req) {
+           return new Response(marked.parse(await req.text()), { headers: { 'content-type': 'text/html' } });
+         } };",
+        &[("marked", "lib")],
+    );
+    let r = s.post(
+        "marked.localhost",
+        "/",
+        "# Title\n\nSome *emphasis* and [a link](https://example.com).",
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        r.body,
+        "<h1>Title</h1>\n<p>Some <em>emphasis</em> and <a href=\"https://example.com\">a link</a>.</p>\n"
+    );
+}
+
+#[test]
+fn nanoid_makes_ids_from_crypto_random_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    deploy_with(
+        &s,
+        "nanoid",
+        "import { nanoid, customAlphabet } from './nanoid/index.browser.js';
+         const hex = customAlphabet('0123456789abcdef', 8);
+         export default { fetch() { return Response.json({ ids: Array.from({ length: 50 }, () => nanoid()), hex: hex() }); } };",
+        &[("nanoid", "")],
+    );
+    let v = s.data("nanoid.localhost", "/").json();
+    let ids: Vec<&str> = v["ids"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_str().unwrap())
+        .collect();
+    assert!(
+        ids.iter().all(|i| i.len() == 21
+            && i.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')),
+        "{ids:?}"
+    );
+    let unique: std::collections::HashSet<_> = ids.iter().collect();
+    assert_eq!(unique.len(), 50);
+    let hex = v["hex"].as_str().unwrap();
+    assert!(
+        hex.len() == 8 && hex.chars().all(|c| c.is_ascii_hexdigit()),
+        "{hex}"
+    );
+}
