@@ -375,9 +375,13 @@
     }
   }
 
+  const blobBytes = web.__blob.bytesOf;
+  const HeadersPrototypeGet = P.FunctionPrototypeBind(Function.prototype.call, Headers.prototype.get);
   function bodyToBytes(body) {
     if (body == null) return null;
     if (typeof body === "string") return encodeUtf8(body);
+    const inBlob = blobBytes(body);
+    if (inBlob !== undefined) return copyBytes(inBlob);
     const bytes = toBytes(body);
     if (bytes !== undefined) return bytes;
     return encodeUtf8(String(body));
@@ -632,6 +636,11 @@
     async json() {
       return JSONParse(ops.decodeUtf8(await this.#take(), false));
     }
+    async blob() {
+      const h = Response.is(this) ? Response.headersOf(this) : Request.headersOf(this);
+      const type = HeadersPrototypeGet(h, "content-type");
+      return web.__blob.make(await this.#take(), type === null ? "" : type);
+    }
     // Internal: the raw bytes (or stream) without marking the body used.
     static peek(b) {
       return b.#bytes;
@@ -658,6 +667,9 @@
     }
     static is(v) {
       return v !== null && typeof v === "object" && #method in v;
+    }
+    static headersOf(r) {
+      return r.#headers;
     }
     get method() {
       return this.#method;
@@ -802,6 +814,7 @@
     "URL", "URLSearchParams",
     "atob", "btoa", "structuredClone", "Navigator", "navigator", "Performance", "performance",
     "Crypto", "CryptoKey", "SubtleCrypto", "crypto",
+    "Blob", "File",
     "reportError",
   ];
   for (let i = 0; i < WEB_GLOBALS.length; i++) {
@@ -822,6 +835,7 @@
   define("Request", Request);
   define("Response", Response);
   define("ReadableStream", ReadableStream);
+  web.ReadableStream = ReadableStream; // for Blob.prototype.stream
   define("self", P.globalThis);
 
   // Resizable and growable buffers reserve memory through V8's page

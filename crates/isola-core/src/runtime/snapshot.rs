@@ -21,7 +21,7 @@ pub const INTERNAL_PREFIX: &str = "isola:";
 /// web APIs by spec area (each called with the ops, the primordials and the
 /// `web` object it puts its names on), then the bootstrap, which defines the
 /// globals and returns the internals.
-pub const SOURCES: [(&str, &str); 8] = [
+pub const SOURCES: [(&str, &str); 9] = [
     ("isola:primordials.js", PRIMORDIALS_JS),
     (
         "isola:web/timers.js",
@@ -41,6 +41,7 @@ pub const SOURCES: [(&str, &str); 8] = [
         "isola:web/crypto.js",
         include_str!("../../js/web/crypto.js"),
     ),
+    ("isola:web/blob.js", include_str!("../../js/web/blob.js")),
     (BOOTSTRAP_NAME, BOOTSTRAP_JS),
 ];
 /// Context-data index of the internals object.

@@ -5,6 +5,7 @@
 //! reference.
 
 mod abort;
+mod blob;
 mod crypto;
 mod events;
 mod globals;

@@ -1,0 +1,167 @@
+// Blob and File (W3C File API). A blob's bytes live in one Uint8Array made
+// through the tenant's counted ArrayBuffer allocator, so the ArrayBuffer
+// budget bounds them; slices copy. web.__blob lets the bootstrap use a blob
+// as a request or response body.
+//
+// Evaluated once in the snapshot creator, called as (ops, P, web). Built-ins
+// are captured below; nothing here calls a method a tenant can patch (the
+// parts of `new Blob(parts)` that are not an array are iterated with their
+// own iterator, as WebIDL says).
+//
+// Divergences: `endings: "native"` is treated as "transparent"; `stream()`
+// yields the whole blob as one chunk.
+(function blob(ops, P, web) {
+  "use strict";
+  const { ArrayIsArray, DateNow, MathMax, MathMin, ObjectDefineProperty, ObjectFreeze, PromiseResolve, ReflectApply } = P;
+  const { String, SymbolIterator, TypeError, Uint8Array, TypedArrayPrototypeGetBuffer, TypedArrayPrototypeGetByteLength } = P;
+  const { TypedArrayPrototypeSet, append, newArray, toBytes } = P;
+  const { bind, call } = Function.prototype;
+  const uncurryThis = bind.bind(call);
+  const StringPrototypeCharCodeAt = uncurryThis(String.prototype.charCodeAt);
+  const StringPrototypeToLowerCase = uncurryThis(String.prototype.toLowerCase);
+  const TypedArrayPrototypeSubarray = uncurryThis(Object.getPrototypeOf(Uint8Array.prototype).subarray);
+  const SymbolToStringTag = Symbol.toStringTag;
+  const NumberIsFinite = Number.isFinite;
+  const MathTrunc = Math.trunc;
+
+  const encode = (s) => {
+    const out = new Uint8Array(ops.utf8Length(s));
+    ops.encodeUtf8Into(s, out);
+    return out;
+  };
+  const toWellFormed = uncurryThis(String.prototype.toWellFormed);
+  // The type, lower-cased, or "" if it has a character outside U+0020..U+007E.
+  const normalizeType = (t) => {
+    const s = String(t);
+    for (let i = 0; i < s.length; i++) {
+      const c = StringPrototypeCharCodeAt(s, i);
+      if (c < 0x20 || c > 0x7e) return "";
+    }
+    return StringPrototypeToLowerCase(s);
+  };
+
+  let bytesOf; // (blob) => its Uint8Array, or undefined for anything else
+
+  class Blob {
+    #bytes;
+    #type;
+    constructor(blobParts = undefined, options = undefined) {
+      const parts = newArray();
+      if (blobParts !== undefined && blobParts !== null) {
+        if (typeof blobParts !== "object" && typeof blobParts !== "function") {
+          throw new TypeError("Failed to construct 'Blob': The provided value cannot be converted to a sequence.");
+        }
+        if (ArrayIsArray(blobParts)) {
+          for (let i = 0; i < blobParts.length; i++) append(parts, blobParts[i]);
+        } else {
+          const method = blobParts[SymbolIterator];
+          if (typeof method !== "function") throw new TypeError("Failed to construct 'Blob': The object must have a callable @@iterator property.");
+          const it = ReflectApply(method, blobParts, []);
+          const next = it.next;
+          for (;;) {
+            const step = ReflectApply(next, it, []);
+            if (step.done) break;
+            append(parts, step.value);
+          }
+        }
+      } else if (blobParts === null) {
+        throw new TypeError("Failed to construct 'Blob': The provided value cannot be converted to a sequence.");
+      }
+      const type = options === undefined || options === null || options.type === undefined ? "" : normalizeType(options.type);
+      // Each part as bytes, then one copy of them all.
+      const chunks = newArray();
+      let total = 0;
+      for (let i = 0; i < parts.length; i++) {
+        const p = parts[i];
+        let b = bytesOf(p);
+        if (b === undefined) b = toBytes(p);
+        if (b === undefined) b = encode(toWellFormed(String(p)));
+        append(chunks, b);
+        total += TypedArrayPrototypeGetByteLength(b);
+      }
+      const bytes = new Uint8Array(total);
+      let at = 0;
+      for (let i = 0; i < chunks.length; i++) {
+        TypedArrayPrototypeSet(bytes, chunks[i], at);
+        at += TypedArrayPrototypeGetByteLength(chunks[i]);
+      }
+      this.#bytes = bytes;
+      this.#type = type;
+    }
+    get size() {
+      return TypedArrayPrototypeGetByteLength(this.#bytes);
+    }
+    get type() {
+      return this.#type;
+    }
+    slice(start = undefined, end = undefined, contentType = undefined) {
+      const size = TypedArrayPrototypeGetByteLength(this.#bytes);
+      const rel = (v, dflt) => {
+        if (v === undefined) return dflt;
+        let n = +v;
+        n = NumberIsFinite(n) ? MathTrunc(n) : n > 0 ? size : n < 0 ? -size : 0;
+        return n < 0 ? MathMax(size + n, 0) : MathMin(n, size);
+      };
+      const from = rel(start, 0);
+      const to = rel(end, size);
+      const out = new Blob();
+      const len = MathMax(to - from, 0);
+      const copy = new Uint8Array(len);
+      TypedArrayPrototypeSet(copy, TypedArrayPrototypeSubarray(this.#bytes, from, from + len));
+      out.#bytes = copy;
+      out.#type = contentType === undefined ? "" : normalizeType(contentType);
+      return out;
+    }
+    text() {
+      return PromiseResolve(ops.decodeUtf8(this.#bytes, false));
+    }
+    arrayBuffer() {
+      const copy = new Uint8Array(TypedArrayPrototypeGetByteLength(this.#bytes));
+      TypedArrayPrototypeSet(copy, this.#bytes);
+      return PromiseResolve(TypedArrayPrototypeGetBuffer(copy));
+    }
+    bytes() {
+      const copy = new Uint8Array(TypedArrayPrototypeGetByteLength(this.#bytes));
+      TypedArrayPrototypeSet(copy, this.#bytes);
+      return PromiseResolve(copy);
+    }
+    stream() {
+      const copy = new Uint8Array(TypedArrayPrototypeGetByteLength(this.#bytes));
+      TypedArrayPrototypeSet(copy, this.#bytes);
+      const RS = web.ReadableStream; // set by the bootstrap
+      return new RS({
+        start(c) {
+          if (TypedArrayPrototypeGetByteLength(copy) > 0) c.enqueue(copy);
+          c.close();
+        },
+      });
+    }
+    static {
+      bytesOf = (v) => (v !== null && typeof v === "object" && #bytes in v ? v.#bytes : undefined);
+    }
+  }
+  ObjectDefineProperty(Blob.prototype, SymbolToStringTag, { __proto__: null, value: "Blob", configurable: true });
+
+  class File extends Blob {
+    #name;
+    #lastModified;
+    constructor(fileBits, fileName, options = undefined) {
+      if (arguments.length < 2) throw new TypeError(`Failed to construct 'File': 2 arguments required, but only ${arguments.length} present.`);
+      super(fileBits, options);
+      this.#name = toWellFormed(String(fileName));
+      const lm = options === undefined || options === null ? undefined : options.lastModified;
+      this.#lastModified = lm === undefined ? DateNow() : MathTrunc(+lm) || 0;
+    }
+    get name() {
+      return this.#name;
+    }
+    get lastModified() {
+      return this.#lastModified;
+    }
+  }
+  ObjectDefineProperty(File.prototype, SymbolToStringTag, { __proto__: null, value: "File", configurable: true });
+
+  web.Blob = Blob;
+  web.File = File;
+  web.__blob = ObjectFreeze({ __proto__: null, bytesOf, make: (bytes, type) => new Blob([bytes], { type }) });
+});
