@@ -50,6 +50,8 @@ var location = new URL("http://web-platform.test:8000/" + %(test)s);
 """
 
 REPORTER = r"""
+// Older copies of testharness.js lack fetch_json, which newer tests use.
+if (typeof fetch_json !== "function") globalThis.fetch_json = (r) => fetch(r).then((x) => x.json());
 var __wpt_results = [];
 var __wpt_done;
 var __wpt_finished = new Promise((r) => { __wpt_done = r; });

@@ -57,6 +57,8 @@
     newArray,
     toBytes,
   } = P;
+  const ArrayBufferIsView = P.ArrayBufferIsView;
+  const StringPrototypeCharCodeAt = P.FunctionPrototypeBind(Function.prototype.call, String.prototype.charCodeAt);
 
   const MAX_DEPTH = 4;
   const MAX_ITEMS = 100;
@@ -224,6 +226,35 @@
     }
     encode(input = "") {
       return encodeUtf8(String(input));
+    }
+    // Writes as many whole code points of `source` as fit into `destination`
+    // (a Uint8Array, shared memory included); {read: UTF-16 units, written: bytes}.
+    encodeInto(source, destination) {
+      if (arguments.length < 2) throw new TypeError(`Failed to execute 'encodeInto' on 'TextEncoder': 2 arguments required, but only ${arguments.length} present.`);
+      if (!ArrayBufferIsView(destination) || TypedArrayPrototypeGetSymbolToStringTag(destination) !== "Uint8Array") {
+        throw new TypeError("Failed to execute 'encodeInto' on 'TextEncoder': parameter 2 is not of type 'Uint8Array'.");
+      }
+      const s = String(source);
+      const room = TypedArrayPrototypeGetByteLength(destination);
+      let read = 0;
+      let written = 0;
+      while (read < s.length) {
+        const c = StringPrototypeCharCodeAt(s, read);
+        let units = 1;
+        let bytes = c < 0x80 ? 1 : c < 0x800 ? 2 : 3;
+        if (c >= 0xd800 && c <= 0xdbff && read + 1 < s.length) {
+          const d = StringPrototypeCharCodeAt(s, read + 1);
+          if (d >= 0xdc00 && d <= 0xdfff) {
+            units = 2;
+            bytes = 4;
+          }
+        }
+        if (written + bytes > room) break;
+        read += units;
+        written += bytes;
+      }
+      if (written > 0) TypedArrayPrototypeSet(destination, encodeUtf8(StringPrototypeSlice(s, 0, read)));
+      return { read, written };
     }
   }
   class TextDecoder {

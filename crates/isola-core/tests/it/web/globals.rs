@@ -163,3 +163,25 @@ fn structured_clone_of_deep_or_huge_values_is_a_clear_error_not_a_crash() {
         "{v}"
     );
 }
+
+#[test]
+fn text_encoder_encode_into_writes_whole_code_points() {
+    let v = run(&format!(
+        r#"
+        const e = new TextEncoder();
+        const d = new Uint8Array(5);
+        const r1 = e.encodeInto("a€𝌆", d); // 1 + 3 + 4 bytes: only a€ fit
+        const r2 = e.encodeInto("\ud800x", new Uint8Array(8)); // a lone surrogate is U+FFFD
+        const shared = new Uint8Array(new SharedArrayBuffer(4));
+        const r3 = e.encodeInto("hé", shared);
+        return [r1, Array.from(d), r2, r3, Array.from(shared), {}];
+        "#,
+        throws("new TextEncoder().encodeInto('x', new Uint16Array(2))"),
+    ));
+    assert_eq!(v[0], json!({"read": 2, "written": 4}));
+    assert_eq!(v[1], json!([97, 226, 130, 172, 0]));
+    assert_eq!(v[2], json!({"read": 2, "written": 4}));
+    assert_eq!(v[3], json!({"read": 2, "written": 3}));
+    assert_eq!(v[4], json!([104, 195, 169, 0]));
+    assert_eq!(v[5][0], "TypeError");
+}
