@@ -257,14 +257,31 @@
       return { read, written };
     }
   }
+  // The index where an unfinished UTF-8 sequence at the end of `b` starts
+  // (its length if there is none): kept for the next streaming decode.
+  function utf8TailStart(b) {
+    const n = TypedArrayPrototypeGetByteLength(b);
+    for (let i = n - 1; i >= 0 && i >= n - 3; i--) {
+      const c = b[i];
+      if ((c & 0xc0) === 0x80) continue;
+      if (c < 0xc0) return n;
+      const need = c >= 0xf0 ? 4 : c >= 0xe0 ? 3 : 2;
+      return n - i < need ? i : n;
+    }
+    return n;
+  }
   class TextDecoder {
     #fatal;
+    #ignoreBOM;
+    #pending = null;
+    #started = false;
     constructor(label = "utf-8", options = {}) {
       const l = StringPrototypeTrim(StringPrototypeToLowerCase(String(label)));
       if (l !== "utf-8" && l !== "utf8" && l !== "unicode-1-1-utf-8") {
         throw new RangeError(`TextDecoder: unsupported encoding "${label}"`);
       }
       this.#fatal = !!(options && options.fatal);
+      this.#ignoreBOM = !!(options && options.ignoreBOM);
     }
     get encoding() {
       return "utf-8";
@@ -272,11 +289,41 @@
     get fatal() {
       return this.#fatal;
     }
-    decode(input) {
-      if (input === undefined) return "";
-      const bytes = toBytes(input);
+    get ignoreBOM() {
+      return this.#ignoreBOM;
+    }
+    // With {stream: true}, an unfinished sequence at the end waits for the
+    // next call, and a BOM is dropped only at the start of the stream.
+    decode(input = undefined, options = undefined) {
+      const stream = !!(options && options.stream);
+      let bytes = input === undefined ? new Uint8Array(0) : toBytes(input);
       if (bytes === undefined) throw new TypeError("TextDecoder.decode: input must be a BufferSource");
-      return ops.decodeUtf8(bytes, this.#fatal);
+      const pending = this.#pending;
+      if (pending !== null) {
+        const both = new Uint8Array(TypedArrayPrototypeGetByteLength(pending) + TypedArrayPrototypeGetByteLength(bytes));
+        TypedArrayPrototypeSet(both, pending);
+        TypedArrayPrototypeSet(both, bytes, TypedArrayPrototypeGetByteLength(pending));
+        bytes = both;
+      }
+      this.#pending = null;
+      if (stream) {
+        const cut = utf8TailStart(bytes);
+        if (cut < TypedArrayPrototypeGetByteLength(bytes)) {
+          this.#pending = copyBytes(new Uint8Array(P.TypedArrayPrototypeGetBuffer(bytes), P.TypedArrayPrototypeGetByteOffset(bytes) + cut, TypedArrayPrototypeGetByteLength(bytes) - cut));
+          bytes = new Uint8Array(P.TypedArrayPrototypeGetBuffer(bytes), P.TypedArrayPrototypeGetByteOffset(bytes), cut);
+        }
+      }
+      const keepBom = this.#ignoreBOM || this.#started;
+      let out;
+      try {
+        out = ops.decodeUtf8(bytes, this.#fatal, keepBom);
+      } catch (e) {
+        this.#pending = null;
+        this.#started = false;
+        throw e;
+      }
+      this.#started = stream && (this.#started || TypedArrayPrototypeGetByteLength(bytes) > 0);
+      return out;
     }
   }
 

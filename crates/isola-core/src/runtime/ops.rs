@@ -366,7 +366,14 @@ fn op_decode_utf8(
     } else {
         String::from_utf8_lossy(&buf)
     };
-    let text = text.strip_prefix('\u{feff}').unwrap_or(&text);
+    // A leading BOM is dropped unless the caller keeps it (`ignoreBOM`, or
+    // the middle of a stream).
+    let keep_bom = args.get(2).is_true();
+    let text = if keep_bom {
+        &text
+    } else {
+        text.strip_prefix('\u{feff}').unwrap_or(&text)
+    };
     match v8::String::new_from_utf8(scope, text.as_bytes(), v8::NewStringType::Normal) {
         Some(s) => rv.set(s.into()),
         None => throw_range_error(scope, "TextDecoder: result too long for a string"),

@@ -185,3 +185,26 @@ fn text_encoder_encode_into_writes_whole_code_points() {
     assert_eq!(v[4], json!([104, 195, 169, 0]));
     assert_eq!(v[5][0], "TypeError");
 }
+
+#[test]
+fn text_decoder_streams_split_code_points_and_drops_only_the_first_bom() {
+    let v = run(&format!(
+        r#"
+        const d = new TextDecoder();
+        const euro = [0xe2, 0x82, 0xac];
+        const parts = [d.decode(new Uint8Array([0xef, 0xbb, 0xbf, 0x61, euro[0]]), {{ stream: true }}),
+                       d.decode(new Uint8Array([euro[1]]), {{ stream: true }}),
+                       d.decode(new Uint8Array([euro[2], 0xef, 0xbb, 0xbf]), {{ stream: true }}),
+                       d.decode()];
+        const unfinished = new TextDecoder().decode(new Uint8Array([0x61, 0xe2, 0x82]));
+        const keep = new TextDecoder("utf-8", {{ ignoreBOM: true }}).decode(new Uint8Array([0xef, 0xbb, 0xbf, 0x62]));
+        return [parts, unfinished, keep.length, new TextDecoder("utf-8", {{ ignoreBOM: true }}).ignoreBOM, {}];
+        "#,
+        throws("(() => { const f = new TextDecoder('utf-8', { fatal: true }); f.decode(new Uint8Array([0xe2]), { stream: true }); return f.decode(); })()"),
+    ));
+    assert_eq!(v[0], json!(["a", "", "€\u{feff}", ""]));
+    assert_eq!(v[1], "a\u{fffd}");
+    assert_eq!(v[2], 2);
+    assert_eq!(v[3], true);
+    assert_eq!(v[4][0], "TypeError", "{v}");
+}
