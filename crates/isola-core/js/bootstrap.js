@@ -913,6 +913,13 @@
   define("Request", Request);
   define("Response", Response);
   define("ReadableStream", ReadableStream);
+  // structuredClone refuses the runtime's own objects (V8 would copy them empty).
+  const platformChecks = [
+    web.__events.isEvent, web.__events.isTarget, web.__isURL, web.__isCryptoKey,
+    (v) => web.__blob.bytesOf(v) !== undefined,
+    Headers.is, Request.is, Response.is, ReadableStream.is,
+  ];
+  for (let i = 0; i < platformChecks.length; i++) web.__addPlatformCheck(platformChecks[i]);
   web.ReadableStream = ReadableStream; // for Blob.prototype.stream
   define("self", P.globalThis);
 

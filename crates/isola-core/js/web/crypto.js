@@ -289,6 +289,7 @@
 
   web.Crypto = Crypto;
   web.CryptoKey = CryptoKey;
+  web.__isCryptoKey = (v) => keyState(v) !== undefined;
   web.SubtleCrypto = SubtleCrypto;
   web.crypto = new Crypto(kCreate);
 });

@@ -36,6 +36,16 @@
     return r;
   };
 
+  // The runtime's own classes, which V8 would copy as empty objects: the
+  // bootstrap adds its checks (Headers, Request, Response, ReadableStream).
+  const platformChecks = [];
+  web.__addPlatformCheck = (f) => {
+    platformChecks[platformChecks.length] = f;
+  };
+  const isPlatform = (v) => {
+    for (let i = 0; i < platformChecks.length; i++) if (platformChecks[i](v)) return true;
+    return false;
+  };
   web.structuredClone = function structuredClone(value, options = undefined) {
     required(1, arguments.length, "structuredClone");
     if (options !== undefined && options !== null) {
@@ -45,7 +55,7 @@
       }
     }
     try {
-      return ops.structuredClone(value);
+      return ops.structuredClone(value, isPlatform);
     } catch (e) {
       if (e !== null && typeof e === "object" && !(e instanceof DOMException) && ObjectPrototypeHasOwnProperty(e, "name") && e.name === "DataCloneError") {
         throw new DOMException(`Failed to execute 'structuredClone': ${e.message}`, "DataCloneError");

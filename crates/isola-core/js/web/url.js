@@ -42,6 +42,8 @@
   let setList; // (params, list) => void, used when the URL's query changes
   let updateURL; // (url, serialized) => void
   let listOf; // (params) => its list (a brand check: throws on anything else)
+  let isURL; // (v) => whether v is a URL
+  let isParams; // (v) => whether v is a URLSearchParams
 
   class URLSearchParams {
     #list = newArray();
@@ -222,6 +224,7 @@
         p.#list = list;
       };
       listOf = (p) => p.#list;
+      isParams = (v) => v !== null && typeof v === "object" && #list in v;
     }
   }
   ObjectDefineProperty(URLSearchParams.prototype, SymbolIterator, {
@@ -378,6 +381,7 @@
     }
 
     static {
+      isURL = (v) => v !== null && typeof v === "object" && #r in v;
       updateURL = (u, serialized) => {
         const r = ops.urlSet(u.#r[HREF], SEARCH, serialized);
         if (r !== null) u.#r = r;
@@ -388,4 +392,5 @@
 
   web.URL = URL;
   web.URLSearchParams = URLSearchParams;
+  web.__isURL = (v) => isURL(v) || isParams(v);
 });

@@ -423,8 +423,14 @@ pub(crate) fn op_digest(
 pub const MAX_CLONE_BYTES: usize = 64 << 20;
 
 /// V8's serializer, refusing what cannot be cloned with an error named
-/// `DataCloneError` (the JS side turns it into a `DOMException`).
-struct Cloner;
+/// `DataCloneError` (the JS side turns it into a `DOMException`). The
+/// runtime's own classes (`URL`, `Request`, events, ...) are plain JS objects
+/// to V8, which would copy them as empty objects: `is_platform` (a JS
+/// predicate from the bootstrap) names them, and they are refused as the
+/// spec says for platform objects that are not serializable.
+struct Cloner {
+    is_platform: Option<v8::Global<v8::Function>>,
+}
 
 fn data_clone_error<'s>(scope: &mut v8::PinScope<'s, '_>, message: v8::Local<'s, v8::String>) {
     let e = v8::Exception::error(scope, message);
@@ -446,9 +452,39 @@ impl v8::ValueSerializerImpl for Cloner {
     ) {
         data_clone_error(scope, message);
     }
+
+    fn has_custom_host_object(&self, _isolate: &v8::Isolate) -> bool {
+        self.is_platform.is_some()
+    }
+
+    fn is_host_object<'s>(
+        &self,
+        scope: &mut v8::PinScope<'s, '_>,
+        object: v8::Local<'s, v8::Object>,
+    ) -> Option<bool> {
+        let f = v8::Local::new(scope, self.is_platform.as_ref()?);
+        let undef = v8::undefined(scope).into();
+        let r = f.call(scope, undef, &[object.into()])?;
+        Some(r.is_true())
+    }
+
+    fn write_host_object<'s>(
+        &self,
+        scope: &mut v8::PinScope<'s, '_>,
+        object: v8::Local<'s, v8::Object>,
+        _value_serializer: &dyn v8::ValueSerializerHelper,
+    ) -> Option<bool> {
+        let name = object.get_constructor_name().to_rust_string_lossy(scope);
+        if let Some(m) = v8::String::new(scope, &format!("{name} object could not be cloned.")) {
+            data_clone_error(scope, m);
+        }
+        None
+    }
 }
 
-impl v8::ValueDeserializerImpl for Cloner {}
+struct Decloner;
+
+impl v8::ValueDeserializerImpl for Decloner {}
 
 /// `structuredClone(value)`: a deep copy through V8's serializer (no
 /// transfer list; shared memory and host objects are refused).
@@ -460,8 +496,11 @@ pub(crate) fn op_structured_clone(
     use v8::ValueDeserializerHelper as _;
     use v8::ValueSerializerHelper as _;
     let context = scope.get_current_context();
+    let is_platform = v8::Local::<v8::Function>::try_from(args.get(1))
+        .ok()
+        .map(|f| v8::Global::new(scope, f));
     let bytes = {
-        let ser = v8::ValueSerializer::new(scope, Box::new(Cloner));
+        let ser = v8::ValueSerializer::new(scope, Box::new(Cloner { is_platform }));
         ser.write_header();
         if ser.write_value(context, args.get(0)) != Some(true) {
             return; // the exception (or termination) is pending
@@ -481,7 +520,7 @@ pub(crate) fn op_structured_clone(
     }
     let copy = {
         v8::tc_scope!(let tc, scope);
-        let de = v8::ValueDeserializer::new(tc, Box::new(Cloner), &bytes);
+        let de = v8::ValueDeserializer::new(tc, Box::new(Decloner), &bytes);
         let copy = match de.read_header(context) {
             Some(true) => de.read_value(context).map(|v| v8::Global::new(tc, v)),
             _ => None,

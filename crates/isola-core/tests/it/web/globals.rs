@@ -208,3 +208,27 @@ fn text_decoder_streams_split_code_points_and_drops_only_the_first_bom() {
     assert_eq!(v[3], true);
     assert_eq!(v[4][0], "TypeError", "{v}");
 }
+
+#[test]
+fn structured_clone_refuses_the_runtimes_own_objects() {
+    let v = run(&format!(
+        "return [{}, {}, {}, {}, {}, {}];",
+        throws("structuredClone(new URL('http://x/'))"),
+        throws("structuredClone({ nested: [new Headers()] })"),
+        throws("structuredClone(new Event('x'))"),
+        throws("structuredClone(new AbortController().signal)"),
+        throws("structuredClone(new Response('x'))"),
+        throws("structuredClone({ plain: new Map([[1, 2]]) }).plain.get(1)"),
+    ));
+    for i in 0..5 {
+        assert_eq!(v[i][0], "DataCloneError", "{v}");
+    }
+    assert!(
+        v[0][1]
+            .as_str()
+            .unwrap()
+            .contains("URL object could not be cloned"),
+        "{v}"
+    );
+    assert_eq!(v[5], json!(["no error", "2"]));
+}
