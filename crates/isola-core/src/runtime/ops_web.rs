@@ -380,6 +380,23 @@ pub(crate) fn op_random_fill(
     }
 }
 
+/// A new `ArrayBuffer` holding `bytes`, allocated through the isolate's
+/// counted allocator.
+fn array_buffer<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    bytes: &[u8],
+) -> v8::Local<'s, v8::ArrayBuffer> {
+    let ab = v8::ArrayBuffer::new(scope, bytes.len());
+    if let Some(p) = ab.get_backing_store().data() {
+        // SAFETY: `ab` was just created with `bytes.len()` bytes and nothing
+        // else refers to it yet.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.as_ptr().cast::<u8>(), bytes.len())
+        };
+    }
+    ab
+}
+
 /// `digest(algorithm, bytes)`: an `ArrayBuffer` with the SHA-1/256/384/512
 /// digest (`algorithm` 1, 256, 384 or 512) of a `Uint8Array`'s bytes.
 pub(crate) fn op_digest(
@@ -405,15 +422,7 @@ pub(crate) fn op_digest(
             return;
         }
     };
-    // Allocated through the isolate's counted ArrayBuffer allocator.
-    let ab = v8::ArrayBuffer::new(scope, out.len());
-    if let Some(data) = ab.get_backing_store().data() {
-        // SAFETY: `ab` was just created with `out.len()` bytes and nothing
-        // else refers to it yet.
-        unsafe {
-            std::ptr::copy_nonoverlapping(out.as_ptr(), data.as_ptr().cast::<u8>(), out.len());
-        }
-    }
+    let ab = array_buffer(scope, &out);
     rv.set(ab.into());
 }
 
@@ -569,29 +578,34 @@ fn int_arg(scope: &mut v8::PinScope, v: v8::Local<v8::Value>) -> i32 {
     }
 }
 
+/// The hash number and `N` byte arguments (key, data, ...) of an HMAC op.
+fn hmac_args<const N: usize>(
+    scope: &mut v8::PinScope,
+    args: &v8::FunctionCallbackArguments,
+    what: &str,
+) -> Option<(i32, [Vec<u8>; N])> {
+    let alg = int_arg(scope, args.get(0));
+    let mut out: [Vec<u8>; N] = std::array::from_fn(|_| Vec::new());
+    for (i, slot) in out.iter_mut().enumerate() {
+        *slot = bytes_arg(scope, args.get(i as i32 + 1), what, MAX_BYTES_INPUT)?;
+    }
+    Some((alg, out))
+}
+
 /// `hmacSign(alg, key, data)`: an `ArrayBuffer` with the HMAC tag.
 pub(crate) fn op_hmac_sign(
     scope: &mut v8::PinScope,
     args: v8::FunctionCallbackArguments,
     mut rv: v8::ReturnValue<v8::Value>,
 ) {
-    let alg = int_arg(scope, args.get(0));
-    let Some(key) = bytes_arg(scope, args.get(1), "sign", MAX_BYTES_INPUT) else {
-        return;
-    };
-    let Some(data) = bytes_arg(scope, args.get(2), "sign", MAX_BYTES_INPUT) else {
+    let Some((alg, [key, data])) = hmac_args(scope, &args, "sign") else {
         return;
     };
     let Some(out) = hmac_tag(alg, &key, &data) else {
         throw(scope, false, "sign: unsupported hash");
         return;
     };
-    let ab = v8::ArrayBuffer::new(scope, out.len());
-    if let Some(p) = ab.get_backing_store().data() {
-        // SAFETY: `ab` was just created with `out.len()` bytes and nothing
-        // else refers to it yet.
-        unsafe { std::ptr::copy_nonoverlapping(out.as_ptr(), p.as_ptr().cast::<u8>(), out.len()) };
-    }
+    let ab = array_buffer(scope, &out);
     rv.set(ab.into());
 }
 
@@ -602,14 +616,7 @@ pub(crate) fn op_hmac_verify(
     args: v8::FunctionCallbackArguments,
     mut rv: v8::ReturnValue<v8::Value>,
 ) {
-    let alg = int_arg(scope, args.get(0));
-    let Some(key) = bytes_arg(scope, args.get(1), "verify", MAX_BYTES_INPUT) else {
-        return;
-    };
-    let Some(data) = bytes_arg(scope, args.get(2), "verify", MAX_BYTES_INPUT) else {
-        return;
-    };
-    let Some(sig) = bytes_arg(scope, args.get(3), "verify", MAX_BYTES_INPUT) else {
+    let Some((alg, [key, data, sig])) = hmac_args(scope, &args, "verify") else {
         return;
     };
     let Some(tag) = hmac_tag(alg, &key, &data) else {
