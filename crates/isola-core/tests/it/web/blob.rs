@@ -84,3 +84,17 @@ fn blobs_work_after_the_tenant_patched_every_builtin() {
     ));
     assert_eq!(v, json!([4, "t", "ab", 4]));
 }
+
+#[test]
+fn responses_keep_their_content_type_after_the_tenant_patched_headers() {
+    let v = run(r#"
+        Headers.prototype.has = () => { throw new Error("patched has"); };
+        Headers.prototype.set = () => { throw new Error("patched set"); };
+        Headers.prototype.get = () => { throw new Error("patched get"); };
+        const text = new Response("x");
+        const json = Response.json({ a: 1 });
+        const blob = await new Response("y").blob();
+        return [blob.type, await text.text(), await json.text()];
+    "#);
+    assert_eq!(v, json!(["text/plain;charset=utf-8", "x", "{\"a\":1}"]));
+}
