@@ -89,6 +89,29 @@
   P.append = (arr, v) => {
     P.ObjectDefineProperty(arr, arr.length, { __proto__: null, value: v, writable: true, enumerable: true, configurable: true });
   };
+  // WebIDL's sequence<T> conversion, into a dense array built without
+  // Array.prototype lookups: an array is read by index (its iterator may be
+  // a tenant's), any other object through its own iterator, as the spec
+  // says; anything else is a TypeError whose message starts with `where`.
+  const TypeErrorCtor = TypeError;
+  P.sequence = (v, where) => {
+    const out = P.newArray();
+    if (P.ArrayIsArray(v)) {
+      for (let i = 0; i < v.length; i++) P.append(out, v[i]);
+      return out;
+    }
+    const method = v !== null && (typeof v === "object" || typeof v === "function") ? v[P.SymbolIterator] : undefined;
+    if (typeof method !== "function") throw new TypeErrorCtor(`${where}: The provided value cannot be converted to a sequence.`);
+    const it = P.ReflectApply(method, v, []);
+    if (it === null || (typeof it !== "object" && typeof it !== "function")) throw new TypeErrorCtor(`${where}: bad iterator.`);
+    const next = it.next;
+    for (;;) {
+      const r = P.ReflectApply(next, it, []);
+      if (r === null || (typeof r !== "object" && typeof r !== "function")) throw new TypeErrorCtor(`${where}: bad iterator result.`);
+      if (r.done) return out;
+      P.append(out, r.value);
+    }
+  };
   // The bytes of a BufferSource as a Uint8Array view, or undefined.
   P.toBytes = (v) => {
     if (P.ArrayBufferIsView(v)) {

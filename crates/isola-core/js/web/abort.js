@@ -24,9 +24,9 @@
 //   reason" and TimeoutError "signal timed out" (the spec leaves messages open).
 (function abort(ops, P, web) {
   "use strict";
-  const { ArrayIsArray, Map, MapPrototypeDelete, MapPrototypeForEach, MapPrototypeGetSize } = P;
-  const { MapPrototypeHas, MapPrototypeSet, MathMax, ObjectFreeze, ReflectApply, SymbolIterator, TypeError } = P;
-  const { append, newArray } = P;
+  const { Map, MapPrototypeDelete, MapPrototypeForEach, MapPrototypeGetSize } = P;
+  const { MapPrototypeHas, MapPrototypeSet, MathMax, ObjectFreeze, TypeError } = P;
+  const { append, newArray, sequence } = P;
   const { bind, call } = Function.prototype;
   const uncurryThis = bind.bind(call);
   const WeakRefCtor = WeakRef;
@@ -116,22 +116,9 @@
       if (signalState(x) === undefined) throw new TypeError(`${where}: Failed to convert value to 'AbortSignal'.`);
       append(out, x);
     };
-    if (ArrayIsArray(v)) {
-      const n = v.length;
-      for (let i = 0; i < n; i++) add(v[i]);
-      return out;
-    }
-    const method = v !== null && (typeof v === "object" || typeof v === "function") ? v[SymbolIterator] : undefined;
-    if (typeof method !== "function") throw new TypeError(`${where}: The provided value cannot be converted to a sequence.`);
-    const it = ReflectApply(method, v, []);
-    if (it === null || (typeof it !== "object" && typeof it !== "function")) throw new TypeError(`${where}: bad iterator.`);
-    const next = it.next;
-    for (;;) {
-      const r = ReflectApply(next, it, []);
-      if (r === null || (typeof r !== "object" && typeof r !== "function")) throw new TypeError(`${where}: bad iterator result.`);
-      if (r.done) return out;
-      add(r.value);
-    }
+    const list = sequence(v, where);
+    for (let i = 0; i < list.length; i++) add(list[i]);
+    return out;
   }
 
   // "Create a dependent abort signal" from an internal array of signals.

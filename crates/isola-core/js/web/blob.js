@@ -12,9 +12,9 @@
 // yields the whole blob as one chunk.
 (function blob(ops, P, web) {
   "use strict";
-  const { ArrayIsArray, DateNow, MathMax, MathMin, ObjectDefineProperty, ObjectFreeze, PromiseResolve, ReflectApply } = P;
-  const { String, SymbolIterator, TypeError, Uint8Array, TypedArrayPrototypeGetBuffer, TypedArrayPrototypeGetByteLength } = P;
-  const { TypedArrayPrototypeSet, append, newArray, toBytes } = P;
+  const { DateNow, MathMax, MathMin, ObjectDefineProperty, ObjectFreeze, PromiseResolve } = P;
+  const { String, TypeError, Uint8Array, TypedArrayPrototypeGetBuffer, TypedArrayPrototypeGetByteLength } = P;
+  const { TypedArrayPrototypeSet, append, newArray, sequence, toBytes } = P;
   const { bind, call } = Function.prototype;
   const uncurryThis = bind.bind(call);
   const StringPrototypeCharCodeAt = uncurryThis(String.prototype.charCodeAt);
@@ -46,27 +46,8 @@
     #bytes;
     #type;
     constructor(blobParts = undefined, options = undefined) {
-      const parts = newArray();
-      if (blobParts !== undefined && blobParts !== null) {
-        if (typeof blobParts !== "object" && typeof blobParts !== "function") {
-          throw new TypeError("Failed to construct 'Blob': The provided value cannot be converted to a sequence.");
-        }
-        if (ArrayIsArray(blobParts)) {
-          for (let i = 0; i < blobParts.length; i++) append(parts, blobParts[i]);
-        } else {
-          const method = blobParts[SymbolIterator];
-          if (typeof method !== "function") throw new TypeError("Failed to construct 'Blob': The object must have a callable @@iterator property.");
-          const it = ReflectApply(method, blobParts, []);
-          const next = it.next;
-          for (;;) {
-            const step = ReflectApply(next, it, []);
-            if (step.done) break;
-            append(parts, step.value);
-          }
-        }
-      } else if (blobParts === null) {
-        throw new TypeError("Failed to construct 'Blob': The provided value cannot be converted to a sequence.");
-      }
+      if (blobParts === null) throw new TypeError("Failed to construct 'Blob': The provided value cannot be converted to a sequence.");
+      const parts = blobParts === undefined ? newArray() : sequence(blobParts, "Failed to construct 'Blob'");
       const type = options === undefined || options === null || options.type === undefined ? "" : normalizeType(options.type);
       // Each part as bytes, then one copy of them all.
       const chunks = newArray();

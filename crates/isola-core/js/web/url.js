@@ -10,10 +10,11 @@
 //
 // Divergences: inputs longer than 1 MiB characters throw a RangeError; the
 // `url` crate's IDNA handling is what it is (UTS 46 without the
-// transitional mapping).
+// transitional mapping); a sequence of pairs given as arrays is read by
+// index (P.sequence), not through a possibly patched array iterator.
 (function url(ops, P, web) {
   "use strict";
-  const { ObjectDefineProperty, ReflectApply, String, TypeError, SymbolIterator, newArray, append } = P;
+  const { ObjectDefineProperty, ReflectApply, String, TypeError, SymbolIterator, newArray, append, sequence } = P;
   const { bind, call } = Function.prototype;
   const uncurryThis = bind.bind(call);
   const ArrayPrototypeSort = uncurryThis(Array.prototype.sort);
@@ -58,31 +59,14 @@
         }
         const method = init[SymbolIterator];
         if (method !== undefined && method !== null) {
-          if (typeof method !== "function") throw new TypeError("Failed to construct 'URLSearchParams': The object's Symbol.iterator is not callable.");
           // The tenant's own iterable: its iteration protocol is the spec's.
-          const it = ReflectApply(method, init, []);
-          const next = it.next;
-          for (;;) {
-            const step = ReflectApply(next, it, []);
-            if (step.done) break;
-            const pair = step.value;
-            if ((typeof pair !== "object" || pair === null) && typeof pair !== "function") {
-              throw new TypeError("Failed to construct 'URLSearchParams': The provided value cannot be converted to a sequence.");
-            }
-            const items = newArray();
-            const pm = pair[SymbolIterator];
-            if (typeof pm !== "function") throw new TypeError("Failed to construct 'URLSearchParams': The provided value cannot be converted to a sequence.");
-            const pit = ReflectApply(pm, pair, []);
-            const pnext = pit.next;
-            for (;;) {
-              const s = ReflectApply(pnext, pit, []);
-              if (s.done) break;
-              if (items.length === 2) throw new TypeError("Failed to construct 'URLSearchParams': Sequence initializer must only contain pair elements");
-              append(items, usv(s.value));
-            }
-            if (items.length !== 2) throw new TypeError("Failed to construct 'URLSearchParams': Sequence initializer must only contain pair elements");
-            append(this.#list, items[0]);
-            append(this.#list, items[1]);
+          const where = "Failed to construct 'URLSearchParams'";
+          const pairs = sequence(init, where);
+          for (let i = 0; i < pairs.length; i++) {
+            const pair = sequence(pairs[i], where);
+            if (pair.length !== 2) throw new TypeError(`${where}: Sequence initializer must only contain pair elements`);
+            append(this.#list, usv(pair[0]));
+            append(this.#list, usv(pair[1]));
           }
           return;
         }

@@ -433,7 +433,6 @@ impl WorkerLoop {
                             panic!("test hook: a worker panics mid-request");
                         }
                         Self::settle(&self.queued, &self.quarantine, slot, progress);
-                        Self::maybe_trust(&self.quarantine, slot);
                     }
                 }
             }
