@@ -59,9 +59,10 @@ impl Registry {
         let settings = Arc::new(settings);
         let gate = ConcurrencyGate::new(id, settings.limits.max_concurrency);
         let mut inner = self.inner.write().unwrap_or_else(|p| p.into_inner());
+        // A new deployment: it earns its trust again (see `pool::trust`).
         let current = inner.get(id).and_then(|e| e.current.clone()).map(|d| {
             let code = d.code.clone();
-            self.deployment(id, d.version, code, &settings, &gate, d.restored)
+            self.deployment(id, d.version, code, &settings, &gate, false)
         });
         inner.insert(
             id.to_string(),

@@ -58,8 +58,9 @@ pub struct Deployment {
     pub version: u64,
     /// Unique per deployment (a new version or new settings); workers switch on it.
     pub generation: u64,
-    /// Restored from the store when the server started (it served before):
-    /// it starts on its shared worker, not on probation (see [`trust`]).
+    /// Restored from the store when the server started, with the trust its
+    /// version had earned before: it starts on its shared worker, not on
+    /// probation (see [`trust`]).
     pub restored: bool,
     /// Settings at deploy time.
     pub settings: Arc<TenantSettings>,

@@ -332,23 +332,24 @@ fn a_new_tenant_version_runs_on_the_probation_worker_until_a_request_ends_within
     );
 
     // A version that earned trust keeps it across a restart (the store
-    // keeps it), one that never ran a request does not.
-    for id in ["steady", "idle"] {
+    // keeps it), one that never ran a request does not, and a settings
+    // change after the restart is a new deployment that earns it again.
+    for id in ["steady", "idle", "tuned"] {
         let limits = serde_json::json!({ "limits": { "cpu": 2000 } });
         let r = s.admin("PUT", &format!("/v1/tenants/{id}"), Some(limits));
         assert!(r.status < 300, "{r:?}");
         assert!(s.deploy(id, &work(id)).status < 300);
     }
     assert_eq!(s.data("steady.localhost", "/").body, "steady true");
+    assert_eq!(s.data("tuned.localhost", "/").body, "tuned true");
     let db = rusqlite::Connection::open(dir.path().join("isola.db")).unwrap();
     let t0 = Instant::now();
     while db
-        .query_row(
-            "SELECT version FROM tenant_trust WHERE tenant = 'steady'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .is_err()
+        .query_row("SELECT count(*) FROM tenant_trust", [], |r| {
+            r.get::<_, i64>(0)
+        })
+        .unwrap()
+        < 2
     {
         assert!(
             t0.elapsed() < Duration::from_secs(10),
@@ -369,6 +370,13 @@ fn a_new_tenant_version_runs_on_the_probation_worker_until_a_request_ends_within
         assert_eq!(s.data("idle.localhost", "/big").body, "idle true");
     });
     eprintln!("restored, never ran: shared {shared:?}, probation {probation:?}");
+    mostly_on("probation", probation, shared, 50);
+    let limits = serde_json::json!({ "limits": { "cpu": 3000 } });
+    assert!(s.admin("PUT", "/v1/tenants/tuned", Some(limits)).status < 300);
+    let [shared, probation] = crate::util::cpu_of_threads(threads, || {
+        assert_eq!(s.data("tuned.localhost", "/big").body, "tuned true");
+    });
+    eprintln!("restored, settings changed: shared {shared:?}, probation {probation:?}");
     mostly_on("probation", probation, shared, 50);
 }
 
