@@ -659,21 +659,12 @@
   async function readAll(stream) {
     const read = ReadableStream.lockForRuntime(stream);
     const parts = newArray();
-    let n = 0;
     for (;;) {
       const r = await read();
       if (r.done) break;
-      const b = chunkBytes(r.value);
-      append(parts, b);
-      n += TypedArrayPrototypeGetByteLength(b);
+      append(parts, chunkBytes(r.value));
     }
-    const out = new Uint8Array(n);
-    let at = 0;
-    for (let i = 0; i < parts.length; i++) {
-      TypedArrayPrototypeSet(out, parts[i], at);
-      at += TypedArrayPrototypeGetByteLength(parts[i]);
-    }
-    return out;
+    return P.concatBytes(parts);
   }
 
   class Body {

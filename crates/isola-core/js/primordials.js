@@ -112,6 +112,18 @@
       P.append(out, r.value);
     }
   };
+  // One new Uint8Array holding the Uint8Arrays of `list` one after another.
+  P.concatBytes = (list) => {
+    let n = 0;
+    for (let i = 0; i < list.length; i++) n += P.TypedArrayPrototypeGetByteLength(list[i]);
+    const out = new Uint8ArrayCtor(n);
+    let at = 0;
+    for (let i = 0; i < list.length; i++) {
+      P.TypedArrayPrototypeSet(out, list[i], at);
+      at += P.TypedArrayPrototypeGetByteLength(list[i]);
+    }
+    return out;
+  };
   // The bytes of a BufferSource as a Uint8Array view, or undefined.
   P.toBytes = (v) => {
     if (P.ArrayBufferIsView(v)) {

@@ -14,7 +14,7 @@
   "use strict";
   const { DateNow, MathMax, MathMin, ObjectDefineProperty, ObjectFreeze, PromiseResolve } = P;
   const { String, TypeError, Uint8Array, TypedArrayPrototypeGetBuffer, TypedArrayPrototypeGetByteLength } = P;
-  const { TypedArrayPrototypeSet, append, newArray, sequence, toBytes } = P;
+  const { TypedArrayPrototypeSet, append, concatBytes, newArray, sequence, toBytes } = P;
   const { bind, call } = Function.prototype;
   const uncurryThis = bind.bind(call);
   const StringPrototypeCharCodeAt = uncurryThis(String.prototype.charCodeAt);
@@ -51,22 +51,14 @@
       const type = options === undefined || options === null || options.type === undefined ? "" : normalizeType(options.type);
       // Each part as bytes, then one copy of them all.
       const chunks = newArray();
-      let total = 0;
       for (let i = 0; i < parts.length; i++) {
         const p = parts[i];
         let b = bytesOf(p);
         if (b === undefined) b = toBytes(p);
         if (b === undefined) b = encode(toWellFormed(String(p)));
         append(chunks, b);
-        total += TypedArrayPrototypeGetByteLength(b);
       }
-      const bytes = new Uint8Array(total);
-      let at = 0;
-      for (let i = 0; i < chunks.length; i++) {
-        TypedArrayPrototypeSet(bytes, chunks[i], at);
-        at += TypedArrayPrototypeGetByteLength(chunks[i]);
-      }
-      this.#bytes = bytes;
+      this.#bytes = concatBytes(chunks);
       this.#type = type;
     }
     get size() {
@@ -97,18 +89,15 @@
       return PromiseResolve(ops.decodeUtf8(this.#bytes, false));
     }
     arrayBuffer() {
-      const copy = new Uint8Array(TypedArrayPrototypeGetByteLength(this.#bytes));
-      TypedArrayPrototypeSet(copy, this.#bytes);
+      const copy = concatBytes([this.#bytes]);
       return PromiseResolve(TypedArrayPrototypeGetBuffer(copy));
     }
     bytes() {
-      const copy = new Uint8Array(TypedArrayPrototypeGetByteLength(this.#bytes));
-      TypedArrayPrototypeSet(copy, this.#bytes);
+      const copy = concatBytes([this.#bytes]);
       return PromiseResolve(copy);
     }
     stream() {
-      const copy = new Uint8Array(TypedArrayPrototypeGetByteLength(this.#bytes));
-      TypedArrayPrototypeSet(copy, this.#bytes);
+      const copy = concatBytes([this.#bytes]);
       const RS = web.ReadableStream; // set by the bootstrap
       return new RS({
         start(c) {
