@@ -12,6 +12,7 @@ JSON data some tests load) is answered from the checkout; everything else a
 test needs must be isola's. Nothing of WPT is committed; the checkout is the
 caller's.
 """
+import functools
 import json
 import os
 import re
@@ -90,6 +91,19 @@ def resolve(root, test_dir, ref):
     return os.path.normpath(os.path.join(root, ref.lstrip("/")) if ref.startswith("/") else os.path.join(test_dir, ref))
 
 
+@functools.lru_cache(maxsize=None)
+def json_files(root, test_dir):
+    """The JSON files below a test's directory (read once per directory)."""
+    files = {}
+    for dirpath, _, names in os.walk(test_dir):
+        for n in names:
+            if n.endswith(".json"):
+                p = os.path.join(dirpath, n)
+                if os.path.getsize(p) <= MAX_RESOURCE:
+                    files[os.path.relpath(p, root)] = open(p, encoding="utf-8", errors="replace").read()
+    return files
+
+
 def bundle(root, test):
     source = open(test, encoding="utf-8").read()
     scripts, globals_ = meta(source)
@@ -98,13 +112,7 @@ def bundle(root, test):
         if not any(g in ("worker", "dedicatedworker", "shadowrealm", "jsshell", "window,worker") for g in scopes) and "worker" not in globals_:
             return None  # a window-only test
     test_dir = os.path.dirname(test)
-    files = {}
-    for dirpath, _, names in os.walk(test_dir):
-        for n in names:
-            if n.endswith(".json"):
-                p = os.path.join(dirpath, n)
-                if os.path.getsize(p) <= MAX_RESOURCE:
-                    files[os.path.relpath(p, root)] = open(p, encoding="utf-8", errors="replace").read()
+    files = json_files(root, test_dir)
     base = os.path.relpath(test_dir, root) + "/"
     prelude = PRELUDE % {"files": json.dumps(files), "base": json.dumps(base), "test": json.dumps(os.path.relpath(test, root))}
     parts = [prelude]
