@@ -453,7 +453,8 @@
     }
   }
 
-  const blobBytes = web.__blob.bytesOf;
+  // Blob is a lazy area: until it is loaded, nothing can be a Blob.
+  const blobBytes = (v) => (web.__blob === undefined ? undefined : web.__blob.bytesOf(v));
   // Headers methods as captured now: a tenant may patch Headers.prototype.
   const uncurry = (f) => P.FunctionPrototypeBind(Function.prototype.call, f);
   const HeadersPrototypeGet = uncurry(Headers.prototype.get);
@@ -712,6 +713,7 @@
     async blob() {
       const h = Response.is(this) ? Response.headersOf(this) : Request.headersOf(this);
       const type = HeadersPrototypeGet(h, "content-type");
+      web.__load("blob");
       return web.__blob.make(await this.#take(), type === null ? "" : type);
     }
     // Internal: the raw bytes (or stream) without marking the body used.
@@ -887,7 +889,6 @@
     "URL", "URLSearchParams",
     "atob", "btoa", "structuredClone", "Navigator", "navigator", "Performance", "performance",
     "Crypto", "CryptoKey", "SubtleCrypto", "crypto",
-    "Blob", "File",
     "reportError",
   ];
   for (let i = 0; i < WEB_GLOBALS.length; i++) {
@@ -911,11 +912,65 @@
   // structuredClone refuses the runtime's own objects (V8 would copy them empty).
   const platformChecks = [
     web.__events.isEvent, web.__events.isTarget, web.__isURL, web.__isCryptoKey,
-    (v) => web.__blob.bytesOf(v) !== undefined,
+    (v) => blobBytes(v) !== undefined,
     Headers.is, Request.is, Response.is, ReadableStream.is,
   ];
   for (let i = 0; i < platformChecks.length; i++) web.__addPlatformCheck(platformChecks[i]);
   web.ReadableStream = ReadableStream; // for Blob.prototype.stream
+
+  // The lazy areas (snapshot.rs LAZY_SOURCES): each global is an accessor
+  // until first use; its getter runs the area once (within the tenant's
+  // budgets), then every global of the area becomes a plain data property.
+  // An area is marked loaded only when it ran to the end, so one stopped
+  // midway (a CPU kill, a stack overflow) runs again on the next use. A
+  // tenant that assigns the global first simply replaces it.
+  const ReflectDefineProperty = P.intrinsic("Reflect.defineProperty");
+  const ReflectGetOwnPropertyDescriptor = P.intrinsic("Reflect.getOwnPropertyDescriptor");
+  const lazyAreas = web.__lazyAreas;
+  const lazyLoaded = { __proto__: null };
+  const lazyGetters = { __proto__: null };
+  const dataProperty = (value) => ({ __proto__: null, value, writable: true, configurable: true, enumerable: false });
+  web.__load = (area) => {
+    if (lazyLoaded[area] === true) return;
+    const rec = lazyAreas[area];
+    ReflectApply(rec.fn, undefined, [ops, P, web]);
+    lazyLoaded[area] = true;
+    const names = rec.names;
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i];
+      const d = ReflectGetOwnPropertyDescriptor(P.globalThis, name);
+      // Still our accessor (not replaced by the tenant): now a data property.
+      // A frozen global keeps the accessor, which goes on answering.
+      if (d !== undefined && d.get === lazyGetters[name]) ReflectDefineProperty(P.globalThis, name, dataProperty(web[name]));
+    }
+  };
+  const lazyKeys = P.ObjectKeys(lazyAreas);
+  for (let a = 0; a < lazyKeys.length; a++) {
+    const areaResource = lazyKeys[a];
+    const names = lazyAreas[areaResource].names;
+    // "isola:web/blob.js" -> "blob"
+    const area = P.StringPrototypeSlice(areaResource, 10, -3);
+    lazyAreas[area] = lazyAreas[areaResource];
+    for (let i = 0; i < names.length; i++) {
+      const name = names[i];
+      const get = {
+        [name]() {
+          web.__load(area);
+          return web[name];
+        },
+      }[name];
+      lazyGetters[name] = get;
+      ObjectDefineProperty(P.globalThis, name, {
+        __proto__: null,
+        get,
+        set(v) {
+          ReflectDefineProperty(P.globalThis, name, dataProperty(v));
+        },
+        configurable: true,
+        enumerable: false,
+      });
+    }
+  }
   define("self", P.globalThis);
 
   // Resizable and growable buffers reserve memory through V8's page

@@ -144,5 +144,61 @@
       return false;
     }
   }
+  // Every built-in by name, captured here, for code that runs after tenant
+  // code (the lazily installed web areas): P.intrinsic("Object.defineProperty")
+  // is the static function, P.intrinsic("Array.prototype.push") the method
+  // uncurried, P.intrinsic("get Map.prototype.size") the getter uncurried,
+  // P.intrinsic("Uint8Array") the constructor. Unknown names throw, so a typo
+  // fails when the area loads.
+  const table = new Map();
+  const MapGet = uncurryThis(Map.prototype.get);
+  const MapHas = uncurryThis(Map.prototype.has);
+  const MapSet = uncurryThis(Map.prototype.set);
+  const ownKeys = Reflect.ownKeys;
+  const getOwn = Object.getOwnPropertyDescriptor;
+  const TypedArrayCtor = Object.getPrototypeOf(Uint8Array);
+  const capture = (prefix, o) => {
+    const keys = ownKeys(o);
+    for (let i = 0; i < keys.length; i++) {
+      const k = keys[i];
+      if (typeof k !== "string") continue;
+      const d = getOwn(o, k);
+      if (d.get) MapSet(table, `get ${prefix}.${k}`, d.get);
+      if (d.set) MapSet(table, `set ${prefix}.${k}`, d.set);
+      if ("value" in d) MapSet(table, `${prefix}.${k}`, d.value);
+    }
+  };
+  const roots = [
+    ["Object", Object], ["Function", Function], ["Array", Array], ["ArrayBuffer", ArrayBuffer], ["DataView", DataView],
+    ["Map", Map], ["Set", Set], ["WeakMap", WeakMap], ["WeakSet", WeakSet], ["WeakRef", WeakRef],
+    ["FinalizationRegistry", FinalizationRegistry], ["Promise", Promise], ["RegExp", RegExp], ["String", String],
+    ["Symbol", Symbol], ["Number", Number], ["Boolean", Boolean], ["BigInt", BigInt], ["Math", Math], ["JSON", JSON],
+    ["Reflect", Reflect], ["Date", Date], ["Error", Error], ["TypeError", TypeError], ["RangeError", RangeError],
+    ["SyntaxError", SyntaxError], ["AggregateError", AggregateError], ["TypedArray", TypedArrayCtor],
+    ["Uint8Array", Uint8Array], ["Int8Array", Int8Array], ["Uint8ClampedArray", Uint8ClampedArray],
+    ["Uint16Array", Uint16Array], ["Int16Array", Int16Array], ["Uint32Array", Uint32Array], ["Int32Array", Int32Array],
+    ["Float32Array", Float32Array], ["Float64Array", Float64Array], ["BigInt64Array", BigInt64Array],
+    ["BigUint64Array", BigUint64Array], ["Proxy", Proxy],
+  ];
+  for (let i = 0; i < roots.length; i++) {
+    const [name, ctor] = roots[i];
+    MapSet(table, name, ctor);
+    capture(name, ctor);
+    if (typeof ctor === "function" && ctor.prototype) capture(`${name}.prototype`, ctor.prototype);
+  }
+  MapSet(table, "globalThis", globalThis);
+  const iterProto = Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]()));
+  capture("%IteratorPrototype%", iterProto);
+  capture("%ArrayIteratorPrototype%", Object.getPrototypeOf([][Symbol.iterator]()));
+  capture("%AsyncIteratorPrototype%", Object.getPrototypeOf(Object.getPrototypeOf(async function* () {}).prototype));
+  const ErrorCtor = Error;
+  const StringIndexOf = uncurryThis(String.prototype.indexOf);
+  P.uncurryThis = uncurryThis;
+  P.intrinsic = (name) => {
+    const uncurry = name.length > 4 && (name[3] === " " || StringIndexOf(name, ".prototype.") > 0 || name[0] === "%");
+    if (!MapHas(table, name)) throw new ErrorCtor(`isola: no intrinsic ${name}`);
+    const v = MapGet(table, name);
+    return uncurry && typeof v === "function" ? uncurryThis(v) : v;
+  };
   return P.ObjectFreeze(P);
 });

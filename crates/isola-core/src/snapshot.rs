@@ -47,6 +47,13 @@ pub fn fingerprint() -> String {
         part(name.as_bytes());
         part(source.as_bytes());
     }
+    for (name, source, globals) in v8snap::LAZY_SOURCES {
+        part(name.as_bytes());
+        part(source.as_bytes());
+        for g in globals {
+            part(g.as_bytes());
+        }
+    }
     for (name, _) in ops::OPS.iter() {
         part(name.as_bytes());
     }

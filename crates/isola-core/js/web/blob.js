@@ -3,8 +3,9 @@
 // budget bounds them; slices copy. web.__blob lets the bootstrap use a blob
 // as a request or response body.
 //
-// Evaluated once in the snapshot creator, called as (ops, P, web). Built-ins
-// are captured below; nothing here calls a method a tenant can patch (the
+// A lazy area (snapshot.rs LAZY_SOURCES): called as (ops, P, web) on the
+// first use of Blob or File, after tenant code ran, so every built-in comes
+// from the primordials; nothing here calls a method a tenant can patch (the
 // parts of `new Blob(parts)` that are not an array are iterated with their
 // own iterator, as WebIDL says).
 //
@@ -15,21 +16,20 @@
   const { DateNow, MathMax, MathMin, ObjectDefineProperty, ObjectFreeze, PromiseResolve } = P;
   const { String, TypeError, Uint8Array, TypedArrayPrototypeGetBuffer, TypedArrayPrototypeGetByteLength } = P;
   const { TypedArrayPrototypeSet, append, concatBytes, newArray, sequence, toBytes } = P;
-  const { bind, call } = Function.prototype;
-  const uncurryThis = bind.bind(call);
-  const StringPrototypeCharCodeAt = uncurryThis(String.prototype.charCodeAt);
-  const StringPrototypeToLowerCase = uncurryThis(String.prototype.toLowerCase);
-  const TypedArrayPrototypeSubarray = uncurryThis(Object.getPrototypeOf(Uint8Array.prototype).subarray);
-  const SymbolToStringTag = Symbol.toStringTag;
-  const NumberIsFinite = Number.isFinite;
-  const MathTrunc = Math.trunc;
+  const I = P.intrinsic;
+  const StringPrototypeCharCodeAt = I("String.prototype.charCodeAt");
+  const StringPrototypeToLowerCase = I("String.prototype.toLowerCase");
+  const TypedArrayPrototypeSubarray = I("TypedArray.prototype.subarray");
+  const SymbolToStringTag = I("Symbol.toStringTag");
+  const NumberIsFinite = I("Number.isFinite");
+  const MathTrunc = I("Math.trunc");
+  const toWellFormed = I("String.prototype.toWellFormed");
 
   const encode = (s) => {
     const out = new Uint8Array(ops.utf8Length(s));
     ops.encodeUtf8Into(s, out);
     return out;
   };
-  const toWellFormed = uncurryThis(String.prototype.toWellFormed);
   // The type, lower-cased, or "" if it has a character outside U+0020..U+007E.
   const normalizeType = (t) => {
     const s = String(t);

@@ -21,7 +21,7 @@ pub const INTERNAL_PREFIX: &str = "isola:";
 /// web APIs by spec area (each called with the ops, the primordials and the
 /// `web` object it puts its names on), then the bootstrap, which defines the
 /// globals and returns the internals.
-pub const SOURCES: [(&str, &str); 9] = [
+pub const SOURCES: [(&str, &str); 8] = [
     ("isola:primordials.js", PRIMORDIALS_JS),
     (
         "isola:web/timers.js",
@@ -41,9 +41,20 @@ pub const SOURCES: [(&str, &str); 9] = [
         "isola:web/crypto.js",
         include_str!("../../js/web/crypto.js"),
     ),
-    ("isola:web/blob.js", include_str!("../../js/web/blob.js")),
     (BOOTSTRAP_NAME, BOOTSTRAP_JS),
 ];
+/// Web areas installed on first use, not in every tenant: the snapshot holds
+/// each area's function uncalled (its source and an uncompiled function
+/// cost a new context almost nothing), and the bootstrap defines each of the
+/// area's globals as an accessor that runs the area once and then becomes a
+/// plain data property. A lazy area runs after tenant code, so it must take
+/// every built-in from the primordials (`P.intrinsic`), never from a global.
+/// (resource name, source, the globals it defines on `web`).
+pub const LAZY_SOURCES: [(&str, &str, &[&str]); 1] = [(
+    "isola:web/blob.js",
+    include_str!("../../js/web/blob.js"),
+    &["Blob", "File"],
+)];
 /// Context-data index of the internals object.
 pub(crate) const INTERNALS_INDEX: usize = 0;
 
@@ -119,6 +130,27 @@ pub(crate) fn run_bootstrap<'s>(
     for area in areas {
         run_script(scope, *area, &args)?;
     }
+    // The lazy areas, as `web.__lazyAreas[name] = { fn, names }`.
+    let lazy = v8::Object::new(scope);
+    lazy.set_prototype(scope, null)?;
+    for (name, source, globals) in LAZY_SOURCES {
+        let f = compile_area(scope, (name, source))?;
+        let names: Vec<v8::Local<v8::Value>> = globals
+            .iter()
+            .map(|g| v8::String::new(scope, g).map(Into::into))
+            .collect::<Option<_>>()?;
+        let names = v8::Array::new_with_elements(scope, &names);
+        let record = v8::Object::new(scope);
+        record.set_prototype(scope, null)?;
+        let k = v8::String::new(scope, "fn")?;
+        record.set(scope, k.into(), f.into())?;
+        let k = v8::String::new(scope, "names")?;
+        record.set(scope, k.into(), names.into())?;
+        let k = v8::String::new(scope, name)?;
+        lazy.set(scope, k.into(), record.into())?;
+    }
+    let k = v8::String::new(scope, "__lazyAreas")?;
+    web.set(scope, k.into(), lazy.into())?;
     let internals = run_script(scope, *last, &args)?;
     v8::Local::<v8::Object>::try_from(internals).ok()
 }
@@ -126,9 +158,19 @@ pub(crate) fn run_bootstrap<'s>(
 /// Compiles one of isola's scripts (a function expression) and calls it with `args`.
 fn run_script<'s>(
     scope: &mut v8::PinScope<'s, '_>,
-    (name, source): (&str, &str),
+    area: (&str, &str),
     args: &[v8::Local<'s, v8::Value>],
 ) -> Option<v8::Local<'s, v8::Value>> {
+    let f = compile_area(scope, area)?;
+    let undef = v8::undefined(scope).into();
+    f.call(scope, undef, args)
+}
+
+/// Compiles one of isola's scripts and returns the function it evaluates to.
+fn compile_area<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    (name, source): (&str, &str),
+) -> Option<v8::Local<'s, v8::Function>> {
     let source = v8::String::new(scope, source)?;
     let name = v8::String::new(scope, name)?;
     let origin = v8::ScriptOrigin::new(
@@ -145,9 +187,7 @@ fn run_script<'s>(
         None,
     );
     let script = v8::Script::compile(scope, source, Some(&origin))?;
-    let f = v8::Local::<v8::Function>::try_from(script.run(scope)?).ok()?;
-    let undef = v8::undefined(scope).into();
-    f.call(scope, undef, args)
+    v8::Local::<v8::Function>::try_from(script.run(scope)?).ok()
 }
 
 /// For benchmarks: a plain V8 isolate (V8's own snapshot) plus a context.

@@ -65,3 +65,17 @@ Object.defineProperty(Array.prototype, Symbol.iterator, { value() { throw new Er
 Reflect.apply = () => { throw new Error("patched Reflect.apply"); };
 Object.defineProperty = () => { throw new Error("patched defineProperty"); };
 "#;
+
+/// Tenant code that, on top of [`PATCH_EVERYTHING`], deletes the global
+/// constructors and namespaces a lazily installed area could be tempted to
+/// read when it loads after tenant code (they must come from the
+/// primordials). Keeps `globalThis.__gopd` (the original
+/// `Object.getOwnPropertyDescriptor`) for the test to look with.
+pub const DELETE_GLOBALS: &str = r#"
+globalThis.__gopd = Object.getOwnPropertyDescriptor;
+{
+  const names = ["Object", "Function", "Array", "String", "Symbol", "Number", "Math", "Reflect", "JSON", "Promise",
+                 "Map", "Set", "WeakMap", "WeakSet", "Uint8Array", "ArrayBuffer", "DataView", "TypeError", "RangeError", "Error", "Date"];
+  for (let i = 0; i < names.length; i++) delete globalThis[names[i]];
+}
+"#;

@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{run, throws, PATCH_EVERYTHING};
+use super::{run, throws, DELETE_GLOBALS, PATCH_EVERYTHING};
 
 #[test]
 fn blobs_concatenate_parts_slice_and_read_back() {
@@ -97,4 +97,40 @@ fn responses_keep_their_content_type_after_the_tenant_patched_headers() {
         return [blob.type, await text.text(), await json.text()];
     "#);
     assert_eq!(v, json!(["text/plain;charset=utf-8", "x", "{\"a\":1}"]));
+}
+
+#[test]
+fn blob_loads_on_first_use_after_the_tenant_deleted_and_patched_the_builtins() {
+    // Blob and File are a lazy area: their globals are accessors until first
+    // use, which runs the area after this tenant code. It must not reach for
+    // a global or a patchable method.
+    let v = run(&format!(
+        "const before = Object.getOwnPropertyDescriptor(globalThis, 'Blob'); const U8 = Uint8Array;
+        {PATCH_EVERYTHING}
+        {DELETE_GLOBALS}
+        const b = new Blob(['ab', new U8(1).fill(99)], {{ type: 'Text/Plain' }});
+        const f = new File([b], 'n.txt');
+        const after = __gopd(globalThis, 'File');
+        return [typeof before.get, await b.text(), b.type, f.name, f.size, typeof after.value, 'get' in after, after.enumerable];"
+    ));
+    assert_eq!(
+        v,
+        json!(["function", "abc", "text/plain", "n.txt", 3, "function", false, false])
+    );
+}
+
+#[test]
+fn a_lazy_global_can_be_replaced_before_use_and_survives_a_frozen_global() {
+    let v = run(r#"
+        globalThis.Blob = 5;
+        const replaced = Blob;
+        const file = new File(["x"], "a").size;
+        return [replaced, file];
+    "#);
+    assert_eq!(v, json!([5, 1]));
+    let v = run(r#"
+        Object.freeze(globalThis);
+        return [new Blob(["xy"]).size, typeof File, Object.isFrozen(globalThis)];
+    "#);
+    assert_eq!(v, json!([2, "function", true]));
 }
