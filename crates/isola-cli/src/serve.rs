@@ -76,6 +76,9 @@ pub struct ServeArgs {
     /// platforms without seccomp; never for untrusted tenants).
     #[arg(long)]
     pub no_sandbox: bool,
+    /// PEM certificates tenants' fetch() trusts besides the Mozilla roots (an internal CA).
+    #[arg(long, value_name = "FILE")]
+    pub fetch_ca_file: Option<std::path::PathBuf>,
 }
 
 fn parse_isolation(s: &str) -> Result<Isolation, String> {
@@ -106,6 +109,7 @@ pub fn serve(data_dir: &Path, args: ServeArgs) -> anyhow::Result<ExitCode> {
     config.admission_queue_len = args.admission_queue;
     config.admission_max_wait = Duration::from_millis(args.admission_max_wait_ms);
     config.isolation = args.isolation;
+    config.fetch_ca_file = args.fetch_ca_file;
     config.process.memory_ceiling_bytes = args.worker_memory_mb.max(64) << 20;
     config.process.sandbox = !args.no_sandbox && cfg!(target_os = "linux");
     let base = config.base_domain.clone();

@@ -723,12 +723,20 @@
     static stream(b) {
       return b.#stream;
     }
+    // Internal (fetch): the body's bytes (or null), marking it used.
+    static async take(b) {
+      if (b.#stream === null && b.#bytes === null) return null;
+      return b.#take();
+    }
   }
 
+  const REDIRECT_MODES = ["follow", "manual", "error"];
   class Request extends Body {
     #method;
     #url;
     #headers;
+    #redirect;
+    #signal;
     constructor(input, init = {}) {
       const base = Request.is(input) ? input : null;
       init = init == null ? {} : init;
@@ -739,12 +747,26 @@
       this.#method = StringPrototypeToUpperCase(String(method || (base ? base.#method : "GET")));
       const headers = init.headers;
       this.#headers = new Headers(headers || (base ? base.#headers : undefined));
+      const redirect = init.redirect === undefined ? (base ? base.#redirect : "follow") : String(init.redirect);
+      if (P.ArrayPrototypeIndexOf(REDIRECT_MODES, redirect) < 0) {
+        throw new TypeError(`Failed to construct 'Request': '${redirect}' is not a valid value for redirect (follow, manual or error)`);
+      }
+      this.#redirect = redirect;
+      const signal = init.signal === undefined ? (base ? base.#signal : null) : init.signal;
+      if (signal !== null && !web.__abort.isSignal(signal)) {
+        throw new TypeError("Failed to construct 'Request': member signal is not of type AbortSignal.");
+      }
+      this.#signal = signal;
     }
     static is(v) {
       return v !== null && typeof v === "object" && #method in v;
     }
     static headersOf(r) {
       return r.#headers;
+    }
+    // Internal (fetch): the signal given at construction, or null.
+    static signalOf(r) {
+      return r.#signal;
     }
     get method() {
       return this.#method;
@@ -755,6 +777,13 @@
     get headers() {
       return this.#headers;
     }
+    get redirect() {
+      return this.#redirect;
+    }
+    get signal() {
+      if (this.#signal === null) this.#signal = web.__abort.create();
+      return this.#signal;
+    }
     clone() {
       return new Request(this);
     }
@@ -764,6 +793,8 @@
     #status;
     #statusText;
     #headers;
+    #url = "";
+    #redirected = false;
     constructor(body = null, init = {}) {
       super(body);
       init = init == null ? {} : init;
@@ -784,6 +815,21 @@
     }
     static statusOf(r) {
       return r.#status;
+    }
+    // Internal (fetch): a response that came from the network.
+    static fetched(r, url, redirected) {
+      r.#url = url;
+      r.#redirected = redirected;
+      return r;
+    }
+    get url() {
+      return this.#url;
+    }
+    get redirected() {
+      return this.#redirected;
+    }
+    get type() {
+      return this.#url === "" ? "default" : "basic";
     }
     static headersOf(r) {
       return r.#headers;
@@ -917,6 +963,19 @@
   ];
   for (let i = 0; i < platformChecks.length; i++) web.__addPlatformCheck(platformChecks[i]);
   web.ReadableStream = ReadableStream; // for Blob.prototype.stream
+  // For the fetch area.
+  web.Request = Request;
+  web.Response = Response;
+  web.__http = P.ObjectFreeze({
+    __proto__: null,
+    isRequest: Request.is,
+    headersOf: Request.headersOf,
+    signalOf: Request.signalOf,
+    forEachLine: Headers.forEachLine,
+    fromFlat: Headers.fromFlat,
+    take: Body.take,
+    fetched: Response.fetched,
+  });
 
   // The lazy areas (snapshot.rs LAZY_SOURCES): each global is an accessor
   // until first use; its getter runs the area once (within the tenant's

@@ -51,6 +51,7 @@ pub mod code_cache;
 pub mod engine;
 pub mod error;
 pub mod limits;
+pub mod outbound;
 mod runtime;
 pub mod secrets;
 pub mod snapshot;
@@ -63,6 +64,9 @@ pub use code_cache::{CacheEvent, CacheKey, CacheStats, CodeCacheStore, SqliteCod
 pub use engine::{default_data_dir, Engine, EngineConfig};
 pub use error::{Error, JsError, LimitError, Location, Result};
 pub use limits::{Bound, ConcurrencyGate, LimitKind, Limits, LimitsError, Permit};
+pub use outbound::{
+    FetchPolicy, Outbound, OutboundCall, OutboundPoll, OutboundRequest, OutboundResponse,
+};
 pub use tenant::{
     stderr_console, BodyPoll, BodyProgress, BodySource, ConsoleLevel, ConsoleSink, HttpRequest,
     HttpResponse, Invocation, Invoked, IsolatePool, LoadInfo, Output, Progress, Tenant,

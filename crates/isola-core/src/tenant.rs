@@ -189,6 +189,10 @@ pub struct TenantConfig {
     pub env: serde_json::Value,
     /// Where console output goes (default: stderr, prefixed with the name).
     pub console: Option<ConsoleSink>,
+    /// What the tenant may `fetch()` (deny by default).
+    pub fetch: Arc<crate::outbound::FetchPolicy>,
+    /// The host's HTTP client for `fetch()`; without one `fetch()` throws.
+    pub outbound: Option<Arc<dyn crate::outbound::Outbound>>,
 }
 
 impl TenantConfig {
@@ -199,7 +203,20 @@ impl TenantConfig {
             limits: Limits::default(),
             env: serde_json::json!({}),
             console: None,
+            fetch: Arc::default(),
+            outbound: None,
         }
+    }
+
+    /// Lets the tenant `fetch()` through `outbound` within `policy`.
+    pub fn fetch(
+        mut self,
+        policy: crate::outbound::FetchPolicy,
+        outbound: Arc<dyn crate::outbound::Outbound>,
+    ) -> Self {
+        self.fetch = Arc::new(policy);
+        self.outbound = Some(outbound);
+        self
     }
 
     /// Sets the limits.
@@ -461,7 +478,7 @@ impl Tenant {
             rt.adopt(&self.config.name, &self.config.limits, console.clone())
                 .then_some(rt)
         });
-        let rt = match adopted {
+        let mut rt = match adopted {
             Some(rt) => rt,
             None => {
                 let inner = &self.engine.inner;
@@ -474,6 +491,12 @@ impl Tenant {
                 )?
             }
         };
+        rt.set_fetch(
+            self.config
+                .outbound
+                .clone()
+                .map(|o| (self.config.fetch.clone(), o)),
+        );
         self.stats.isolate_creations += 1;
         Ok(rt)
     }

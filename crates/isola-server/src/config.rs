@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub isolation: Isolation,
     /// Process isolation: settings of the worker processes.
     pub process: ProcessConfig,
+    /// PEM certificates trusted by tenants' `fetch()` besides the Mozilla
+    /// roots (e.g. an internal CA).
+    pub fetch_ca_file: Option<PathBuf>,
 }
 
 /// Where tenants' isolates run.
@@ -150,6 +153,7 @@ impl ServerConfig {
             admission_max_wait: Duration::from_secs(10),
             isolation: Isolation::Thread,
             process: ProcessConfig::default(),
+            fetch_ca_file: None,
         }
     }
 }
@@ -173,6 +177,8 @@ pub struct TenantSettings {
     /// In process isolation: run this tenant in a worker process of its own
     /// (never sharing a process with other tenants). Ignored with threads.
     pub dedicated: bool,
+    /// Outbound `fetch()`: allowed hosts and per-invocation caps (deny by default).
+    pub fetch: isola_core::FetchPolicy,
 }
 
 impl Default for TenantSettings {
@@ -185,6 +191,7 @@ impl Default for TenantSettings {
             max_body_bytes: 1 << 20,
             expose_errors: false,
             dedicated: false,
+            fetch: isola_core::FetchPolicy::default(),
         }
     }
 }
@@ -215,6 +222,10 @@ impl TenantSettings {
         self.limits.validate().map_err(|e| SettingsError {
             field: format!("limits.{}", e.bound.field),
             message: e.to_string(),
+        })?;
+        self.fetch.validate().map_err(|e| SettingsError {
+            field: format!("fetch.{}", e.field),
+            message: e.message,
         })?;
         if self.max_body_bytes > MAX_BODY_BYTES {
             return Err(SettingsError::new(

@@ -35,6 +35,7 @@ pub mod framing;
 pub mod logs;
 pub mod metrics;
 pub mod openapi;
+pub mod outbound;
 pub mod pool;
 pub mod process;
 pub mod registry;
@@ -261,6 +262,7 @@ impl Server {
             max_warm: (config.max_warm_isolates / workers).max(1),
             max_heap: config.memory_budget_bytes / workers as u64,
             probation: true,
+            outbound: None,
         };
         let metrics = Arc::new(Metrics::default());
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -269,6 +271,16 @@ impl Server {
             .enable_all()
             .build()
             .map_err(|e| ServerError::Other(format!("tokio runtime: {e}")))?;
+        let fetch_client = outbound::Client::new(
+            runtime.handle().clone(),
+            config.fetch_ca_file.as_deref(),
+            Some(metrics.clone()),
+        )
+        .map_err(|e| ServerError::Other(e.to_string()))?;
+        let budget = WorkerBudget {
+            outbound: Some(pool::FetchClient(Arc::new(fetch_client.clone()))),
+            ..budget
+        };
         let pool: Arc<dyn Dispatcher> = match config.isolation {
             config::Isolation::Thread => Arc::new(Pool::start(
                 &engine,
@@ -287,6 +299,7 @@ impl Server {
                     metrics.clone(),
                     runtime.handle().clone(),
                     trust_to_store(store.clone()),
+                    Some(fetch_client.clone()),
                 )
                 .map_err(ServerError::Other)?,
             ),

@@ -33,6 +33,8 @@ pub struct TenantMetrics {
     pub code_cache_hits: u64,
     /// Code cache misses when loading.
     pub code_cache_misses: u64,
+    /// Outbound `fetch()` subrequests by outcome (ok, denied, timeout, error).
+    pub subrequests: BTreeMap<String, u64>,
 }
 
 /// Where a worker process reports terminations outside a request.
@@ -124,6 +126,13 @@ impl Metrics {
         *m.terminations.entry(cause.to_string()).or_default() += 1;
     }
 
+    /// Counts one outbound `fetch()` subrequest of `tenant` and its outcome.
+    pub fn subrequest(&self, tenant: &str, outcome: &str) {
+        let mut t = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let m = t.entry(tenant.to_string()).or_default();
+        *m.subrequests.entry(outcome.to_string()).or_default() += 1;
+    }
+
     /// Counts a request refused for overload.
     pub fn overloaded(&self) {
         *self.overloaded.lock().unwrap_or_else(|p| p.into_inner()) += 1;
@@ -209,6 +218,13 @@ impl Metrics {
             "Invocations stopped by a limit, by tenant and cause.",
             Some("cause"),
             &|m| map(&m.terminations),
+        );
+        per_tenant(
+            "isola_subrequests_total",
+            "counter",
+            "Outbound fetch() subrequests by tenant and outcome (ok, denied, timeout, error).",
+            Some("outcome"),
+            &|m| map(&m.subrequests),
         );
         per_tenant(
             "isola_cpu_seconds_total",

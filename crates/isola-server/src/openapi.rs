@@ -57,6 +57,7 @@ pub struct VersionBody {
         VersionBody,
         crate::config::TenantSettings,
         isola_core::Limits,
+        isola_core::FetchPolicy,
         crate::admin::Upload,
         crate::admin::RollbackBody,
     )),

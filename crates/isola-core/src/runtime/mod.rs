@@ -15,6 +15,7 @@ mod load;
 pub(crate) use load::LoadStep;
 mod modules;
 pub(crate) mod ops;
+pub(crate) mod ops_fetch;
 pub(crate) mod ops_web;
 pub(crate) mod platform;
 pub(crate) mod snapshot;
@@ -162,6 +163,11 @@ impl JsRuntime {
             out_headers: Vec::new(),
             out_header_bytes: 0,
             rejections: Vec::new(),
+            tenant: tenant.to_string(),
+            fetch: None,
+            fetches: Vec::new(),
+            subrequests: 0,
+            ab: ab.clone(),
         }));
         isolate.set_slot(ops.clone());
         let (context, internals) = {
@@ -280,7 +286,11 @@ impl JsRuntime {
             wake: None,
         });
         let streamed = body.is_some();
-        self.ops.borrow_mut().body = body;
+        {
+            let mut st = self.ops.borrow_mut();
+            st.body = body;
+            st.subrequests = 0;
+        }
         self.entered(|rt| rt.slice(Some((inv, env, streamed))))
     }
 
@@ -502,8 +512,15 @@ impl JsRuntime {
             return None;
         }
         let deadline = self.background.iter().map(|b| b.deadline).min()?;
-        let timer = self.ops.borrow().timers.next_deadline();
-        Some(timer.map_or(Instant::now(), |t| t.min(deadline)))
+        let st = self.ops.borrow();
+        let timer = st.timers.next_deadline();
+        // Subrequests in flight are polled like a pending body read.
+        let fetch = (!st.fetches.is_empty()).then(|| Instant::now() + BODY_POLL);
+        let next = match (timer, fetch) {
+            (Some(t), Some(f)) => Some(t.min(f)),
+            (t, f) => t.or(f),
+        };
+        Some(next.map_or(Instant::now(), |t| t.min(deadline)))
     }
 
     /// Drives background work; returns a limit error if it broke one (the
@@ -580,8 +597,23 @@ impl JsRuntime {
         self.tenant = tenant.to_string();
         self.limits = limits.clone();
         self.ab.set_limit(limits.external_memory_bytes as usize);
-        self.ops.borrow_mut().console = console;
+        let mut st = self.ops.borrow_mut();
+        st.console = console;
+        st.tenant = tenant.to_string();
         true
+    }
+
+    /// Lets the tenant `fetch()` through `outbound` within `policy` (or not,
+    /// with `None`: `fetch()` then throws a `TypeError`).
+    pub fn set_fetch(
+        &mut self,
+        fetch: Option<(
+            Arc<crate::outbound::FetchPolicy>,
+            Arc<dyn crate::outbound::Outbound>,
+        )>,
+    ) {
+        self.ops.borrow_mut().fetch =
+            fetch.map(|(policy, outbound)| ops_fetch::FetchHost { policy, outbound });
     }
 
     fn begin(&mut self) -> u64 {
@@ -600,6 +632,10 @@ impl JsRuntime {
         // (an echo, a transform of the upload): it lives until that ends.
         if self.response.is_none() || result.is_err() {
             self.drop_request_body();
+        }
+        // Subrequests nobody can wait for any more are abandoned.
+        if (self.response.is_none() && self.background.is_empty()) || result.is_err() {
+            self.ops.borrow_mut().fetches.clear();
         }
         self.kill.running.store(false, Ordering::SeqCst);
         // Only a kill of this invocation (one recorded for an earlier slice
@@ -788,6 +824,7 @@ pub(crate) fn drive<'s>(
     let fire = get_fn(scope, internals, "fireTimer")?;
     loop {
         feed_body(scope, ctx);
+        ops_fetch::feed_fetches(scope, ctx.ab);
         scope.perform_microtask_checkpoint();
         report_rejections(scope, internals, ctx);
         if scope.is_execution_terminating() {
@@ -808,10 +845,13 @@ pub(crate) fn drive<'s>(
             v8::PromiseState::Pending => {}
         }
         let now = Instant::now();
-        let body_pending = ctx.ops.borrow().body_waiter.is_some();
+        // A pending body read or subrequest is polled again shortly: its
+        // data arrives from outside the isolate.
+        let body_pending = {
+            let st = ctx.ops.borrow();
+            st.body_waiter.is_some() || !st.fetches.is_empty()
+        };
         let timer = ctx.ops.borrow().timers.next_deadline();
-        // A pending body read is polled again shortly: its data arrives from
-        // outside the isolate.
         let next = match (timer, body_pending) {
             (Some(t), true) => Some(t.min(now + BODY_POLL)),
             (None, true) => Some(now + BODY_POLL),

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use v8::MapFnTo;
 
-use crate::runtime::ops_web;
+use crate::runtime::{ops_fetch, ops_web};
 use crate::tenant::{BodySource, ConsoleLevel, ConsoleSink};
 
 /// Longest console line passed to the sink (bytes); longer lines are cut.
@@ -52,6 +52,17 @@ pub(crate) struct OpState {
     /// Promises rejected with no handler since the last microtask
     /// checkpoint, and their reasons (at most [`MAX_PENDING_REJECTIONS`]).
     pub rejections: Vec<(v8::Global<v8::Promise>, v8::Global<v8::Value>)>,
+    /// The tenant's name (for subrequests).
+    pub tenant: String,
+    /// The host's HTTP client and the tenant's policy, if it may fetch.
+    pub fetch: Option<ops_fetch::FetchHost>,
+    /// Subrequests in flight (they may outlive the invocation that started
+    /// them when its `ctx.waitUntil` work waits for them).
+    pub fetches: Vec<ops_fetch::PendingFetch>,
+    /// Subrequests the invocation in flight has made.
+    pub subrequests: u32,
+    /// The tenant's ArrayBuffer budget (what a subrequest may bring back).
+    pub ab: std::sync::Arc<crate::runtime::allocator::AbCounter>,
 }
 
 /// Most unhandled rejections remembered between two checkpoints; later ones
@@ -183,6 +194,8 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
             ("structuredClone", ops_web::op_structured_clone.map_fn_to()),
             ("hmacSign", ops_web::op_hmac_sign.map_fn_to()),
             ("hmacVerify", ops_web::op_hmac_verify.map_fn_to()),
+            ("fetchStart", ops_fetch::op_fetch_start.map_fn_to()),
+            ("fetchAbort", ops_fetch::op_fetch_abort.map_fn_to()),
         ]
     });
 
@@ -200,7 +213,7 @@ pub(crate) fn create_ops_object<'s>(
     Some(obj)
 }
 
-fn state(scope: &v8::PinScope) -> Option<SharedOpState> {
+pub(crate) fn state(scope: &v8::PinScope) -> Option<SharedOpState> {
     scope.get_slot::<SharedOpState>().cloned()
 }
 

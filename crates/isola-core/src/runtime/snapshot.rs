@@ -50,11 +50,18 @@ pub const SOURCES: [(&str, &str); 8] = [
 /// plain data property. A lazy area runs after tenant code, so it must take
 /// every built-in from the primordials (`P.intrinsic`), never from a global.
 /// (resource name, source, the globals it defines on `web`).
-pub const LAZY_SOURCES: [(&str, &str, &[&str]); 1] = [(
-    "isola:web/blob.js",
-    include_str!("../../js/web/blob.js"),
-    &["Blob", "File"],
-)];
+pub const LAZY_SOURCES: [(&str, &str, &[&str]); 2] = [
+    (
+        "isola:web/blob.js",
+        include_str!("../../js/web/blob.js"),
+        &["Blob", "File"],
+    ),
+    (
+        "isola:web/fetch.js",
+        include_str!("../../js/web/fetch.js"),
+        &["fetch"],
+    ),
+];
 /// Context-data index of the internals object.
 pub(crate) const INTERNALS_INDEX: usize = 0;
 

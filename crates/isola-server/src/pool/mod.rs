@@ -131,6 +131,7 @@ pub struct Pool {
     engine: Engine,
     logs: Arc<Logs>,
     retired: Retired,
+    outbound: Option<FetchClient>,
 }
 
 pub use crate::dispatch::DispatchError;
@@ -147,6 +148,18 @@ pub struct WorkerBudget {
     /// Whether tenant versions not known yet run on a probation worker
     /// first (off in a worker process: its supervisor places them).
     pub probation: bool,
+    /// The HTTP client tenants' `fetch()` goes through (`None`: `fetch()` throws).
+    pub outbound: Option<FetchClient>,
+}
+
+/// The host's client for tenants' `fetch()`.
+#[derive(Clone)]
+pub struct FetchClient(pub Arc<dyn isola_core::Outbound>);
+
+impl std::fmt::Debug for FetchClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FetchClient")
+    }
 }
 
 impl Pool {
@@ -246,6 +259,7 @@ impl Pool {
         let workers = (0..n.max(1))
             .map(|i| spawn(format!("isola-worker-{i}"), WorkerKind::Shared))
             .collect();
+        let outbound = budget.outbound.clone();
         let probation = budget
             .probation
             .then(|| spawn("isola-probation".to_string(), WorkerKind::Probation));
@@ -274,6 +288,7 @@ impl Pool {
             engine: engine.clone(),
             logs,
             retired,
+            outbound,
         }
     }
 
@@ -350,11 +365,13 @@ impl Pool {
         let (reply, rx) = oneshot::channel();
         let engine = self.engine.clone();
         let logs = self.logs.clone();
+        let outbound = self.outbound.clone();
         std::thread::Builder::new()
             .name("isola-validate".into())
             .stack_size(8 << 20)
             .spawn(move || {
-                let _ = reply.send(validate::validate(&engine, &logs, &dep, smoke));
+                let config = validate::tenant_config(&dep, &logs, outbound.as_ref());
+                let _ = reply.send(validate::validate(&engine, config, &dep, smoke));
             })
             .map_err(|e| format!("cannot start validation: {e}"))?;
         rx.await

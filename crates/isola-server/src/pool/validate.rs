@@ -5,24 +5,32 @@ use std::sync::Arc;
 
 use isola_core::{Engine, HttpRequest, Invoked, Output, Tenant, TenantConfig};
 
-use super::Deployment;
+use super::{Deployment, FetchClient};
 use crate::logs::Logs;
 
-pub(super) fn tenant_config(dep: &Deployment, logs: &Arc<Logs>) -> TenantConfig {
-    TenantConfig::new(&dep.id)
+/// The core's view of a deployment: its limits, env, log sink and fetch policy.
+pub(super) fn tenant_config(
+    dep: &Deployment,
+    logs: &Arc<Logs>,
+    outbound: Option<&FetchClient>,
+) -> TenantConfig {
+    let config = TenantConfig::new(&dep.id)
         .limits(dep.settings.limits.clone())
         .env(dep.settings.env_json())
-        .console(logs.sink(&dep.id))
+        .console(logs.sink(&dep.id));
+    match outbound {
+        Some(client) => config.fetch(dep.settings.fetch.clone(), client.0.clone()),
+        None => config,
+    }
 }
 
 pub(super) fn validate(
     engine: &Engine,
-    logs: &Arc<Logs>,
+    config: TenantConfig,
     dep: &Deployment,
     smoke: Option<HttpRequest>,
 ) -> Result<(), String> {
-    let mut t = Tenant::new(engine, tenant_config(dep, logs), (*dep.code).clone())
-        .map_err(|e| e.to_string())?;
+    let mut t = Tenant::new(engine, config, (*dep.code).clone()).map_err(|e| e.to_string())?;
     if let Some(req) = smoke {
         match t.fetch(req) {
             Ok(Invoked {

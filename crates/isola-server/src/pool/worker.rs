@@ -275,7 +275,7 @@ impl WorkerLoop {
     }
 
     fn config(&self, dep: &Deployment) -> TenantConfig {
-        tenant_config(dep, &self.logs)
+        tenant_config(dep, &self.logs, self.budget.outbound.as_ref())
     }
 
     fn accept(&mut self, job: Job) {

@@ -35,6 +35,7 @@ use crate::logs::Logs;
 use crate::metrics::Metrics;
 use crate::pool::{Deployment, Reply};
 
+mod fetch;
 mod frames;
 use frames::{pump_request_body, Pending, Stage};
 
@@ -92,6 +93,8 @@ pub struct LinkEnv {
     pub metrics: Arc<Metrics>,
     /// Which tenant deployments run on shared workers (see `pool::trust`).
     pub trust: Arc<crate::pool::trust::Trust>,
+    /// The client that runs the workers' subrequests (`fetch()`).
+    pub fetch: Option<crate::outbound::Client>,
 }
 
 #[derive(Default)]
@@ -102,6 +105,11 @@ struct State {
     deployed: HashSet<u64>,
     /// Tenants with a deployment on this worker.
     tenants: HashSet<String>,
+    /// Per tenant placed on this worker: its newest deployment's fetch
+    /// policy and ArrayBuffer budget (what its subrequests run under).
+    fetch_policies: HashMap<String, (Arc<isola_core::FetchPolicy>, u64)>,
+    /// Subrequests running for this worker.
+    fetches: HashMap<u64, tokio::task::AbortHandle>,
     /// Set once the worker is gone.
     dead: Option<String>,
 }
@@ -588,6 +596,9 @@ impl Link {
         let (pending, validations) = {
             let mut s = lock(&self.state);
             s.dead = Some(cause.to_string());
+            for (_, task) in s.fetches.drain() {
+                task.abort();
+            }
             (
                 std::mem::take(&mut s.pending),
                 std::mem::take(&mut s.validations),
@@ -605,6 +616,13 @@ impl Link {
         let mut s = lock(&self.state);
         if s.deployed.insert(dep.generation) {
             s.tenants.insert(dep.id.clone());
+            s.fetch_policies.insert(
+                dep.id.clone(),
+                (
+                    Arc::new(dep.settings.fetch.clone()),
+                    dep.settings.limits.external_memory_bytes,
+                ),
+            );
             let _ = self
                 .out
                 .send(Frame::json(Kind::Deploy, 0, &DeployMsg::of(dep)));

@@ -26,6 +26,7 @@
 //! backoff (none for the first crash, then 100 ms doubling up to 5 s while
 //! it keeps crashing within a minute of starting).
 
+pub mod fetch_proxy;
 pub mod link;
 mod placement;
 pub mod sandbox;
@@ -126,6 +127,7 @@ impl ProcessPool {
         metrics: Arc<Metrics>,
         runtime: tokio::runtime::Handle,
         trust: crate::pool::trust::TrustSink,
+        fetch: Option<crate::outbound::Client>,
     ) -> Result<ProcessPool, String> {
         let trust = Arc::new(Trust::with_sink(Some(trust)));
         let pc: ProcessConfig = config.process.clone();
@@ -153,6 +155,7 @@ impl ProcessPool {
                 logs,
                 metrics,
                 trust: trust.clone(),
+                fetch,
             },
             base,
             shared: (0..n)

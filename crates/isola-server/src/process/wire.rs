@@ -69,6 +69,8 @@ pub enum Kind {
     Cancel = 10,
     /// Validate a deployment (JSON [`ValidateMsg`]); answered by [`Kind::Validated`].
     Validate = 11,
+    /// The outcome of a [`Kind::FetchStart`] of the same id (see `fetch_proxy`).
+    FetchDone = 12,
 
     // Worker to supervisor.
     /// First frame (JSON [`Hello`]).
@@ -95,6 +97,10 @@ pub enum Kind {
     Event = 74,
     /// A validation's outcome (JSON `Result<(), String>`).
     Validated = 75,
+    /// A tenant's outbound subrequest (see `fetch_proxy`).
+    FetchStart = 76,
+    /// The subrequest of this id is no longer wanted.
+    FetchCancel = 77,
 }
 
 impl Kind {
@@ -113,6 +119,7 @@ impl Kind {
             9 => Ping,
             10 => Cancel,
             11 => Validate,
+            12 => FetchDone,
             64 => Hello,
             65 => Head,
             66 => RespChunk,
@@ -125,6 +132,8 @@ impl Kind {
             73 => Pong,
             74 => Event,
             75 => Validated,
+            76 => FetchStart,
+            77 => FetchCancel,
             _ => return None,
         })
     }
@@ -141,6 +150,8 @@ impl Kind {
             ReqCredit => 4,
             CacheGet => 64,
             CachePut => 64 + MAX_WORKER_CACHE_ENTRY,
+            FetchStart => MAX_WORKER_CONTROL + super::fetch_proxy::MAX_FETCH_BODY,
+            FetchCancel => 0,
             _ => usize::MAX, // not a worker kind: refused by the caller
         }
     }

@@ -160,6 +160,7 @@ fn worker_main(fd: &str) -> Result<(), String> {
             let _ = out.send(Frame::json(Kind::Event, 0, &ev));
         })))
     };
+    let fetch = super::fetch_proxy::WorkerFetch::new(out.clone());
     let pool = Arc::new(Pool::start(
         &engine,
         args.threads.max(1),
@@ -168,6 +169,8 @@ fn worker_main(fd: &str) -> Result<(), String> {
             max_warm: args.max_warm.max(1),
             max_heap: args.max_heap,
             probation: false,
+            // Subrequests go to the supervisor: this process has no network.
+            outbound: Some(crate::pool::FetchClient(Arc::new(fetch.clone()))),
         },
         args.max_queue,
         logs,
@@ -193,7 +196,7 @@ fn worker_main(fd: &str) -> Result<(), String> {
         sandboxed: args.sandbox,
     };
     let _ = out.send(Frame::json(Kind::Hello, 0, &hello));
-    rt.block_on(serve(sock, pool, out, out_rx, waiters, backlog));
+    rt.block_on(serve(sock, pool, out, out_rx, waiters, backlog, fetch));
     Ok(())
 }
 
@@ -220,6 +223,7 @@ async fn serve(
     out_rx: mpsc::UnboundedReceiver<Frame>,
     waiters: Waiters,
     backlog: Arc<AtomicUsize>,
+    fetch: super::fetch_proxy::WorkerFetch,
 ) {
     let Ok(sock) = tokio::net::UnixStream::from_std(sock) else {
         return;
@@ -357,6 +361,7 @@ async fn serve(
                 }
                 pool.evict(&id);
             }
+            Kind::FetchDone => fetch.deliver(&frame),
             Kind::CacheData => {
                 if let Some(w) = lock(&waiters).remove(&frame.id) {
                     let data = (!frame.payload.is_empty()).then(|| frame.payload.to_vec());

@@ -2,6 +2,7 @@
 
 mod api;
 mod control;
+mod fetch;
 mod hostile_http;
 mod hostile_tenants;
 mod npm_packages;

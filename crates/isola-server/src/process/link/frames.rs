@@ -214,6 +214,11 @@ impl Link {
                 }
                 Ok(())
             }
+            Kind::FetchStart => self.start_fetch(f, env),
+            Kind::FetchCancel => {
+                self.cancel_fetch(f.id);
+                Ok(())
+            }
             other => Err(format!("a worker may not send {other:?}")),
         }
     }

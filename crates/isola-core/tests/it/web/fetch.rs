@@ -1,0 +1,43 @@
+//! The global fetch() without a host client (the server's tests run it
+//! against real upstreams: isola-server `tests/it/fetch.rs`).
+
+use serde_json::json;
+
+use super::{run, DELETE_GLOBALS, PATCH_EVERYTHING};
+
+#[test]
+fn fetch_without_a_host_client_rejects_clearly_even_after_the_builtins_were_patched() {
+    let v = run(&format!(
+        "{PATCH_EVERYTHING}
+        {DELETE_GLOBALS}
+        const why = async (p) => {{ try {{ const r = await p; return ['ok', r.status]; }} catch (e) {{ return [e.name, e.message]; }} }};
+        return [typeof fetch, fetch.length, await why(fetch('http://example.com/')),
+                await why(fetch('http://example.com/', {{ redirect: 'sideways' }})),
+                await why(fetch('http://example.com/', {{ signal: 5 }}))];"
+    ));
+    assert_eq!(v[0], "function");
+    assert_eq!(v[1], 1);
+    assert_eq!(v[2][0], "TypeError", "{v}");
+    assert!(
+        v[2][1]
+            .as_str()
+            .unwrap()
+            .contains("no outbound HTTP client"),
+        "{v}"
+    );
+    assert_eq!(v[3][0], "TypeError");
+    assert!(v[3][1].as_str().unwrap().contains("redirect"), "{v}");
+    assert_eq!(v[4][0], "TypeError");
+    assert!(v[4][1].as_str().unwrap().contains("AbortSignal"), "{v}");
+}
+
+#[test]
+fn an_aborted_signal_rejects_before_anything_is_sent() {
+    let v = run(
+        "const c = new AbortController(); c.abort(new Error('stop'));
+         const r = await fetch('http://example.com/', { signal: c.signal }).then(() => 'sent', (e) => e.message);
+         const req = new Request('http://example.com/', { signal: c.signal, redirect: 'manual' });
+         return [r, req.signal.aborted, req.redirect, new Request('http://x/').redirect];",
+    );
+    assert_eq!(v, json!(["stop", true, "manual", "follow"]));
+}
