@@ -723,6 +723,19 @@
     static stream(b) {
       return b.#stream;
     }
+    // Internal (clone): a second body with the same content; a stream is
+    // teed (this body keeps one branch).
+    static cloneSource(b) {
+      if (b.#used) throw new TypeError("Body has already been consumed");
+      if (b.#stream !== null) {
+        const tee = web.__streams === undefined ? undefined : web.__streams.tee;
+        if (tee === undefined) throw new TypeError("clone: a streamed body cannot be cloned");
+        const branches = tee(b.#stream);
+        b.#stream = branches[0];
+        return branches[1];
+      }
+      return b.#bytes === null ? null : copyBytes(b.#bytes);
+    }
     // Internal (fetch): the body's bytes (or null), marking it used.
     static async take(b) {
       if (b.#stream === null && b.#bytes === null) return null;
@@ -851,6 +864,13 @@
       const headers = new Headers(init.headers);
       if (!HeadersPrototypeHas(headers, "content-type")) HeadersPrototypeSet(headers, "content-type", "application/json");
       return new Response(JSONStringify(data), { status: init.status, statusText: init.statusText, headers });
+    }
+    clone() {
+      if (!Response.is(this)) throw new TypeError("Illegal invocation");
+      const r = new Response(Body.cloneSource(this), { status: this.#status, statusText: this.#statusText, headers: this.#headers });
+      r.#url = this.#url;
+      r.#redirected = this.#redirected;
+      return r;
     }
     static redirect(url, status = 302) {
       return new Response(null, { status, headers: { location: String(url) } });

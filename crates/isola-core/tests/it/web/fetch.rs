@@ -41,3 +41,26 @@ fn an_aborted_signal_rejects_before_anything_is_sent() {
     );
     assert_eq!(v, json!(["stop", true, "manual", "follow"]));
 }
+
+#[test]
+fn responses_clone_with_their_own_body() {
+    let v = run(r#"
+        const a = new Response("body", { status: 201, statusText: "Made", headers: { "x-a": "1" } });
+        const b = a.clone();
+        const texts = [await a.text(), await b.text()];
+        let used;
+        try { a.clone(); } catch (e) { used = [e.name, e.message]; }
+        return [texts, b.status, b.statusText, b.headers.get("x-a"), b.headers.get("content-type"), used];
+    "#);
+    assert_eq!(
+        v,
+        json!([
+            ["body", "body"],
+            201,
+            "Made",
+            "1",
+            "text/plain;charset=UTF-8",
+            ["TypeError", "Body has already been consumed"]
+        ])
+    );
+}
