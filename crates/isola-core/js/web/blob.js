@@ -41,6 +41,9 @@
   };
 
   let bytesOf; // (blob) => its Uint8Array, or undefined for anything else
+  let typeOf; // (blob) => its type
+  let setBytes;
+  let fileOf; // (file) => { name, lastModified }, or undefined for anything else
 
   class Blob {
     #bytes;
@@ -108,6 +111,10 @@
     }
     static {
       bytesOf = (v) => (v !== null && typeof v === "object" && #bytes in v ? v.#bytes : undefined);
+      typeOf = (v) => v.#type;
+      setBytes = (v, b) => {
+        v.#bytes = b;
+      };
     }
   }
   ObjectDefineProperty(Blob.prototype, SymbolToStringTag, { __proto__: null, value: "Blob", configurable: true });
@@ -128,10 +135,26 @@
     get lastModified() {
       return this.#lastModified;
     }
+    static {
+      fileOf = (v) =>
+        v !== null && typeof v === "object" && #name in v ? { __proto__: null, name: v.#name, lastModified: v.#lastModified } : undefined;
+    }
   }
   ObjectDefineProperty(File.prototype, SymbolToStringTag, { __proto__: null, value: "File", configurable: true });
 
   web.Blob = Blob;
   web.File = File;
-  web.__blob = ObjectFreeze({ __proto__: null, bytesOf, make: (bytes, type) => new Blob([bytes], { type }) });
+  web.__blob = ObjectFreeze({
+    __proto__: null,
+    bytesOf,
+    typeOf,
+    fileOf,
+    make: (bytes, type) => new Blob([bytes], { type }),
+    // A File of `bytes` (not copied: the caller hands them over).
+    makeFile: (bytes, name, type, lastModified) => {
+      const f = new File([], name, { type, lastModified });
+      setBytes(f, bytes);
+      return f;
+    },
+  });
 });

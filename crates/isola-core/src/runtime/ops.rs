@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use v8::MapFnTo;
 
-use crate::runtime::ops_web;
+use crate::runtime::{ops_formdata, ops_urlpattern, ops_web};
 use crate::tenant::{BodySource, ConsoleLevel, ConsoleSink};
 
 /// Longest console line passed to the sink (bytes); longer lines are cut.
@@ -183,6 +183,15 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
             ("structuredClone", ops_web::op_structured_clone.map_fn_to()),
             ("hmacSign", ops_web::op_hmac_sign.map_fn_to()),
             ("hmacVerify", ops_web::op_hmac_verify.map_fn_to()),
+            (
+                "urlpatternParse",
+                ops_urlpattern::op_urlpattern_parse.map_fn_to(),
+            ),
+            (
+                "urlpatternMatchInput",
+                ops_urlpattern::op_urlpattern_match_input.map_fn_to(),
+            ),
+            ("multipartParse", ops_formdata::op_multipart_parse.map_fn_to()),
         ]
     });
 

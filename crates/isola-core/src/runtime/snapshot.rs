@@ -50,11 +50,28 @@ pub const SOURCES: [(&str, &str); 8] = [
 /// plain data property. A lazy area runs after tenant code, so it must take
 /// every built-in from the primordials (`P.intrinsic`), never from a global.
 /// (resource name, source, the globals it defines on `web`).
-pub const LAZY_SOURCES: [(&str, &str, &[&str]); 1] = [(
-    "isola:web/blob.js",
-    include_str!("../../js/web/blob.js"),
-    &["Blob", "File"],
-)];
+pub const LAZY_SOURCES: [(&str, &str, &[&str]); 4] = [
+    (
+        "isola:web/blob.js",
+        include_str!("../../js/web/blob.js"),
+        &["Blob", "File"],
+    ),
+    (
+        "isola:web/formdata.js",
+        include_str!("../../js/web/formdata.js"),
+        &["FormData"],
+    ),
+    (
+        "isola:web/message.js",
+        include_str!("../../js/web/message.js"),
+        &["MessageChannel", "MessagePort"],
+    ),
+    (
+        "isola:web/urlpattern.js",
+        include_str!("../../js/web/urlpattern.js"),
+        &["URLPattern"],
+    ),
+];
 /// Context-data index of the internals object.
 pub(crate) const INTERNALS_INDEX: usize = 0;
 

@@ -10,6 +10,7 @@ mod crypto;
 mod events;
 mod globals;
 mod url;
+mod urlpattern;
 
 use serde_json::Value;
 
