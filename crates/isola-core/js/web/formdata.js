@@ -225,8 +225,8 @@
     const r = new Uint8Array(16);
     ops.randomFill(r);
     const hex = newArray();
-    for (let i = 0; i < 16; i++) append(hex, NumberPrototypeToString(r[i] + 256, 16));
-    return `----isolaFormBoundary${StringPrototypeSlice(ArrayPrototypeJoin(hex, ""), 0)}`;
+    for (let i = 0; i < 16; i++) append(hex, StringPrototypeSlice(NumberPrototypeToString(r[i] + 256, 16), 1));
+    return `----isolaFormBoundary${ArrayPrototypeJoin(hex, "")}`;
   }
   // { bytes, type } of a FormData body.
   function serialize(fd) {

@@ -8,6 +8,7 @@ mod abort;
 mod blob;
 mod crypto;
 mod events;
+mod formdata;
 mod globals;
 mod url;
 mod urlpattern;
