@@ -105,6 +105,7 @@
   const cloneError = (msg) => new DOMException(`Failed to execute 'postMessage' on 'MessagePort': ${msg}`, "DataCloneError");
 
   let isPort;
+  let startPort;
   class MessagePort extends EventTarget {
     #peer = null;
     #queue = newArray();
@@ -184,7 +185,6 @@
       };
     }
   }
-  let startPort;
   const proto = MessagePort.prototype;
   events.defineEventHandler(proto, "message");
   events.defineEventHandler(proto, "messageerror");

@@ -10,6 +10,7 @@ mod crypto;
 mod events;
 mod formdata;
 mod globals;
+mod message;
 mod url;
 mod urlpattern;
 
