@@ -191,7 +191,10 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
                 "urlpatternMatchInput",
                 ops_urlpattern::op_urlpattern_match_input.map_fn_to(),
             ),
-            ("multipartParse", ops_formdata::op_multipart_parse.map_fn_to()),
+            (
+                "multipartParse",
+                ops_formdata::op_multipart_parse.map_fn_to(),
+            ),
         ]
     });
 

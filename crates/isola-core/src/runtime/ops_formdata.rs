@@ -246,7 +246,10 @@ pub(crate) fn op_multipart_parse(
     let parts = match parse(&body, boundary.as_bytes()) {
         Ok(p) => p,
         Err(msg) => {
-            throw_type_error(scope, &format!("Failed to parse the body as FormData: {msg}"));
+            throw_type_error(
+                scope,
+                &format!("Failed to parse the body as FormData: {msg}"),
+            );
             return;
         }
     };

@@ -129,8 +129,7 @@ fn input_arg(
             .unwrap_or_else(|| v8::undefined(scope).into());
         *m = opt_string(scope, item, budget, max)?;
     }
-    let [protocol, username, password, hostname, port, pathname, search, hash, base_url] =
-        members;
+    let [protocol, username, password, hostname, port, pathname, search, hash, base_url] = members;
     Ok(StringOrInit::Init(UrlPatternInit {
         protocol,
         username,
@@ -181,7 +180,10 @@ pub(crate) fn op_urlpattern_parse(
     let pattern = match parsed {
         Ok(Ok(p)) => p,
         Err(_) => {
-            throw_type_error(scope, "Failed to construct 'URLPattern': the pattern could not be parsed");
+            throw_type_error(
+                scope,
+                "Failed to construct 'URLPattern': the pattern could not be parsed",
+            );
             return;
         }
         Ok(Err(e)) => {
@@ -216,11 +218,22 @@ pub(crate) fn op_urlpattern_parse(
 /// How many of the characters that start a part (`*`, `:`, `(`, `{`) the
 /// pattern's strings hold.
 fn syntax_tokens(input: &StringOrInit) -> usize {
-    let count = |s: &str| s.bytes().filter(|b| matches!(b, b'*' | b':' | b'(' | b'{')).count();
+    let count = |s: &str| {
+        s.bytes()
+            .filter(|b| matches!(b, b'*' | b':' | b'(' | b'{'))
+            .count()
+    };
     let strings: Vec<&str> = match input {
         StringOrInit::String(s) => vec![s.as_ref()],
         StringOrInit::Init(i) => [
-            &i.protocol, &i.username, &i.password, &i.hostname, &i.port, &i.pathname, &i.search, &i.hash,
+            &i.protocol,
+            &i.username,
+            &i.password,
+            &i.hostname,
+            &i.port,
+            &i.pathname,
+            &i.search,
+            &i.hash,
         ]
         .into_iter()
         .filter_map(|s| s.as_deref())

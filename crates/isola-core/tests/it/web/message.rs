@@ -109,15 +109,30 @@ fn transfer_lists_and_wrong_input() {
         .collect();
     assert_eq!(
         names,
-        ["TypeError", "DataCloneError", "DataCloneError", "TypeError", "DataCloneError", "DataCloneError", "TypeError"],
+        [
+            "TypeError",
+            "DataCloneError",
+            "DataCloneError",
+            "TypeError",
+            "DataCloneError",
+            "DataCloneError",
+            "TypeError"
+        ],
         "{v}"
     );
-    assert!(v[5][1].as_str().unwrap().contains("MessagePort is not supported"), "{v}");
+    assert!(
+        v[5][1]
+            .as_str()
+            .unwrap()
+            .contains("MessagePort is not supported"),
+        "{v}"
+    );
 }
 
 #[test]
 fn a_message_flood_hits_the_queue_cap_with_a_clear_error() {
-    let v = run_with_cpu(r#"
+    let v = run_with_cpu(
+        r#"
         const { port1, port2 } = new MessageChannel();
         let sent = 0;
         let error;
@@ -128,7 +143,9 @@ fn a_message_flood_hits_the_queue_cap_with_a_clear_error() {
         const t0 = Date.now();
         await all;
         return [sent, error, n, inOrder, Date.now() - t0];
-    "#, 5000);
+    "#,
+        5000,
+    );
     eprintln!("{v}");
     assert!(v[4].as_i64().unwrap() < 3000, "{v}");
     let v = json!(v.as_array().unwrap()[..4]);
