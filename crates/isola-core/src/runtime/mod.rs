@@ -15,6 +15,7 @@ mod load;
 pub(crate) use load::LoadStep;
 mod modules;
 pub(crate) mod ops;
+pub(crate) mod ops_clone;
 pub(crate) mod ops_formdata;
 pub(crate) mod ops_urlpattern;
 pub(crate) mod ops_web;

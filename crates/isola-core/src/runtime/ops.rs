@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use v8::MapFnTo;
 
-use crate::runtime::{ops_formdata, ops_urlpattern, ops_web};
+use crate::runtime::{ops_clone, ops_formdata, ops_urlpattern, ops_web};
 use crate::tenant::{BodySource, ConsoleLevel, ConsoleSink};
 
 /// Longest console line passed to the sink (bytes); longer lines are cut.
@@ -180,7 +180,10 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
             ("btoa", ops_web::op_btoa.map_fn_to()),
             ("randomFill", ops_web::op_random_fill.map_fn_to()),
             ("digest", ops_web::op_digest.map_fn_to()),
-            ("structuredClone", ops_web::op_structured_clone.map_fn_to()),
+            (
+                "structuredClone",
+                ops_clone::op_structured_clone.map_fn_to(),
+            ),
             ("hmacSign", ops_web::op_hmac_sign.map_fn_to()),
             ("hmacVerify", ops_web::op_hmac_verify.map_fn_to()),
             (
