@@ -30,7 +30,7 @@
 // messages do not keep an invocation alive.
 (function message(ops, P, web) {
   "use strict";
-  const { ObjectDefineProperty, ReflectApply, TypeError, append, newArray, sequence } = P;
+  const { DateNow, ObjectDefineProperty, ReflectApply, TypeError, append, newArray, sequence } = P;
   const I = P.intrinsic;
   const SymbolToStringTag = I("Symbol.toStringTag");
   const SymbolIterator = I("Symbol.iterator");
@@ -61,10 +61,15 @@
   let readyHead = 0;
   let scheduled = false;
   let port; // internal operations on a MessagePort, set in its static block
+  let scheduledAt = 0;
   function schedule() {
-    if (scheduled) return;
+    // A runtime that stopped an invocation (a CPU or wall kill) drops its
+    // pending timers: a delivery timer not seen for a second is taken as
+    // lost and started again (a duplicate only finds nothing to deliver).
+    if (scheduled && DateNow() - scheduledAt < 1000) return;
     timers.startInternal(deliverOne, 0); // throws past the tenant's timer cap
     scheduled = true;
+    scheduledAt = DateNow();
   }
   function markReady(p) {
     if (port.isReady(p)) return;
