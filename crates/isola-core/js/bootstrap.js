@@ -455,6 +455,8 @@
 
   // Blob is a lazy area: until it is loaded, nothing can be a Blob.
   const blobBytes = (v) => (web.__blob === undefined ? undefined : web.__blob.bytesOf(v));
+  // FormData too.
+  const isFormData = (v) => web.__formdata !== undefined && web.__formdata.isFormData(v);
   // Headers methods as captured now: a tenant may patch Headers.prototype.
   const uncurry = (f) => P.FunctionPrototypeBind(Function.prototype.call, f);
   const HeadersPrototypeGet = uncurry(Headers.prototype.get);
@@ -672,9 +674,22 @@
     #bytes = null;
     #stream = null;
     #used = false;
+    #type = null; // the Content-Type the body implies (fetch "extract a body")
     constructor(body) {
       if (ReadableStream.is(body)) this.#stream = body;
-      else this.#bytes = bodyToBytes(body);
+      else if (isFormData(body)) {
+        const r = web.__formdata.serialize(body);
+        this.#bytes = r.bytes;
+        this.#type = r.type;
+      } else {
+        this.#bytes = bodyToBytes(body);
+        if (typeof body === "string") this.#type = "text/plain;charset=UTF-8";
+        else if (blobBytes(body) !== undefined && web.__blob.typeOf(body) !== "") this.#type = web.__blob.typeOf(body);
+      }
+    }
+    // Internal: sets the Content-Type the body implies unless `headers` has one.
+    static setContentType(b, headers) {
+      if (b.#type !== null && !HeadersPrototypeHas(headers, "content-type")) HeadersPrototypeSet(headers, "content-type", b.#type);
     }
     get bodyUsed() {
       return this.#used;
@@ -715,6 +730,13 @@
       const type = HeadersPrototypeGet(h, "content-type");
       web.__load("blob");
       return web.__blob.make(await this.#take(), type === null ? "" : type);
+    }
+    async formData() {
+      const h = Response.is(this) ? Response.headersOf(this) : Request.headersOf(this);
+      const type = HeadersPrototypeGet(h, "content-type");
+      const bytes = await this.#take();
+      web.__load("formdata");
+      return web.__formdata.parse(bytes, type);
     }
     // Internal: the raw bytes (or stream) without marking the body used.
     static peek(b) {
@@ -770,6 +792,7 @@
         throw new TypeError("Failed to construct 'Request': member signal is not of type AbortSignal.");
       }
       this.#signal = signal;
+      Body.setContentType(this, this.#headers);
     }
     static is(v) {
       return v !== null && typeof v === "object" && #method in v;
@@ -819,9 +842,7 @@
       this.#status = status;
       this.#statusText = String(init.statusText || "");
       this.#headers = new Headers(init.headers);
-      if (typeof body === "string" && !HeadersPrototypeHas(this.#headers, "content-type")) {
-        HeadersPrototypeSet(this.#headers, "content-type", "text/plain;charset=UTF-8");
-      }
+      Body.setContentType(this, this.#headers);
     }
     static is(v) {
       return v !== null && typeof v === "object" && #status in v;

@@ -1,7 +1,8 @@
 // Blob and File (W3C File API). A blob's bytes live in one Uint8Array made
 // through the tenant's counted ArrayBuffer allocator, so the ArrayBuffer
 // budget bounds them; slices copy. web.__blob lets the bootstrap use a blob
-// as a request or response body.
+// as a request or response body (and FormData make and read files);
+// structuredClone copies blobs (web.__addHostCloner), sharing the bytes.
 //
 // A lazy area (snapshot.rs LAZY_SOURCES): called as (ops, P, web) on the
 // first use of Blob or File, after tenant code ran, so every built-in comes
@@ -41,6 +42,10 @@
   };
 
   let bytesOf; // (blob) => its Uint8Array, or undefined for anything else
+  let typeOf; // (blob) => its type
+  let setBytes;
+  let setType;
+  let fileOf; // (file) => { name, lastModified }, or undefined for anything else
 
   class Blob {
     #bytes;
@@ -108,6 +113,13 @@
     }
     static {
       bytesOf = (v) => (v !== null && typeof v === "object" && #bytes in v ? v.#bytes : undefined);
+      typeOf = (v) => v.#type;
+      setBytes = (v, b) => {
+        v.#bytes = b;
+      };
+      setType = (v, t) => {
+        v.#type = t;
+      };
     }
   }
   ObjectDefineProperty(Blob.prototype, SymbolToStringTag, { __proto__: null, value: "Blob", configurable: true });
@@ -128,10 +140,37 @@
     get lastModified() {
       return this.#lastModified;
     }
+    static {
+      fileOf = (v) =>
+        v !== null && typeof v === "object" && #name in v ? { __proto__: null, name: v.#name, lastModified: v.#lastModified } : undefined;
+    }
   }
   ObjectDefineProperty(File.prototype, SymbolToStringTag, { __proto__: null, value: "File", configurable: true });
 
+  // structuredClone copies blobs (serializable, per the File API): the
+  // copy shares the bytes, which no blob ever changes.
+  web.__addHostCloner((v) => {
+    const bytes = bytesOf(v);
+    if (bytes === undefined) return undefined;
+    const file = fileOf(v);
+    const copy = file === undefined ? new Blob() : new File([], file.name, { lastModified: file.lastModified });
+    setBytes(copy, bytes);
+    setType(copy, typeOf(v));
+    return copy;
+  });
   web.Blob = Blob;
   web.File = File;
-  web.__blob = ObjectFreeze({ __proto__: null, bytesOf, make: (bytes, type) => new Blob([bytes], { type }) });
+  web.__blob = ObjectFreeze({
+    __proto__: null,
+    bytesOf,
+    typeOf,
+    fileOf,
+    make: (bytes, type) => new Blob([bytes], { type }),
+    // A File of `bytes` (not copied: the caller hands them over).
+    makeFile: (bytes, name, type, lastModified) => {
+      const f = new File([], name, { type, lastModified });
+      setBytes(f, bytes);
+      return f;
+    },
+  });
 });

@@ -19,8 +19,9 @@
 // - `timeStamp` is Date.now() (ms since the epoch), not relative to a time origin.
 // - At most 10000 listeners per target (RangeError past it).
 // - `new DOMException(msg, { name, cause })` is also accepted (as in Node/Deno).
-// - MessageEvent: no MessagePort or message sources exist, so `ports` must be
-//   omitted or an empty array and `source` omitted or null; no initMessageEvent.
+// - MessageEvent: MessagePorts cannot be transferred and there are no
+//   windows, so `ports` must be omitted or an empty array and `source`
+//   omitted or null; no initMessageEvent.
 // - ErrorEvent.error defaults to undefined; PromiseRejectionEvent.promise is
 //   typed `object` (current HTML), never wrapped in a new promise.
 // - A malformed init dictionary given to an Event subclass is reported as
@@ -462,7 +463,7 @@
   const MessageEvent = initEventClass("MessageEvent", 1, ["data", orNull, "lastEventId", optStr, "origin", optStr,
     "ports", (v, iface) => {
       if (v !== undefined && !(ArrayIsArray(v) && v.length === 0)) {
-        throw new TypeError(`${failed(iface)}: member ports must be empty (isola has no MessagePort).`);
+        throw new TypeError(`${failed(iface)}: member ports must be empty (isola cannot transfer MessagePorts).`);
       }
       return ObjectFreeze(newArray());
     },

@@ -1,6 +1,8 @@
 // Small globals of the HTML and HR Time standards: atob and btoa (forgiving
 // base64, native via ops.atob / ops.btoa), structuredClone (V8's serializer,
-// via ops.structuredClone), navigator.userAgent, and performance (now,
+// via ops.structuredClone, runtime/ops_clone.rs: the runtime's own objects
+// are refused, except Blob and File, copied by the cloners lazy areas add
+// with web.__addHostCloner), navigator.userAgent, and performance (now,
 // timeOrigin).
 //
 // Evaluated once in the snapshot creator, called as (ops, P, web) after
@@ -42,6 +44,19 @@
   web.__addPlatformCheck = (f) => {
     platformChecks[platformChecks.length] = f;
   };
+  // Serializable platform objects (Blob, File: added by the blob area when
+  // it loads): a cloner returns the copy of an object it knows, or undefined.
+  const hostCloners = [];
+  web.__addHostCloner = (f) => {
+    hostCloners[hostCloners.length] = f;
+  };
+  const cloneHost = (v) => {
+    for (let i = 0; i < hostCloners.length; i++) {
+      const copy = hostCloners[i](v);
+      if (copy !== undefined) return copy;
+    }
+    return undefined;
+  };
   const isPlatform = (v) => {
     for (let i = 0; i < platformChecks.length; i++) if (platformChecks[i](v)) return true;
     return false;
@@ -55,7 +70,7 @@
       }
     }
     try {
-      return ops.structuredClone(value, isPlatform);
+      return ops.structuredClone(value, isPlatform, cloneHost);
     } catch (e) {
       if (e !== null && typeof e === "object" && !(e instanceof DOMException) && ObjectPrototypeHasOwnProperty(e, "name") && e.name === "DataCloneError") {
         throw new DOMException(`Failed to execute 'structuredClone': ${e.message}`, "DataCloneError");

@@ -15,18 +15,24 @@
 
   const pending = new Map();
   let nextId = 1;
-  function start(cb, ms, args, repeat) {
+  function start(cb, ms, args, repeat, internal = false) {
     if (typeof cb !== "function") throw new TypeError("timer callback must be a function");
     const id = nextId++;
     const delay = MathMax(0, +ms || 0);
     // The op enforces the cap on pending timers (and throws past it) before
     // anything is remembered here.
     ops.timerStart(id, delay);
-    MapPrototypeSet(pending, id, { __proto__: null, cb, args, repeat, delay });
+    MapPrototypeSet(pending, id, { __proto__: null, cb, args, repeat, delay, internal });
     return id;
   }
   function clear(id) {
     if (MapPrototypeDelete(pending, id)) ops.timerClear(id);
+  }
+  // clearTimeout/clearInterval: the runtime's own timers (startInternal)
+  // are not the tenant's to clear.
+  function clearByTenant(id) {
+    const t = MapPrototypeGet(pending, id);
+    if (t !== undefined && !t.internal) clear(id);
   }
   function fire(id) {
     const t = MapPrototypeGet(pending, id);
@@ -43,11 +49,16 @@
     return start(cb, ms, args, true);
   };
   web.clearTimeout = function clearTimeout(id = 0) {
-    clear(id);
+    clearByTenant(id);
   };
   web.clearInterval = function clearInterval(id = 0) {
-    clear(id);
+    clearByTenant(id);
   };
-  web.__timers = { __proto__: null, start: (cb, ms) => start(cb, ms, newArray(), false), clear };
+  web.__timers = {
+    __proto__: null,
+    start: (cb, ms) => start(cb, ms, newArray(), false),
+    startInternal: (cb, ms) => start(cb, ms, newArray(), false, true),
+    clear,
+  };
   web.__fireTimer = fire;
 });

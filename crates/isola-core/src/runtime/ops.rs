@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use v8::MapFnTo;
 
-use crate::runtime::{ops_fetch, ops_web};
+use crate::runtime::{ops_clone, ops_fetch, ops_formdata, ops_urlpattern, ops_web};
 use crate::tenant::{BodySource, ConsoleLevel, ConsoleSink};
 
 /// Longest console line passed to the sink (bytes); longer lines are cut.
@@ -191,11 +191,26 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
             ("btoa", ops_web::op_btoa.map_fn_to()),
             ("randomFill", ops_web::op_random_fill.map_fn_to()),
             ("digest", ops_web::op_digest.map_fn_to()),
-            ("structuredClone", ops_web::op_structured_clone.map_fn_to()),
+            (
+                "structuredClone",
+                ops_clone::op_structured_clone.map_fn_to(),
+            ),
             ("hmacSign", ops_web::op_hmac_sign.map_fn_to()),
             ("hmacVerify", ops_web::op_hmac_verify.map_fn_to()),
             ("fetchStart", ops_fetch::op_fetch_start.map_fn_to()),
             ("fetchAbort", ops_fetch::op_fetch_abort.map_fn_to()),
+            (
+                "urlpatternParse",
+                ops_urlpattern::op_urlpattern_parse.map_fn_to(),
+            ),
+            (
+                "urlpatternMatchInput",
+                ops_urlpattern::op_urlpattern_match_input.map_fn_to(),
+            ),
+            (
+                "multipartParse",
+                ops_formdata::op_multipart_parse.map_fn_to(),
+            ),
         ]
     });
 

@@ -50,7 +50,7 @@ pub const SOURCES: [(&str, &str); 8] = [
 /// plain data property. A lazy area runs after tenant code, so it must take
 /// every built-in from the primordials (`P.intrinsic`), never from a global.
 /// (resource name, source, the globals it defines on `web`).
-pub const LAZY_SOURCES: [(&str, &str, &[&str]); 2] = [
+pub const LAZY_SOURCES: [(&str, &str, &[&str]); 5] = [
     (
         "isola:web/blob.js",
         include_str!("../../js/web/blob.js"),
@@ -60,6 +60,21 @@ pub const LAZY_SOURCES: [(&str, &str, &[&str]); 2] = [
         "isola:web/fetch.js",
         include_str!("../../js/web/fetch.js"),
         &["fetch"],
+    ),
+    (
+        "isola:web/formdata.js",
+        include_str!("../../js/web/formdata.js"),
+        &["FormData"],
+    ),
+    (
+        "isola:web/message.js",
+        include_str!("../../js/web/message.js"),
+        &["MessageChannel", "MessagePort"],
+    ),
+    (
+        "isola:web/urlpattern.js",
+        include_str!("../../js/web/urlpattern.js"),
+        &["URLPattern"],
     ),
 ];
 /// Context-data index of the internals object.

@@ -9,8 +9,11 @@ mod blob;
 mod crypto;
 mod events;
 mod fetch;
+mod formdata;
 mod globals;
+mod message;
 mod url;
+mod urlpattern;
 
 use serde_json::Value;
 

@@ -143,3 +143,41 @@ fn a_lazy_global_can_be_replaced_before_use_and_survives_a_frozen_global() {
     "#);
     assert_eq!(v, json!([2, "function", true]));
 }
+
+#[test]
+fn structured_clone_copies_blobs_and_files() {
+    // Blob and File are serializable: the copy is a new object with the same
+    // bytes, type, name and lastModified; a blob met twice is copied once.
+    let v = run(r#"
+        const b = new Blob(["héllo"], { type: "text/plain" });
+        const f = new File([new Uint8Array([1, 2])], "f.bin", { type: "x/y", lastModified: 7 });
+        const c = structuredClone({ b, f, again: b, list: [f] });
+        const { port1, port2 } = new MessageChannel();
+        const viaPort = new Promise((r) => (port2.onmessage = (e) => r(e.data)));
+        port1.postMessage(b);
+        const p = await viaPort;
+        return [c.b !== b, c.b instanceof Blob, c.b instanceof File, c.b.type, await c.b.text(), c.again === c.b,
+                c.f instanceof File, c.f.name, c.f.type, c.f.lastModified, [...await c.f.bytes()], c.list[0] === c.f,
+                p !== b, await p.text(), structuredClone(new Blob()).size];
+    "#);
+    assert_eq!(
+        v,
+        json!([
+            true,
+            true,
+            false,
+            "text/plain",
+            "héllo",
+            true,
+            true,
+            "f.bin",
+            "x/y",
+            7,
+            [1, 2],
+            true,
+            true,
+            "héllo",
+            0
+        ])
+    );
+}
