@@ -40,7 +40,7 @@
   // bootstrap adds its checks (Headers, Request, Response, ReadableStream).
   const platformChecks = [];
   web.__addPlatformCheck = (f) => {
-    platformChecks[platformChecks.length] = f;
+    P.append(platformChecks, f); // not an index store: Array.prototype may have setters
   };
   const isPlatform = (v) => {
     for (let i = 0; i < platformChecks.length; i++) if (platformChecks[i](v)) return true;

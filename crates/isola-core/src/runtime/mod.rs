@@ -15,6 +15,7 @@ mod load;
 pub(crate) use load::LoadStep;
 mod modules;
 pub(crate) mod ops;
+pub(crate) mod ops_compress;
 pub(crate) mod ops_web;
 pub(crate) mod platform;
 pub(crate) mod snapshot;
@@ -162,6 +163,7 @@ impl JsRuntime {
             out_headers: Vec::new(),
             out_header_bytes: 0,
             rejections: Vec::new(),
+            codecs: Default::default(),
         }));
         isolate.set_slot(ops.clone());
         let (context, internals) = {

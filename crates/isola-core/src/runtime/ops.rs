@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use v8::MapFnTo;
 
-use crate::runtime::ops_web;
+use crate::runtime::{ops_compress, ops_web};
 use crate::tenant::{BodySource, ConsoleLevel, ConsoleSink};
 
 /// Longest console line passed to the sink (bytes); longer lines are cut.
@@ -52,6 +52,8 @@ pub(crate) struct OpState {
     /// Promises rejected with no handler since the last microtask
     /// checkpoint, and their reasons (at most [`MAX_PENDING_REJECTIONS`]).
     pub rejections: Vec<(v8::Global<v8::Promise>, v8::Global<v8::Value>)>,
+    /// The live (de)compressors of CompressionStream/DecompressionStream.
+    pub codecs: ops_compress::Codecs,
 }
 
 /// Most unhandled rejections remembered between two checkpoints; later ones
@@ -183,6 +185,9 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
             ("structuredClone", ops_web::op_structured_clone.map_fn_to()),
             ("hmacSign", ops_web::op_hmac_sign.map_fn_to()),
             ("hmacVerify", ops_web::op_hmac_verify.map_fn_to()),
+            ("codecNew", ops_compress::op_codec_new.map_fn_to()),
+            ("codecPush", ops_compress::op_codec_push.map_fn_to()),
+            ("codecFree", ops_compress::op_codec_free.map_fn_to()),
         ]
     });
 
@@ -200,18 +205,18 @@ pub(crate) fn create_ops_object<'s>(
     Some(obj)
 }
 
-fn state(scope: &v8::PinScope) -> Option<SharedOpState> {
+pub(crate) fn state(scope: &v8::PinScope) -> Option<SharedOpState> {
     scope.get_slot::<SharedOpState>().cloned()
 }
 
-fn throw_range_error(scope: &mut v8::PinScope, msg: &str) {
+pub(crate) fn throw_range_error(scope: &mut v8::PinScope, msg: &str) {
     if let Some(m) = v8::String::new(scope, msg) {
         let e = v8::Exception::range_error(scope, m);
         scope.throw_exception(e);
     }
 }
 
-fn throw_type_error(scope: &mut v8::PinScope, msg: &str) {
+pub(crate) fn throw_type_error(scope: &mut v8::PinScope, msg: &str) {
     if let Some(m) = v8::String::new(scope, msg) {
         let e = v8::Exception::type_error(scope, m);
         scope.throw_exception(e);

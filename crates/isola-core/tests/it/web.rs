@@ -9,6 +9,7 @@ mod blob;
 mod crypto;
 mod events;
 mod globals;
+mod streams;
 mod url;
 
 use serde_json::Value;
