@@ -400,7 +400,12 @@
           const consumed = res[0];
           const written = res[1];
           if (written > 0) {
-            const out = new Uint8Array(written);
+            let out;
+            try {
+              out = new Uint8Array(written);
+            } catch (e) {
+              throw new RangeError(`${iface}: the output does not fit in the ArrayBuffer memory budget (${e.message}).`);
+            }
             TypedArrayPrototypeSet(out, subarray(r.scratch, 0, written));
             tcEnqueue(c, out);
           }

@@ -6,6 +6,7 @@
 
 mod abort;
 mod blob;
+mod compression;
 mod crypto;
 mod events;
 mod globals;
