@@ -287,10 +287,9 @@ fn deflate(c: &mut Deflater, input: &[u8], out: &mut [u8], finish: bool) -> Resu
             FlushCompress::None
         };
         let (in0, out0) = (c.z.total_in(), c.z.total_out());
-        let status = c
-            .z
-            .compress(&input[r..], &mut out[w..], flush)
-            .map_err(|e| format!("Compression failed: {e}"))?;
+        let status =
+            c.z.compress(&input[r..], &mut out[w..], flush)
+                .map_err(|e| format!("Compression failed: {e}"))?;
         let used = (c.z.total_in() - in0) as usize;
         let made = (c.z.total_out() - out0) as usize;
         if c.format == Format::Gzip {
@@ -305,9 +304,7 @@ fn deflate(c: &mut Deflater, input: &[u8], out: &mut [u8], finish: bool) -> Resu
                 c.pending.extend_from_slice(&c.crc.amount().to_le_bytes());
             }
             drain(&mut c.pending, out, &mut w);
-        } else if used == 0 && made == 0 {
-            break;
-        } else if !finish && r == input.len() {
+        } else if (used == 0 && made == 0) || (!finish && r == input.len()) {
             break;
         }
     }
@@ -403,10 +400,9 @@ fn inflate(d: &mut Inflater, input: &[u8], out: &mut [u8], finish: bool) -> Resu
     }
     while d.header == Header::Done && !d.inflated && w < out.len() {
         let (in0, out0) = (d.z.total_in(), d.z.total_out());
-        let status = d
-            .z
-            .decompress(&input[r..], &mut out[w..], FlushDecompress::None)
-            .map_err(|e| bad(&e.to_string()))?;
+        let status =
+            d.z.decompress(&input[r..], &mut out[w..], FlushDecompress::None)
+                .map_err(|e| bad(&e.to_string()))?;
         let used = (d.z.total_in() - in0) as usize;
         let made = (d.z.total_out() - out0) as usize;
         if d.format == Format::Gzip {

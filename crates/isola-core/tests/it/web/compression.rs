@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{run, throws};
+use super::{run, run_with_cpu, throws};
 use crate::util::{call_json, engine, tenant_with_limits};
 
 /// JS helpers: `pump(stream, chunks)` writes the chunks, closes, and returns
@@ -46,8 +46,10 @@ fn known_answers_decompress() {
 
 #[test]
 fn round_trips_in_every_format() {
-    let v = run(&format!(
-        r#"{HELPERS}
+    // Compression in a debug build is slow: a larger CPU budget.
+    let v = run_with_cpu(
+        &format!(
+            r#"{HELPERS}
         const text = "streams ".repeat(5000) + "end";
         const out = [];
         for (const f of ["gzip", "deflate", "deflate-raw"]) {{
@@ -60,7 +62,9 @@ fn round_trips_in_every_format() {
         out.push(await new Response(piped).text());
         return out;
         "#
-    ));
+        ),
+        5000,
+    );
     assert_eq!(
         v,
         json!([
@@ -91,7 +95,12 @@ fn bad_data_is_a_type_error() {
         throws("new CompressionStream('brotli')"),
         throws("new DecompressionStream()"),
     ));
-    let names: Vec<&str> = v.as_array().unwrap().iter().map(|p| p[0].as_str().unwrap()).collect();
+    let names: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p[0].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["TypeError"; 7], "{v}");
     assert!(v[0][1].as_str().unwrap().contains("after the end"), "{v}");
     assert!(v[1][1].as_str().unwrap().contains("truncated"), "{v}");

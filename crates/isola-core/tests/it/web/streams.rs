@@ -17,7 +17,6 @@ fn smoke() {
     assert_eq!(v, json!(["a", "b"]));
 }
 
-
 #[test]
 fn backpressure_follows_the_high_water_mark_and_size() {
     let v = run(r#"
@@ -77,7 +76,15 @@ fn writable_streams_apply_backpressure_and_report_errors() {
     "#);
     assert_eq!(
         v,
-        json!([2, 0, ["w:a", "w:b", "close", "abort:why"], "sink broke", "sink broke", true, 0])
+        json!([
+            2,
+            0,
+            ["w:a", "w:b", "close", "abort:why"],
+            "sink broke",
+            "sink broke",
+            true,
+            0
+        ])
     );
 }
 
@@ -109,7 +116,16 @@ fn tee_pipe_to_and_pipe_through() {
     "#);
     assert_eq!(
         v,
-        json!([["abc", "abc"], "abc", "AaBbCc", true, "stop", "stop", "src failed", "src failed"])
+        json!([
+            ["abc", "abc"],
+            "abc",
+            "AaBbCc",
+            true,
+            "stop",
+            "stop",
+            "src failed",
+            "src failed"
+        ])
     );
 }
 
@@ -147,8 +163,19 @@ fn byte_streams_fill_byob_views() {
     "#);
     assert_eq!(
         v,
-        json!([[0, 1, 2], false, true, "Uint16Array", 2, [12], true, [1, 2, 3], "Uint8Array", [1, 2, 3],
-               "[object ReadableStreamBYOBReader]"])
+        json!([
+            [0, 1, 2],
+            false,
+            true,
+            "Uint16Array",
+            2,
+            [12],
+            true,
+            [1, 2, 3],
+            "Uint8Array",
+            [1, 2, 3],
+            "[object ReadableStreamBYOBReader]"
+        ])
     );
 }
 
@@ -193,7 +220,9 @@ fn wrong_input_throws_the_specs_errors() {
         throws("new ReadableStream({}, { highWaterMark: -1 })"),
         throws("new ReadableStream({ type: 'bytes' }, { size() { return 1; } })"),
         throws("new ReadableStream({ start: 5 })"),
-        throws("(() => { const s = new ReadableStream(); s.getReader(); return s.getReader(); })()"),
+        throws(
+            "(() => { const s = new ReadableStream(); s.getReader(); return s.getReader(); })()"
+        ),
         throws("new ReadableStream().getReader({ mode: 'byob' })"),
         throws("new ReadableStream().getReader({ mode: 'other' })"),
         throws("new WritableStream({ type: 'bytes' })"),
@@ -213,8 +242,20 @@ fn wrong_input_throws_the_specs_errors() {
     assert_eq!(
         names,
         [
-            "TypeError", "TypeError", "RangeError", "RangeError", "TypeError", "TypeError", "TypeError",
-            "TypeError", "RangeError", "RangeError", "TypeError", "TypeError", "TypeError", "TypeError",
+            "TypeError",
+            "TypeError",
+            "RangeError",
+            "RangeError",
+            "TypeError",
+            "TypeError",
+            "TypeError",
+            "TypeError",
+            "RangeError",
+            "RangeError",
+            "TypeError",
+            "TypeError",
+            "TypeError",
+            "TypeError",
             "DataCloneError"
         ],
         "{v}"
@@ -241,7 +282,14 @@ fn text_encoder_and_decoder_streams() {
     "#);
     assert_eq!(
         v,
-        json!([[104, 240, 159, 152, 128, 33], "hé", "utf-8", "utf-8", false, true])
+        json!([
+            [104, 240, 159, 152, 128, 33],
+            "hé",
+            "utf-8",
+            "utf-8",
+            false,
+            true
+        ])
     );
 }
 
