@@ -479,178 +479,46 @@
   }
 
   // ---------- streams ----------
-  class ReadableStream {
-    #source;
-    #controller;
-    #queue = newArray();
-    #head = 0;
-    #waiters = newArray();
-    #closed = false;
-    #failed = false;
-    #error = undefined;
-    #pulling = false;
-    #locked = false;
-    constructor(source = {}) {
-      this.#source = source || {};
-      const stream = this;
-      this.#controller = {
-        enqueue(chunk) {
-          stream.#enqueue(chunk);
-        },
-        close() {
-          stream.#close();
-        },
-        error(e) {
-          stream.#fail(e);
-        },
-        get desiredSize() {
-          return 1 - stream.#queued();
-        },
-      };
-      const start = this.#source.start;
-      if (typeof start === "function") {
-        try {
-          const r = ReflectApply(start, this.#source, [this.#controller]);
-          if (r !== null && (typeof r === "object" || typeof r === "function")) this.#watch(r);
-        } catch (e) {
-          this.#fail(e);
-        }
-      }
-    }
-    static is(v) {
-      return v !== null && typeof v === "object" && #source in v;
-    }
-    async #watch(r) {
-      try {
-        await r;
-      } catch (e) {
-        this.#fail(e);
-      }
-    }
-    #queued() {
-      return this.#queue.length - this.#head;
-    }
-    #shift() {
-      const v = this.#queue[this.#head];
-      this.#queue[this.#head++] = undefined;
-      if (this.#head === this.#queue.length) {
-        this.#queue = newArray();
-        this.#head = 0;
-      }
-      return v;
-    }
-    #takeWaiters() {
-      const w = this.#waiters;
-      this.#waiters = newArray();
-      return w;
-    }
-    #enqueue(chunk) {
-      if (this.#closed || this.#failed) throw new TypeError("ReadableStream: enqueue after close");
-      if (this.#waiters.length) {
-        const w = this.#waiters[0];
-        const rest = newArray();
-        for (let i = 1; i < this.#waiters.length; i++) append(rest, this.#waiters[i]);
-        this.#waiters = rest;
-        w.resolve({ value: chunk, done: false });
-      } else {
-        append(this.#queue, chunk);
-      }
-    }
-    #close() {
-      this.#closed = true;
-      if (!this.#queued()) {
-        const w = this.#takeWaiters();
-        for (let i = 0; i < w.length; i++) w[i].resolve({ value: undefined, done: true });
-      }
-    }
-    #fail(e) {
-      this.#failed = true;
-      this.#error = e === undefined ? new TypeError("ReadableStream errored") : e;
-      this.#queue = newArray();
-      this.#head = 0;
-      const w = this.#takeWaiters();
-      for (let i = 0; i < w.length; i++) w[i].reject(this.#error);
-    }
-    #pull() {
-      if (this.#pulling || this.#closed || this.#failed || typeof this.#source.pull !== "function") return;
-      this.#pulling = true;
-      this.#runPull();
-    }
-    async #runPull() {
-      try {
-        await undefined;
-        await ReflectApply(this.#source.pull, this.#source, [this.#controller]);
-        this.#pulling = false;
-        if (this.#waiters.length && !this.#queued()) this.#pull();
-      } catch (e) {
-        this.#pulling = false;
-        this.#fail(e);
-      }
-    }
-    #read() {
-      if (this.#failed) return PromiseReject(this.#error);
-      if (this.#queued()) return PromiseResolve({ value: this.#shift(), done: false });
-      if (this.#closed) return PromiseResolve({ value: undefined, done: true });
-      return new Promise((resolve, reject) => {
-        append(this.#waiters, { __proto__: null, resolve, reject });
-        this.#pull();
-      });
-    }
-    get locked() {
-      return this.#locked;
-    }
-    getReader() {
-      if (this.#locked) throw new TypeError("ReadableStream is locked to a reader");
-      this.#locked = true;
-      const stream = this;
-      return {
-        read: () => stream.#read(),
-        releaseLock: () => {
-          stream.#locked = false;
-        },
-        cancel: (reason) => stream.#cancel(reason),
-      };
-    }
-    // Internal: locks the stream and returns its read function.
-    static lockForRuntime(stream) {
-      if (stream.#locked) throw new TypeError("ReadableStream is locked to a reader");
-      stream.#locked = true;
-      return () => stream.#read();
-    }
-    cancel(reason) {
-      if (this.#locked) return PromiseReject(new TypeError("ReadableStream is locked to a reader"));
-      return this.#cancel(reason);
-    }
-    async #cancel(reason) {
-      this.#queue = newArray();
-      this.#head = 0;
-      this.#close();
-      const cancel = this.#source.cancel;
-      if (typeof cancel === "function") await ReflectApply(cancel, this.#source, [reason]);
-    }
-    async *[P.SymbolAsyncIterator]() {
-      const reader = this.getReader();
-      try {
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) return;
-          yield value;
-        }
-      } finally {
-        reader.releaseLock();
-      }
-    }
-    static from(iterable) {
-      const it = iterable[P.SymbolAsyncIterator] ? iterable[P.SymbolAsyncIterator]() : iterable[P.SymbolIterator]();
-      return new ReadableStream({
-        async pull(c) {
-          const { value, done } = await it.next();
-          if (done) c.close();
-          else c.enqueue(value);
-        },
-      });
-    }
-  }
+  // The Streams Standard is a lazy area (js/web/streams*.js): loaded when a
+  // stream is really needed (a body read as a stream, a streamed request or
+  // response, or the tenant using a stream class), never for a body given
+  // and read as bytes or text. web.__rs is set once the area has loaded.
+  const streams = {
+    __proto__: null,
+    isReadable: (v) => web.__rs !== undefined && web.__rs.rsOf(v) !== undefined,
+    // Locked or read from already (a body cannot use it).
+    unusable: (s) => web.__rs.unusable(s),
+    // Locks the stream; returns its read(): a promise of { value, done }.
+    lockForRuntime: (s) => web.__rs.lockForRuntime(s),
+    // A stream over pull(sink) (sink: enqueue, close), a promise per pull.
+    fromPull(pull) {
+      web.__load("streams");
+      return web.__rs.fromPull(pull);
+    },
+    // Two streams with the stream's chunks (it becomes locked), as tee().
+    tee(s) {
+      web.__load("streams_more");
+      const st = web.__rs.rsOf(s);
+      const branches = st.controller.byte ? web.__rsMore.byteTee(st) : web.__rsMore.defaultTee(st);
+      return [branches[0].obj, branches[1].obj];
+    },
+    // A byte stream of one chunk, then closed.
+    fromBytes(bytes) {
+      web.__load("streams_bytes");
+      return web.__rsBytes.fromBytes(bytes);
+    },
+  };
+  web.__streams = P.ObjectFreeze(streams);
+  // TextDecoderStream (a lazy area) decodes through these, captured now.
+  const TextDecoderProto = TextDecoder.prototype;
+  const getOwn = Object.getOwnPropertyDescriptor;
+  web.__textDecoder = P.ObjectFreeze({
+    __proto__: null,
+    TextDecoder,
+    decode: P.uncurryThis(TextDecoderProto.decode),
+    fatalOf: P.uncurryThis(getOwn(TextDecoderProto, "fatal").get),
+    ignoreBOMOf: P.uncurryThis(getOwn(TextDecoderProto, "ignoreBOM").get),
+  });
 
   function chunkBytes(chunk) {
     if (typeof chunk === "string") return encodeUtf8(chunk);
@@ -660,7 +528,7 @@
   }
 
   async function readAll(stream) {
-    const read = ReadableStream.lockForRuntime(stream);
+    const read = streams.lockForRuntime(stream);
     const parts = newArray();
     for (;;) {
       const r = await read();
@@ -676,8 +544,10 @@
     #used = false;
     #type = null; // the Content-Type the body implies (fetch "extract a body")
     constructor(body) {
-      if (ReadableStream.is(body)) this.#stream = body;
-      else if (isFormData(body)) {
+      if (streams.isReadable(body)) {
+        if (streams.unusable(body)) throw new TypeError("The body's ReadableStream is locked or was read from already.");
+        this.#stream = body;
+      } else if (isFormData(body)) {
         const r = web.__formdata.serialize(body);
         this.#bytes = r.bytes;
         this.#type = r.type;
@@ -699,12 +569,7 @@
       if (this.#bytes === null) return null;
       const bytes = this.#bytes;
       this.#bytes = null;
-      this.#stream = new ReadableStream({
-        start(c) {
-          c.enqueue(bytes);
-          c.close();
-        },
-      });
+      this.#stream = streams.fromBytes(bytes);
       return this.#stream;
     }
     async #take() {
@@ -995,15 +860,13 @@
   define("Headers", Headers);
   define("Request", Request);
   define("Response", Response);
-  define("ReadableStream", ReadableStream);
   // structuredClone refuses the runtime's own objects (V8 would copy them empty).
   const platformChecks = [
     web.__events.isEvent, web.__events.isTarget, web.__isURL, web.__isCryptoKey,
     (v) => blobBytes(v) !== undefined,
-    Headers.is, Request.is, Response.is, ReadableStream.is,
+    Headers.is, Request.is, Response.is,
   ];
   for (let i = 0; i < platformChecks.length; i++) web.__addPlatformCheck(platformChecks[i]);
-  web.ReadableStream = ReadableStream; // for Blob.prototype.stream
   // For the fetch area.
   web.Request = Request;
   web.Response = Response;
@@ -1139,7 +1002,7 @@
       const rec = { __proto__: null, kind: "response", status: Response.statusOf(v) };
       if (stream) {
         // Streamed: Rust pulls the chunks through `readChunk`.
-        rec.stream = { __proto__: null, read: ReadableStream.lockForRuntime(stream), source: stream };
+        rec.stream = { __proto__: null, read: streams.lockForRuntime(stream), source: stream };
       } else {
         rec.body = Body.peek(v) || new Uint8Array(0);
       }
@@ -1155,12 +1018,10 @@
     const h = Headers.fromFlat(headers);
     if (streamed) {
       // The body arrives while the handler runs: each pull asks Rust for the next chunk.
-      const stream = new ReadableStream({
-        async pull(c) {
-          const chunk = await ops.readBody();
-          if (chunk === null) c.close();
-          else c.enqueue(chunk);
-        },
+      const stream = streams.fromPull(async (sink) => {
+        const chunk = await ops.readBody();
+        if (chunk === null) sink.close();
+        else sink.enqueue(chunk);
       });
       return new Request(url, { method, headers: h, body: stream });
     }

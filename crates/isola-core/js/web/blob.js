@@ -11,7 +11,7 @@
 // own iterator, as WebIDL says).
 //
 // Divergences: `endings: "native"` is treated as "transparent"; `stream()`
-// yields the whole blob as one chunk.
+// yields the whole blob as one chunk (of a byte stream, web.__streams).
 (function blob(ops, P, web) {
   "use strict";
   const { DateNow, MathMax, MathMin, ObjectDefineProperty, ObjectFreeze, PromiseResolve } = P;
@@ -103,13 +103,7 @@
     }
     stream() {
       const copy = concatBytes([this.#bytes]);
-      const RS = web.ReadableStream; // set by the bootstrap
-      return new RS({
-        start(c) {
-          if (TypedArrayPrototypeGetByteLength(copy) > 0) c.enqueue(copy);
-          c.close();
-        },
-      });
+      return web.__streams.fromBytes(copy); // a byte stream of one chunk
     }
     static {
       bytesOf = (v) => (v !== null && typeof v === "object" && #bytes in v ? v.#bytes : undefined);

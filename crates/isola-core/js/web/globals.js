@@ -42,7 +42,7 @@
   // bootstrap adds its checks (Headers, Request, Response, ReadableStream).
   const platformChecks = [];
   web.__addPlatformCheck = (f) => {
-    platformChecks[platformChecks.length] = f;
+    P.append(platformChecks, f); // not an index store: Array.prototype may have setters
   };
   // Serializable platform objects (Blob, File: added by the blob area when
   // it loads): a cloner returns the copy of an object it knows, or undefined.

@@ -15,8 +15,9 @@ mod load;
 pub(crate) use load::LoadStep;
 mod modules;
 pub(crate) mod ops;
-pub(crate) mod ops_fetch;
 pub(crate) mod ops_clone;
+pub(crate) mod ops_compress;
+pub(crate) mod ops_fetch;
 pub(crate) mod ops_formdata;
 pub(crate) mod ops_urlpattern;
 pub(crate) mod ops_web;
@@ -171,6 +172,7 @@ impl JsRuntime {
             fetches: Vec::new(),
             subrequests: 0,
             ab: ab.clone(),
+            codecs: Default::default(),
         }));
         isolate.set_slot(ops.clone());
         let (context, internals) = {

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use v8::MapFnTo;
 
-use crate::runtime::{ops_clone, ops_fetch, ops_formdata, ops_urlpattern, ops_web};
+use crate::runtime::{ops_clone, ops_compress, ops_fetch, ops_formdata, ops_urlpattern, ops_web};
 use crate::tenant::{BodySource, ConsoleLevel, ConsoleSink};
 
 /// Longest console line passed to the sink (bytes); longer lines are cut.
@@ -63,6 +63,8 @@ pub(crate) struct OpState {
     pub subrequests: u32,
     /// The tenant's ArrayBuffer budget (what a subrequest may bring back).
     pub ab: std::sync::Arc<crate::runtime::allocator::AbCounter>,
+    /// The live (de)compressors of CompressionStream/DecompressionStream.
+    pub codecs: ops_compress::Codecs,
 }
 
 /// Most unhandled rejections remembered between two checkpoints; later ones
@@ -211,6 +213,9 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
                 "multipartParse",
                 ops_formdata::op_multipart_parse.map_fn_to(),
             ),
+            ("codecNew", ops_compress::op_codec_new.map_fn_to()),
+            ("codecPush", ops_compress::op_codec_push.map_fn_to()),
+            ("codecFree", ops_compress::op_codec_free.map_fn_to()),
         ]
     });
 
@@ -232,14 +237,14 @@ pub(crate) fn state(scope: &v8::PinScope) -> Option<SharedOpState> {
     scope.get_slot::<SharedOpState>().cloned()
 }
 
-fn throw_range_error(scope: &mut v8::PinScope, msg: &str) {
+pub(crate) fn throw_range_error(scope: &mut v8::PinScope, msg: &str) {
     if let Some(m) = v8::String::new(scope, msg) {
         let e = v8::Exception::range_error(scope, m);
         scope.throw_exception(e);
     }
 }
 
-fn throw_type_error(scope: &mut v8::PinScope, msg: &str) {
+pub(crate) fn throw_type_error(scope: &mut v8::PinScope, msg: &str) {
     if let Some(m) = v8::String::new(scope, msg) {
         let e = v8::Exception::type_error(scope, m);
         scope.throw_exception(e);

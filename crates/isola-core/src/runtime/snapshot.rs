@@ -50,7 +50,7 @@ pub const SOURCES: [(&str, &str); 8] = [
 /// plain data property. A lazy area runs after tenant code, so it must take
 /// every built-in from the primordials (`P.intrinsic`), never from a global.
 /// (resource name, source, the globals it defines on `web`).
-pub const LAZY_SOURCES: [(&str, &str, &[&str]); 5] = [
+pub const LAZY_SOURCES: [(&str, &str, &[&str]); 10] = [
     (
         "isola:web/blob.js",
         include_str!("../../js/web/blob.js"),
@@ -75,6 +75,52 @@ pub const LAZY_SOURCES: [(&str, &str, &[&str]); 5] = [
         "isola:web/urlpattern.js",
         include_str!("../../js/web/urlpattern.js"),
         &["URLPattern"],
+    ),
+    (
+        "isola:web/streams.js",
+        include_str!("../../js/web/streams.js"),
+        &[
+            "ReadableStream",
+            "ReadableStreamDefaultReader",
+            "ReadableStreamDefaultController",
+            "ByteLengthQueuingStrategy",
+            "CountQueuingStrategy",
+        ],
+    ),
+    (
+        "isola:web/streams_bytes.js",
+        include_str!("../../js/web/streams_bytes.js"),
+        &[
+            "ReadableByteStreamController",
+            "ReadableStreamBYOBReader",
+            "ReadableStreamBYOBRequest",
+        ],
+    ),
+    (
+        "isola:web/streams_more.js",
+        include_str!("../../js/web/streams_more.js"),
+        &[],
+    ),
+    (
+        "isola:web/streams_writable.js",
+        include_str!("../../js/web/streams_writable.js"),
+        &[
+            "WritableStream",
+            "WritableStreamDefaultWriter",
+            "WritableStreamDefaultController",
+        ],
+    ),
+    (
+        "isola:web/streams_transform.js",
+        include_str!("../../js/web/streams_transform.js"),
+        &[
+            "TransformStream",
+            "TransformStreamDefaultController",
+            "TextEncoderStream",
+            "TextDecoderStream",
+            "CompressionStream",
+            "DecompressionStream",
+        ],
     ),
 ];
 /// Context-data index of the internals object.

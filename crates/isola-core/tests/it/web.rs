@@ -6,12 +6,14 @@
 
 mod abort;
 mod blob;
+mod compression;
 mod crypto;
 mod events;
 mod fetch;
 mod formdata;
 mod globals;
 mod message;
+mod streams;
 mod url;
 mod urlpattern;
 

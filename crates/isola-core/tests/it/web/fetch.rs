@@ -64,3 +64,14 @@ fn responses_clone_with_their_own_body() {
         ])
     );
 }
+
+#[test]
+fn a_streamed_response_clones_by_teeing_its_stream() {
+    let v = run(r#"
+        const enc = new TextEncoder();
+        const r = new Response(new ReadableStream({ start(c) { c.enqueue(enc.encode("a")); c.enqueue(enc.encode("b")); c.close(); } }));
+        const c = r.clone();
+        return [await c.text(), await r.text(), r.bodyUsed, c.bodyUsed];
+    "#);
+    assert_eq!(v, json!(["ab", "ab", true, true]));
+}
