@@ -429,6 +429,9 @@ impl JsRuntime {
                 in_context!(self, fl.deadline, scope, internals, ctx);
                 let promise = match (call, &fl.promise) {
                     (Some((inv, env, streamed)), _) => {
+                        // Cleanups V8 posted since the last turn (freeing
+                        // native state of collected objects) run first.
+                        platform::pump(scope);
                         let ns = v8::Local::new(scope, ns);
                         start_invoke(scope, internals, &ctx, ns, &self.entry, inv, env, streamed)
                     }
@@ -830,6 +833,7 @@ pub(crate) fn drive<'s>(
     loop {
         feed_body(scope, ctx);
         ops_fetch::feed_fetches(scope, ctx.ab);
+        platform::pump(scope);
         scope.perform_microtask_checkpoint();
         report_rejections(scope, internals, ctx);
         if scope.is_execution_terminating() {
