@@ -15,6 +15,7 @@ mod load;
 pub(crate) use load::LoadStep;
 mod modules;
 pub(crate) mod ops;
+pub(crate) mod ops_crypto;
 pub(crate) mod ops_web;
 pub(crate) mod platform;
 pub(crate) mod snapshot;

@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 
 use v8::MapFnTo;
 
+use crate::runtime::ops_crypto;
 use crate::runtime::ops_web;
 use crate::tenant::{BodySource, ConsoleLevel, ConsoleSink};
 
@@ -181,8 +182,16 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
             ("randomFill", ops_web::op_random_fill.map_fn_to()),
             ("digest", ops_web::op_digest.map_fn_to()),
             ("structuredClone", ops_web::op_structured_clone.map_fn_to()),
-            ("hmacSign", ops_web::op_hmac_sign.map_fn_to()),
-            ("hmacVerify", ops_web::op_hmac_verify.map_fn_to()),
+            ("hmacSign", ops_crypto::op_hmac_sign.map_fn_to()),
+            ("hmacVerify", ops_crypto::op_hmac_verify.map_fn_to()),
+            ("keyGenerate", ops_crypto::op_key_generate.map_fn_to()),
+            ("keyImport", ops_crypto::op_key_import.map_fn_to()),
+            ("keyExport", ops_crypto::op_key_export.map_fn_to()),
+            ("keySign", ops_crypto::op_key_sign.map_fn_to()),
+            ("keyVerify", ops_crypto::op_key_verify.map_fn_to()),
+            ("aesGcm", ops_crypto::op_aes_gcm.map_fn_to()),
+            ("pbkdf2", ops_crypto::op_pbkdf2.map_fn_to()),
+            ("hkdf", ops_crypto::op_hkdf.map_fn_to()),
         ]
     });
 
