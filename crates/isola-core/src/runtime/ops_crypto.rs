@@ -364,9 +364,12 @@ pub(crate) fn op_key_sign(
     let out = match curve {
         256 => ecdsa_digest(curve, hash, &data).and_then(|h| p256_ops::sign(&key, &h)),
         384 => ecdsa_digest(curve, hash, &data).and_then(|h| p384_ops::sign(&key, &h)),
-        25519 => <[u8; 32]>::try_from(key.as_slice())
-            .ok()
-            .map(|seed| EdSigningKey::from_bytes(&seed).sign(&data).to_bytes().to_vec()),
+        25519 => <[u8; 32]>::try_from(key.as_slice()).ok().map(|seed| {
+            EdSigningKey::from_bytes(&seed)
+                .sign(&data)
+                .to_bytes()
+                .to_vec()
+        }),
         _ => None,
     };
     if out.is_none() {

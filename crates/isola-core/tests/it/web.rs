@@ -7,6 +7,8 @@
 mod abort;
 mod blob;
 mod crypto;
+mod crypto_keys;
+mod crypto_secret;
 mod events;
 mod globals;
 mod url;

@@ -115,7 +115,16 @@ fn blob_loads_on_first_use_after_the_tenant_deleted_and_patched_the_builtins() {
     ));
     assert_eq!(
         v,
-        json!(["function", "abc", "text/plain", "n.txt", 3, "function", false, false])
+        json!([
+            "function",
+            "abc",
+            "text/plain",
+            "n.txt",
+            3,
+            "function",
+            false,
+            false
+        ])
     );
 }
 
