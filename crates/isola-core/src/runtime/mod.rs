@@ -11,6 +11,7 @@
 pub(crate) mod allocator;
 pub(crate) mod boundary;
 pub(crate) mod errors;
+mod gcm;
 mod load;
 pub(crate) use load::LoadStep;
 mod modules;
