@@ -22,7 +22,7 @@
 // where the CPU limit cannot stop it: beyond, an OperationError names the
 // cap); HMAC keys generated without a length are the hash's block size and
 // lengths must be multiples of 8, at most 8192 bits; AES-GCM refuses an
-// empty IV (OperationError); ECDSA signatures are deterministic (RFC 6979).
+// empty IV (OperationError).
 (function crypto(ops, P, web) {
   "use strict";
   const { ObjectDefineProperty, ObjectFreeze, PromiseReject, PromiseResolve, String, TypeError, Uint8Array } = P;

@@ -148,7 +148,7 @@ const PRIVATE_SCALAR: i32 = 3;
 macro_rules! nist_curve {
     ($m:ident, $c:ident) => {
         mod $m {
-            use $c::ecdsa::signature::hazmat::{PrehashSigner as _, PrehashVerifier as _};
+            use $c::ecdsa::signature::hazmat::{PrehashVerifier as _, RandomizedPrehashSigner as _};
             use $c::ecdsa::{Signature, SigningKey, VerifyingKey};
             use $c::elliptic_curve::sec1::ToEncodedPoint as _;
             use $c::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};
@@ -203,10 +203,12 @@ macro_rules! nist_curve {
                     _ => None,
                 }
             }
-            /// The raw `r || s` signature of a message digest.
-            pub fn sign(d: &[u8], digest: &[u8]) -> Option<Vec<u8>> {
+            /// The raw `r || s` signature of a message digest, hedged: RFC
+            /// 6979's nonce with fresh random bytes mixed in (so two
+            /// signatures of one message differ, as WebCrypto expects).
+            pub fn sign(d: &[u8], digest: &[u8], rng: &mut super::Entropy) -> Option<Vec<u8>> {
                 let key = SigningKey::from_slice(d).ok()?;
-                let sig: Signature = key.sign_prehash(digest).ok()?;
+                let sig: Signature = key.sign_prehash_with_rng(rng, digest).ok()?;
                 Some(sig.to_bytes().to_vec())
             }
             pub fn verify(q: &[u8], digest: &[u8], sig: &[u8]) -> bool {
@@ -218,6 +220,51 @@ macro_rules! nist_curve {
         }
     };
 }
+
+/// Random bytes drawn from the kernel before a signature (so a failing
+/// source is an error, not a panic inside the signer), handed out as the
+/// `rand_core` generator the hedged ECDSA signer takes.
+pub(crate) struct Entropy {
+    bytes: [u8; 64],
+    at: usize,
+}
+
+impl Entropy {
+    fn new() -> Option<Self> {
+        let mut bytes = [0u8; 64];
+        crate::runtime::platform::fill_random(&mut bytes).then_some(Entropy { bytes, at: 0 })
+    }
+}
+
+impl p256::elliptic_curve::rand_core::RngCore for Entropy {
+    fn next_u32(&mut self) -> u32 {
+        let mut b = [0u8; 4];
+        self.fill_bytes(&mut b);
+        u32::from_le_bytes(b)
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut b = [0u8; 8];
+        self.fill_bytes(&mut b);
+        u64::from_le_bytes(b)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        // The signer asks for one field's worth (at most 48 bytes); past
+        // the 64 drawn, zeros (RFC 6979's nonce stays sound without them).
+        for d in dest {
+            *d = self.bytes.get(self.at).copied().unwrap_or(0);
+            self.at = self.at.saturating_add(1);
+        }
+    }
+    fn try_fill_bytes(
+        &mut self,
+        dest: &mut [u8],
+    ) -> Result<(), p256::elliptic_curve::rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl p256::elliptic_curve::rand_core::CryptoRng for Entropy {}
 
 nist_curve!(p256_ops, p256);
 nist_curve!(p384_ops, p384);
@@ -350,7 +397,7 @@ fn ecdsa_digest(curve: i32, hash: i32, data: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// `keySign(curve, hash, privateKey, data)`: an ECDSA signature (raw
-/// `r || s`, deterministic per RFC 6979) of `data` hashed with `hash`, or
+/// `r || s`, RFC 6979 hedged with random bytes) of `data` hashed with `hash`, or
 /// an Ed25519 signature (`hash` ignored).
 pub(crate) fn op_key_sign(
     scope: &mut v8::PinScope,
@@ -362,9 +409,13 @@ pub(crate) fn op_key_sign(
     let Some([key, data]) = bytes_args(scope, &args, 2, "sign", MAX_BYTES_INPUT) else {
         return;
     };
+    let Some(mut rng) = Entropy::new() else {
+        throw(scope, false, "sign: the system's random source failed");
+        return;
+    };
     let out = match curve {
-        256 => ecdsa_digest(curve, hash, &data).and_then(|h| p256_ops::sign(&key, &h)),
-        384 => ecdsa_digest(curve, hash, &data).and_then(|h| p384_ops::sign(&key, &h)),
+        256 => ecdsa_digest(curve, hash, &data).and_then(|h| p256_ops::sign(&key, &h, &mut rng)),
+        384 => ecdsa_digest(curve, hash, &data).and_then(|h| p384_ops::sign(&key, &h, &mut rng)),
         25519 => <[u8; 32]>::try_from(key.as_slice()).ok().map(|seed| {
             EdSigningKey::from_bytes(&seed)
                 .sign(&data)

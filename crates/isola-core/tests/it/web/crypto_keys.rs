@@ -1,7 +1,7 @@
 //! crypto.subtle with key pairs: ECDSA (P-256, P-384) and Ed25519. Known
-//! answers from RFC 6979 (deterministic ECDSA, which this implementation
-//! is, so its signatures are the RFC's) and RFC 8032, round trips through
-//! every format, and the spec's errors for misuse.
+//! answers from RFC 6979 (its signatures verify here; ours are hedged, so
+//! two differ) and RFC 8032, round trips through every format, and the
+//! spec's errors for misuse.
 
 use serde_json::json;
 
@@ -31,7 +31,7 @@ const P384_X: &str = "ec3a4e415b4e19a4568618029f427fa5da9a8bc4ae92e02e06aae5286b
 const P384_Y: &str = "8015d9b72d7d57244ea8ef9ac0c621896708a59367f9dfb9f54ca84b3f1c9db1288b231c3ae0d4fe7344fd2533264720";
 
 #[test]
-fn ecdsa_signs_and_verifies_the_rfc_6979_vectors() {
+fn ecdsa_verifies_the_rfc_6979_vectors_and_signs_with_fresh_nonces() {
     let v = run(&format!(
         r#"{HELPERS}
         const jwk = (d, x, y, crv) => ({{ kty: "EC", crv, d: d && b64u(d), x: b64u(x), y: b64u(y) }});
@@ -43,29 +43,36 @@ fn ecdsa_signs_and_verifies_the_rfc_6979_vectors() {
         const jwk384 = await S.exportKey("jwk", priv384);
         const pub384 = await S.importKey("jwk", {{ kty: "EC", crv: "P-384", x: jwk384.x, y: jwk384.y }}, {{ name: "ECDSA", namedCurve: "P-384" }}, true, ["verify"]);
         const sample = enc("sample");
+        const rfc = (r, s) => unhex(r + s);
+        const rfc256 = rfc("efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716", "f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8");
+        const rfc384 = rfc("94edbb92a5ecb8aad4736e56c691916b3f88140666ce9fa73d64c4ea95ad133c81a648152e44acf96e36dd1e80fabe46",
+                           "99ef4aeb15f178cea1fe40db2603138f130e740a19624526203b6351d0a3a94fa329c145786e679e7b82c71a38628ac8");
+        // RFC 6979's P-256 signature with SHA-384.
+        const rfc256sha384 = rfc("0eafea039b20e9b42309fb1d89e213057cbf973dc0cfc8f129edddc800ef7719", "4861f0491e6998b9455193e34e7b0d284ddd7149a74b95b9261f13abde940954");
         const sig256 = await S.sign({{ name: "ECDSA", hash: "SHA-256" }}, priv256, sample);
+        const again256 = await S.sign({{ name: "ECDSA", hash: "SHA-256" }}, priv256, sample);
         const sig384 = await S.sign({{ name: "ECDSA", hash: "SHA-384" }}, priv384, sample);
-        // RFC 6979's P-256 signature with SHA-384 (its nonce comes from
-        // HMAC-SHA-384, not this implementation's): verified, not re-made.
-        const rfc256sha384 = unhex("0eafea039b20e9b42309fb1d89e213057cbf973dc0cfc8f129edddc800ef7719" +
-                                   "4861f0491e6998b9455193e34e7b0d284ddd7149a74b95b9261f13abde940954");
-        const flipped = new Uint8Array(sig256).slice(); flipped[5] ^= 1;
+        const flipped = rfc256.slice(); flipped[5] ^= 1;
         return {{
-          sig256: hex(sig256), sig384: hex(sig384), x384: jwk384.x, y384: jwk384.y, d384: jwk384.d,
+          x384: jwk384.x, y384: jwk384.y, d384: jwk384.d, differ: hex(sig256) !== hex(again256), len: [sig256.byteLength, sig384.byteLength],
+          rfc256: await S.verify({{ name: "ECDSA", hash: "SHA-256" }}, pub256, rfc256, sample),
+          rfc384: await S.verify({{ name: "ECDSA", hash: "SHA-384" }}, pub384, rfc384, sample),
           ok256: await S.verify({{ name: "ECDSA", hash: "SHA-256" }}, pub256, sig256, sample),
+          again256: await S.verify({{ name: "ECDSA", hash: "SHA-256" }}, pub256, again256, sample),
           ok384: await S.verify({{ name: "ECDSA", hash: "SHA-384" }}, pub384, sig384, sample),
           okSha384: await S.verify({{ name: "ECDSA", hash: "SHA-384" }}, pub256, rfc256sha384, sample),
           wrongHash: await S.verify({{ name: "ECDSA", hash: "SHA-512" }}, pub256, rfc256sha384, sample),
           flipped: await S.verify({{ name: "ECDSA", hash: "SHA-256" }}, pub256, flipped, sample),
-          otherData: await S.verify({{ name: "ECDSA", hash: "SHA-256" }}, pub256, sig256, enc("test")),
+          otherData: await S.verify({{ name: "ECDSA", hash: "SHA-256" }}, pub256, rfc256, enc("test")),
           shortSig: await S.verify({{ name: "ECDSA", hash: "SHA-256" }}, pub256, new Uint8Array(63), sample),
           alg: priv256.algorithm, type: [priv256.type, pub256.type], usages: priv256.usages,
           spki: hex(await S.exportKey("spki", pub256)),
           raw: hex(await S.exportKey("raw", pub256)),
         }};"#
     ));
-    assert_eq!(v["sig256"], "efd48b2aacb6a8fd1140dd9cd45e81d69d2c877b56aaf991c34d0ea84eaf3716f7cb1c942d657c41d436c7a1b6e29f65f3e900dbb9aff4064dc4ab2f843acda8");
-    assert_eq!(v["sig384"], "94edbb92a5ecb8aad4736e56c691916b3f88140666ce9fa73d64c4ea95ad133c81a648152e44acf96e36dd1e80fabe4699ef4aeb15f178cea1fe40db2603138f130e740a19624526203b6351d0a3a94fa329c145786e679e7b82c71a38628ac8");
+    // Two signatures of one message differ (hedged nonces), and are 64/96 bytes.
+    assert_eq!(v["differ"], true);
+    assert_eq!(v["len"], json!([64, 96]));
     // The public point computed from the PKCS #8 private key is the RFC's.
     let b64u = |h: &str| {
         use base64::Engine as _;
@@ -74,7 +81,7 @@ fn ecdsa_signs_and_verifies_the_rfc_6979_vectors() {
     assert_eq!(v["x384"], b64u(P384_X));
     assert_eq!(v["y384"], b64u(P384_Y));
     assert_eq!(v["d384"], b64u(P384_D));
-    for k in ["ok256", "ok384", "okSha384"] {
+    for k in ["rfc256", "rfc384", "ok256", "again256", "ok384", "okSha384"] {
         assert_eq!(v[k], true, "{k}: {v}");
     }
     for k in ["wrongHash", "flipped", "otherData", "shortSig"] {
