@@ -25,7 +25,7 @@
 // empty IV (OperationError).
 (function crypto(ops, P, web) {
   "use strict";
-  const { ObjectDefineProperty, ObjectFreeze, PromiseReject, PromiseResolve, String, TypeError, Uint8Array } = P;
+  const { ObjectDefineProperty, ObjectFreeze, PromiseResolve, String, TypeError, Uint8Array } = P;
   const { TypedArrayPrototypeGetByteLength, TypedArrayPrototypeGetSymbolToStringTag, ArrayBufferIsView, TypedArrayPrototypeGetBuffer } = P;
   const { toBytes, newArray, append, ArrayPrototypeIndexOf, sequence } = P;
   const I = P.intrinsic;
@@ -291,12 +291,21 @@
   };
 
   // ---------- SubtleCrypto ----------
+  // The work is done now (the spec copies every input at the call, and
+  // the natives are bounded), and the promise settles one microtask later,
+  // as if the work had run in parallel: a reaction the caller queues right
+  // after the call runs first.
+  const PromisePrototypeThen = I("Promise.prototype.then");
   const asyncly = (f) => {
+    let result;
     try {
-      return PromiseResolve(f());
+      result = f();
     } catch (e) {
-      return PromiseReject(e);
+      return PromisePrototypeThen(PromiseResolve(undefined), () => {
+        throw e;
+      });
     }
+    return PromisePrototypeThen(PromiseResolve(undefined), () => result);
   };
   const need = (args, n, what) => {
     if (args.length < n) throw new TypeError(`Failed to execute '${what}' on 'SubtleCrypto': ${n} arguments required, but only ${args.length} present.`);
