@@ -25,7 +25,7 @@
 // empty IV (OperationError).
 (function crypto(ops, P, web) {
   "use strict";
-  const { ObjectDefineProperty, ObjectFreeze, PromiseResolve, String, TypeError, Uint8Array } = P;
+  const { ObjectDefineProperty, ObjectFreeze, PromiseReject, PromiseResolve, String, TypeError, Uint8Array } = P;
   const { TypedArrayPrototypeGetByteLength, TypedArrayPrototypeGetSymbolToStringTag, ArrayBufferIsView, TypedArrayPrototypeGetBuffer } = P;
   const { toBytes, newArray, append, ArrayPrototypeIndexOf, sequence } = P;
   const I = P.intrinsic;
@@ -291,15 +291,23 @@
   };
 
   // ---------- SubtleCrypto ----------
-  // The work is done now (the spec copies every input at the call, and
-  // the natives are bounded), and the promise settles one microtask later,
-  // as if the work had run in parallel: a reaction the caller queues right
-  // after the call runs first.
+  // A method's two phases, as in the spec: `prepare` converts the
+  // arguments and normalizes the algorithm (its errors reject the promise
+  // at once) and returns the operation, which the spec runs in parallel:
+  // it runs now too (the inputs are already copied, the natives are
+  // bounded), but its result or error settles the promise one microtask
+  // later, after any reaction the caller queued right after the call.
   const PromisePrototypeThen = I("Promise.prototype.then");
-  const asyncly = (f) => {
+  const asyncly = (prepare) => {
+    let operation;
+    try {
+      operation = prepare();
+    } catch (e) {
+      return PromiseReject(e);
+    }
     let result;
     try {
-      result = f();
+      result = operation();
     } catch (e) {
       return PromisePrototypeThen(PromiseResolve(undefined), () => {
         throw e;
@@ -355,8 +363,10 @@
         const s = keyArg(key, "encrypt");
         const bytes = dataArg(data, "encrypt");
         const norm = normalize("encrypt", algorithm, "encrypt");
-        checkKey(s, norm, "encrypt");
-        return norm.alg.encrypt(norm, s, bytes);
+        return () => {
+          checkKey(s, norm, "encrypt");
+          return norm.alg.encrypt(norm, s, bytes);
+        };
       });
     }
     decrypt(algorithm, key, data) {
@@ -365,8 +375,10 @@
         const s = keyArg(key, "decrypt");
         const bytes = dataArg(data, "decrypt");
         const norm = normalize("decrypt", algorithm, "decrypt");
-        checkKey(s, norm, "decrypt");
-        return norm.alg.decrypt(norm, s, bytes);
+        return () => {
+          checkKey(s, norm, "decrypt");
+          return norm.alg.decrypt(norm, s, bytes);
+        };
       });
     }
     sign(algorithm, key, data) {
@@ -375,8 +387,10 @@
         const s = keyArg(key, "sign");
         const bytes = dataArg(data, "sign");
         const norm = normalize("sign", algorithm, "sign");
-        checkKey(s, norm, "sign");
-        return norm.alg.sign(norm, s, bytes);
+        return () => {
+          checkKey(s, norm, "sign");
+          return norm.alg.sign(norm, s, bytes);
+        };
       });
     }
     verify(algorithm, key, signature, data) {
@@ -386,8 +400,10 @@
         const sig = dataArg(signature, "verify");
         const bytes = dataArg(data, "verify");
         const norm = normalize("verify", algorithm, "verify");
-        checkKey(s, norm, "verify");
-        return norm.alg.verify(norm, s, sig, bytes);
+        return () => {
+          checkKey(s, norm, "verify");
+          return norm.alg.verify(norm, s, sig, bytes);
+        };
       });
     }
     digest(algorithm, data) {
@@ -396,7 +412,8 @@
         const bytes = toBytes(data);
         if (bytes === undefined) throw new TypeError("Failed to execute 'digest' on 'SubtleCrypto': The provided value is not of type '(ArrayBuffer or ArrayBufferView)'.");
         const norm = normalize("digest", algorithm, "digest");
-        return ops.digest(norm.alg.id, bytes);
+        const copy = copyBytes(bytes);
+        return () => ops.digest(norm.alg.id, copy);
       });
     }
     generateKey(algorithm, extractable, keyUsages) {
@@ -404,11 +421,13 @@
         need(arguments, 3, "generateKey");
         const usages = usagesOf(keyUsages, "generateKey");
         const norm = normalize("generateKey", algorithm, "generateKey");
-        const result = norm.alg.generateKey(norm, !!extractable, usages);
-        const s = keyState(result);
-        const priv = s === undefined ? keyState(result.privateKey) : s.type === "secret" ? s : undefined;
-        if (priv !== undefined && priv.usages.length === 0) throw error("SyntaxError", "Usages cannot be empty when creating a key.");
-        return result;
+        return () => {
+          const result = norm.alg.generateKey(norm, !!extractable, usages);
+          const s = keyState(result);
+          const priv = s === undefined ? keyState(result.privateKey) : s.type === "secret" ? s : undefined;
+          if (priv !== undefined && priv.usages.length === 0) throw error("SyntaxError", "Usages cannot be empty when creating a key.");
+          return result;
+        };
       });
     }
     importKey(format, keyData, algorithm, extractable, keyUsages) {
@@ -424,7 +443,7 @@
           if (b === undefined) throw new TypeError(`Failed to execute 'importKey' on 'SubtleCrypto': ${f} key data must be an ArrayBuffer or ArrayBufferView.`);
           data = copyBytes(b);
         }
-        return importKey(f, data, norm, extractable, usages);
+        return () => importKey(f, data, norm, extractable, usages);
       });
     }
     exportKey(format, key) {
@@ -432,10 +451,12 @@
         need(arguments, 2, "exportKey");
         const f = formatArg(format, "exportKey");
         const s = keyArg(key, "exportKey");
-        const alg = REGISTERED.exportKey[asciiUpper(s.algorithm.name)];
-        if (alg === undefined) throw error("NotSupportedError", `${s.algorithm.name} keys cannot be exported.`);
-        if (!s.extractable) throw error("InvalidAccessError", "The key is not extractable.");
-        return alg.exportKey(f, s);
+        return () => {
+          const alg = REGISTERED.exportKey[asciiUpper(s.algorithm.name)];
+          if (alg === undefined) throw error("NotSupportedError", `${s.algorithm.name} keys cannot be exported.`);
+          if (!s.extractable) throw error("InvalidAccessError", "The key is not extractable.");
+          return alg.exportKey(f, s);
+        };
       });
     }
     deriveBits(algorithm, baseKey, length = null) {
@@ -444,8 +465,10 @@
         const s = keyArg(baseKey, "deriveBits");
         const n = lengthArg(length);
         const norm = normalize("deriveBits", algorithm, "deriveBits");
-        checkKey(s, norm, "deriveBits");
-        return norm.alg.deriveBits(norm, s, n);
+        return () => {
+          checkKey(s, norm, "deriveBits");
+          return norm.alg.deriveBits(norm, s, n);
+        };
       });
     }
     deriveKey(algorithm, baseKey, derivedKeyType, extractable, keyUsages) {
@@ -456,10 +479,12 @@
         const norm = normalize("deriveBits", algorithm, "deriveKey");
         const importNorm = normalize("importKey", derivedKeyType, "deriveKey");
         const lengthNorm = normalize("getKeyLength", derivedKeyType, "deriveKey");
-        checkKey(s, norm, "deriveKey");
-        const length = lengthNorm.alg.getKeyLength(lengthNorm);
-        const secret = norm.alg.deriveBits(norm, s, length);
-        return importKey("raw", new Uint8Array(secret), importNorm, extractable, usages);
+        return () => {
+          checkKey(s, norm, "deriveKey");
+          const length = lengthNorm.alg.getKeyLength(lengthNorm);
+          const secret = norm.alg.deriveBits(norm, s, length);
+          return importKey("raw", new Uint8Array(secret), importNorm, extractable, usages);
+        };
       });
     }
   }

@@ -253,6 +253,12 @@
     if (dict.length === undefined) throw new TypeError(`${dictName}: required member length is undefined.`);
     rec.length = enforceRange(dict.length, 65535, `${dictName}: length`);
   };
+  // generateKey checks the length when it reads the parameters (as the
+  // browsers and WPT do), so a bad one rejects at once.
+  const aesGenLength = (dict, rec) => {
+    aesLength(dict, rec, "AesKeyGenParams");
+    if (rec.length !== 128 && rec.length !== 192 && rec.length !== 256) throw error("OperationError", "AES key length must be 128, 192 or 256 bits.");
+  };
   const gcmParams = (dict, rec) => {
     rec.additionalData = bufferMember(dict, "additionalData", "AesGcmParams", false);
     rec.iv = bufferMember(dict, "iv", "AesGcmParams", true);
@@ -274,7 +280,7 @@
     name: "AES-GCM",
     params: {
       __proto__: null,
-      generateKey: (dict, rec) => aesLength(dict, rec, "AesKeyGenParams"),
+      generateKey: aesGenLength,
       getKeyLength: (dict, rec) => aesLength(dict, rec, "AesDerivedKeyParams"),
       encrypt: gcmParams,
       decrypt: gcmParams,
