@@ -22,7 +22,12 @@
 // where the CPU limit cannot stop it: beyond, an OperationError names the
 // cap); HMAC keys generated without a length are the hash's block size and
 // lengths must be multiples of 8, at most 8192 bits; AES-GCM refuses an
-// empty IV (OperationError).
+// empty IV (OperationError); an AES-GCM generateKey length other than
+// 128/192/256 rejects at once (with the parameters, as browsers do, not
+// after a microtask); the curve of ECDSA parameters is checked with them
+// too (NotSupportedError). ECDSA signatures are RFC 6979 nonces hedged
+// with fresh randomness. Signatures and key generation run on the calling
+// thread, within the tenant's CPU budget; only the settling is deferred.
 (function crypto(ops, P, web) {
   "use strict";
   const { ObjectDefineProperty, ObjectFreeze, PromiseReject, PromiseResolve, String, TypeError, Uint8Array } = P;
