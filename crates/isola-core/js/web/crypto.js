@@ -17,7 +17,7 @@
 // wrapKey/unwrapKey; the newer "raw-public"/"raw-secret"/"raw-seed"
 // formats are not recognized. A digest's or signature's input is at most
 // 32 MiB (hashed at once); PBKDF2 does at most 100 000 iterations times
-// output blocks per call and PBKDF2/HKDF key material, salt and info are at
+// output blocks per call (50 000 with SHA-384/512) and PBKDF2/HKDF key material, salt and info are at
 // most 16 KiB, derived bits at most 16320 bytes (the work runs natively,
 // where the CPU limit cannot stop it: beyond, an OperationError names the
 // cap); HMAC keys generated without a length are the hash's block size and

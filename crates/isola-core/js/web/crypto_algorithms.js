@@ -361,9 +361,10 @@
       (norm, s, length) => {
         const bytes = bitsLength(length, "PBKDF2");
         if (norm.iterations === 0) throw error("OperationError", "PBKDF2 iterations must not be 0.");
-        const work = norm.iterations * MathCeil(bytes / norm.hash.length);
+        // An iteration of SHA-384/512 costs about twice one of SHA-1/256.
+        const work = norm.iterations * MathCeil(bytes / norm.hash.length) * (norm.hash.blockBits === 1024 ? 2 : 1);
         if (work > MAX_PBKDF2_WORK) {
-          throw error("OperationError", `PBKDF2 work (iterations x output blocks = ${work}) is above isola's cap of ${MAX_PBKDF2_WORK} per call: it runs natively, where the CPU limit cannot stop it.`);
+          throw error("OperationError", `PBKDF2 work (iterations x output blocks, x2 for SHA-384/512 = ${work}) is above isola's cap of ${MAX_PBKDF2_WORK} per call: it runs natively, where the CPU limit cannot stop it.`);
         }
         if (bytes === 0) return bufferOf(new Uint8Array(0));
         return ops.pbkdf2(norm.hash.id, s.material, kdfInput(norm.salt, "PBKDF2 salt"), norm.iterations, bytes);

@@ -141,6 +141,7 @@ fn pbkdf2_matches_rfc_6070_and_refuses_work_above_the_cap() {
           atCap: (await p(100000)).length,
           overCap: await p(16777216),
           overCapBlocks: await p(50001, 320),
+          overCapSha512: await why(S.deriveBits({{ name: "PBKDF2", salt: enc("salt"), iterations: 50001, hash: "SHA-512" }}, k, 512)),
           zero: await p(0),
           odd: await p(1, 7),
           noLength: await p(1, null),
@@ -165,7 +166,7 @@ fn pbkdf2_matches_rfc_6070_and_refuses_work_above_the_cap() {
         "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b"
     );
     assert_eq!(v["atCap"], 2, "100 000 iterations of one block are allowed");
-    for k in ["overCap", "overCapBlocks"] {
+    for k in ["overCap", "overCapBlocks", "overCapSha512"] {
         assert_eq!(v[k][0], "OperationError", "{k}: {v}");
         assert!(v[k][1].as_str().unwrap().contains("cap of 100000"), "{v}");
     }
