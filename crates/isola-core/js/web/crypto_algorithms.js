@@ -107,6 +107,11 @@
     publicKey: newKey("public", algorithm, true, intersect(usages, ["verify"]), slice(bytes, dLen, bytes.length)),
     privateKey: newKey("private", algorithm, extractable, intersect(usages, ["sign"]), slice(bytes, 0, dLen), slice(bytes, dLen, bytes.length)),
   });
+  // Key data longer than the natives take (16 KiB) is no valid key.
+  const keyData = (data, what) => {
+    if (data.length > MAX_KDF_INPUT) throw error("DataError", `Invalid ${what} key data: longer than ${MAX_KDF_INPUT} bytes.`);
+    return data;
+  };
   const imported = (bytes, what) => {
     if (bytes === null) throw error("DataError", `Invalid ${what} key data.`);
     return new Uint8Array(bytes);
@@ -135,11 +140,11 @@
         newKey("private", algorithm, extractable, intersect(usages, ["sign"]), slice(bytes, 0, dLen), slice(bytes, dLen, bytes.length));
       if (format === "spki" || format === "raw") {
         checkUsages(usages, ["verify"], name);
-        return publicKey(imported(ops.keyImport(curve, format === "raw" ? RAW_PUBLIC : SPKI, data), `${name} ${format}`));
+        return publicKey(imported(ops.keyImport(curve, format === "raw" ? RAW_PUBLIC : SPKI, keyData(data, name)), `${name} ${format}`));
       }
       if (format === "pkcs8") {
         checkUsages(usages, ["sign"], name);
-        return privateKey(imported(ops.keyImport(curve, PKCS8, data), `${name} pkcs8`));
+        return privateKey(imported(ops.keyImport(curve, PKCS8, keyData(data, name)), `${name} pkcs8`));
       }
       if (format !== "jwk") throw notSupportedFormat(format, name);
       checkUsages(usages, data.d !== undefined ? ["sign"] : ["verify"], name);
