@@ -12,6 +12,7 @@ JSON data some tests load) is answered from the checkout; everything else a
 test needs must be isola's. Nothing of WPT is committed; the checkout is the
 caller's.
 """
+import base64
 import functools
 import json
 import os
@@ -42,7 +43,14 @@ var location = new URL("http://web-platform.test:8000/" + %(test)s);
     for (const part of path.split("/")) { if (part === "..") norm.pop(); else if (part !== "." && part !== "") norm.push(part); }
     const key = norm.join("/");
     if (Object.prototype.hasOwnProperty.call(__wpt_files, key)) {
-      return Promise.resolve(new Response(__wpt_files[key], { headers: { "content-type": key.endsWith(".json") ? "application/json" : "text/plain" } }));
+      let body = __wpt_files[key];
+      if (typeof body !== "string") {  // a binary file, base64
+        const s = atob(body.b64);
+        body = new Uint8Array(s.length);
+        for (let i = 0; i < s.length; i++) body[i] = s.charCodeAt(i);
+      }
+      const type = key.endsWith(".json") ? "application/json" : typeof __wpt_files[key] === "string" ? "text/plain" : "application/octet-stream";
+      return Promise.resolve(new Response(body, { headers: { "content-type": type } }));
     }
     if (real) return real(input, init);
     return Promise.reject(new TypeError("fetch is not available: " + url));
@@ -104,6 +112,31 @@ def json_files(root, test_dir):
     return files
 
 
+def referenced_files(root, test_dir, sources):
+    """Checkout files a test names in a string literal (fetched data: "resources/x.json",
+    "/media/foo.vtt"), and for idlharness tests the /interfaces/NAME.idl of every quoted
+    NAME; a binary file is passed as {"b64": ...}. Server-side scripts (.py) are left out."""
+    files = {}
+    for src in sources:
+        for lit in set(re.findall(r"""["'`]([^"'`\s]{1,200})["'`]""", src)):
+            refs = [lit.split("?")[0].split("#")[0]]
+            if "idl_test(" in src and re.fullmatch(r"[\w.-]+", lit):
+                refs.append("/interfaces/" + lit + ".idl")
+            for ref in refs:
+                if not ref or ref.endswith((".py", ".js")):
+                    continue
+                p = resolve(root, test_dir, ref)
+                if not p.startswith(root + os.sep) or not os.path.isfile(p) or os.path.getsize(p) > MAX_RESOURCE:
+                    continue
+                data = open(p, "rb").read()
+                try:
+                    body = data.decode("utf-8")
+                except UnicodeDecodeError:
+                    body = {"b64": base64.b64encode(data).decode("ascii")}
+                files[os.path.relpath(p, root)] = body
+    return files
+
+
 def bundle(root, test):
     source = open(test, encoding="utf-8").read()
     scripts, globals_ = meta(source)
@@ -112,7 +145,9 @@ def bundle(root, test):
         if not any(g in ("worker", "dedicatedworker", "shadowrealm", "jsshell", "window,worker") for g in scopes) and "worker" not in globals_:
             return None  # a window-only test
     test_dir = os.path.dirname(test)
-    files = json_files(root, test_dir)
+    files = dict(json_files(root, test_dir))
+    sources = [source] + [open(p, encoding="utf-8").read() for p in (resolve(root, test_dir, s) for s in scripts) if os.path.exists(p)]
+    files.update(referenced_files(root, test_dir, sources))
     base = os.path.relpath(test_dir, root) + "/"
     prelude = PRELUDE % {"files": json.dumps(files), "base": json.dumps(base), "test": json.dumps(os.path.relpath(test, root))}
     parts = [prelude]

@@ -840,7 +840,6 @@
     "AbortController", "AbortSignal",
     "URL", "URLSearchParams",
     "atob", "btoa", "structuredClone", "Navigator", "navigator", "Performance", "performance",
-    "Crypto", "CryptoKey", "SubtleCrypto", "crypto",
     "reportError",
   ];
   for (let i = 0; i < WEB_GLOBALS.length; i++) {
@@ -862,7 +861,9 @@
   define("Response", Response);
   // structuredClone refuses the runtime's own objects (V8 would copy them empty).
   const platformChecks = [
-    web.__events.isEvent, web.__events.isTarget, web.__isURL, web.__isCryptoKey,
+    web.__events.isEvent, web.__events.isTarget, web.__isURL,
+    // crypto is a lazy area: until it is loaded, nothing is a CryptoKey.
+    (v) => web.__isCryptoKey !== undefined && web.__isCryptoKey(v),
     (v) => blobBytes(v) !== undefined,
     Headers.is, Request.is, Response.is,
   ];

@@ -1,32 +1,48 @@
-// Web Cryptography: crypto.getRandomValues, crypto.randomUUID,
-// crypto.subtle.digest (SHA-1, SHA-256, SHA-384, SHA-512), and HMAC keys
-// (CryptoKey; subtle.importKey / exportKey in "raw" and "jwk", generateKey,
-// sign, verify). Random bytes come from the kernel (ops.randomFill), digests
-// and HMAC from the `sha1`/`sha2`/`hmac` crates (ops.digest, ops.hmacSign,
-// ops.hmacVerify, which compares in constant time); results are allocated
-// through the tenant's counted ArrayBuffer allocator.
+// Web Cryptography (W3C WebCrypto): Crypto (getRandomValues, randomUUID),
+// CryptoKey and SubtleCrypto. This file holds the generic steps of each
+// SubtleCrypto method (argument conversion, algorithm normalization, the
+// key's algorithm and usage checks, the empty-usages rule) and the shared
+// helpers; the algorithms themselves (SHA-*, HMAC, ECDSA, Ed25519,
+// AES-GCM, PBKDF2, HKDF) are in crypto_algorithms.js, loaded with it. Random
+// bytes come from the kernel (ops.randomFill); the byte work is native
+// (runtime/ops_web.rs digest, runtime/ops_crypto.rs the rest); results are
+// allocated through the tenant's counted ArrayBuffer allocator.
 //
-// Evaluated once in the snapshot creator, called as (ops, P, web) after
-// events.js (DOMException). Built-ins are captured below.
+// A lazy area (snapshot.rs LAZY_SOURCES): called as (ops, P, web) on the
+// first use of crypto, Crypto, CryptoKey or SubtleCrypto, after tenant code
+// ran, so every built-in comes from the primordials. A key's material lives
+// in its private record (#s), which tenant code cannot reach.
 //
-// Divergences: of the key algorithms only HMAC is there so far (no ECDSA,
-// Ed25519, AES, RSA, PBKDF2, HKDF; no wrapKey/deriveBits); a digest's or
-// signature's input is at most 32 MiB (hashed at once, on the tenant's CPU
-// budget).
+// Divergences: no RSA, AES-CBC/CTR/KW, ECDH, X25519 or P-521; no
+// wrapKey/unwrapKey; the newer "raw-public"/"raw-secret"/"raw-seed"
+// formats are not recognized. A digest's or signature's input is at most
+// 32 MiB (hashed at once); PBKDF2 does at most 100 000 iterations times
+// output blocks per call (50 000 with SHA-384/512) and PBKDF2/HKDF key material, salt and info are at
+// most 16 KiB, derived bits at most 16320 bytes (the work runs natively,
+// where the CPU limit cannot stop it: beyond, an OperationError names the
+// cap); HMAC keys generated without a length are the hash's block size and
+// lengths must be multiples of 8, at most 8192 bits; AES-GCM refuses an
+// empty IV (OperationError); an AES-GCM generateKey length other than
+// 128/192/256 rejects at once (with the parameters, as browsers do, not
+// after a microtask); the curve of ECDSA parameters is checked with them
+// too (NotSupportedError). ECDSA signatures are RFC 6979 nonces hedged
+// with fresh randomness. Signatures and key generation run on the calling
+// thread, within the tenant's CPU budget; only the settling is deferred.
 (function crypto(ops, P, web) {
   "use strict";
-  const { ObjectDefineProperty, PromiseReject, PromiseResolve, String, TypeError, Uint8Array } = P;
+  const { ObjectDefineProperty, ObjectFreeze, PromiseReject, PromiseResolve, String, TypeError, Uint8Array } = P;
   const { TypedArrayPrototypeGetByteLength, TypedArrayPrototypeGetSymbolToStringTag, ArrayBufferIsView, TypedArrayPrototypeGetBuffer } = P;
-  const { toBytes, newArray, append, ArrayIsArray, ArrayPrototypeIndexOf, ObjectFreeze } = P;
-  const { bind, call } = Function.prototype;
-  const uncurryThis = bind.bind(call);
-  const StringFromCharCode = String.fromCharCode;
-  const StringPrototypeCharCodeAt = uncurryThis(String.prototype.charCodeAt);
-  const StringPrototypeToUpperCase = uncurryThis(String.prototype.toUpperCase);
-  const NumberPrototypeToString = uncurryThis(Number.prototype.toString);
+  const { toBytes, newArray, append, ArrayPrototypeIndexOf, sequence } = P;
+  const I = P.intrinsic;
+  const StringFromCharCode = I("String.fromCharCode");
+  const StringPrototypeCharCodeAt = I("String.prototype.charCodeAt");
+  const NumberPrototypeToString = I("Number.prototype.toString");
+  const NumberIsFinite = I("Number.isFinite");
+  const MathTrunc = I("Math.trunc");
+  const SymbolToStringTag = I("Symbol.toStringTag");
   const DOMException = web.DOMException;
-  const SymbolToStringTag = Symbol.toStringTag;
   const kCreate = { __proto__: null };
+  const kKey = { __proto__: null };
 
   const INTEGER_ARRAYS = {
     __proto__: null,
@@ -46,82 +62,55 @@
   const HEX = newArray();
   for (let i = 0; i < 256; i++) append(HEX, (i < 16 ? "0" : "") + NumberPrototypeToString(i, 16));
 
-  const DIGESTS = { __proto__: null, "SHA-1": 1, "SHA-256": 256, "SHA-384": 384, "SHA-512": 512 };
-
-  // ---------- keys ----------
-  const kKey = { __proto__: null };
-  const HASH_BITS = { __proto__: null, 1: 512, 256: 512, 384: 1024, 512: 1024 };
-  const HASH_NAME = { __proto__: null, 1: "SHA-1", 256: "SHA-256", 384: "SHA-384", 512: "SHA-512" };
-  const JWK_ALG = { __proto__: null, 1: "HS1", 256: "HS256", 384: "HS384", 512: "HS512" };
-  const HMAC_USAGES = ["sign", "verify"];
-  let keyState; // (k) => its record, or undefined
-
-  class CryptoKey {
-    #s;
-    constructor(key = undefined, state = undefined) {
-      if (key !== kKey) throw new TypeError("Illegal constructor");
-      this.#s = state;
-    }
-    get type() {
-      return this.#s.type;
-    }
-    get extractable() {
-      return this.#s.extractable;
-    }
-    get algorithm() {
-      const s = this.#s;
-      return { name: "HMAC", hash: { name: HASH_NAME[s.hash] }, length: s.bytes.length * 8 };
-    }
-    get usages() {
-      const out = newArray();
-      for (let i = 0; i < this.#s.usages.length; i++) append(out, this.#s.usages[i]);
-      return out;
-    }
-    static {
-      keyState = (k) => (k !== null && typeof k === "object" && #s in k ? k.#s : undefined);
-    }
-  }
-  ObjectDefineProperty(CryptoKey.prototype, SymbolToStringTag, { __proto__: null, value: "CryptoKey", configurable: true });
-
-  const algName = (algorithm, what) => {
-    const name = typeof algorithm === "string" ? algorithm : algorithm !== null && typeof algorithm === "object" ? algorithm.name : undefined;
-    if (name === undefined) throw new TypeError(`Failed to execute '${what}' on 'SubtleCrypto': Algorithm: name is missing.`);
-    return StringPrototypeToUpperCase(String(name));
-  };
-  const hashOf = (h, what) => {
-    const alg = DIGESTS[algName(h, what)];
-    if (alg === undefined) throw new DOMException(`Unrecognized hash: ${typeof h === "string" ? h : String(h && h.name)}`, "NotSupportedError");
-    return alg;
-  };
-  const hmacParams = (algorithm, what) => {
-    if (algName(algorithm, what) !== "HMAC") throw new DOMException(`Unrecognized algorithm name: ${typeof algorithm === "string" ? algorithm : String(algorithm && algorithm.name)}`, "NotSupportedError");
-    if (typeof algorithm !== "object" || algorithm === null || algorithm.hash === undefined) throw new TypeError(`Failed to execute '${what}' on 'SubtleCrypto': HmacImportParams: hash is missing.`);
-    const hash = hashOf(algorithm.hash, what);
-    const length = algorithm.length === undefined ? undefined : +algorithm.length;
-    return { hash, length };
-  };
-  const usagesOf = (usages, what) => {
-    if (!ArrayIsArray(usages)) throw new TypeError(`Failed to execute '${what}' on 'SubtleCrypto': usages is not a sequence.`);
-    const out = newArray();
-    for (let i = 0; i < usages.length; i++) {
-      const u = String(usages[i]);
-      if (ArrayPrototypeIndexOf(HMAC_USAGES, u) < 0) throw new DOMException(`Cannot create a key with usage '${u}' for HMAC`, "SyntaxError");
-      if (ArrayPrototypeIndexOf(out, u) < 0) append(out, u);
-    }
-    if (out.length === 0) throw new DOMException("Usages cannot be empty when creating a key.", "SyntaxError");
-    return out;
-  };
+  // ---------- shared helpers (also for crypto_algorithms.js) ----------
+  // (Members are defined, not assigned: a tenant's setter on
+  // Object.prototype must not see them.)
+  const dataProp = (o, k, v) => ObjectDefineProperty(o, k, { __proto__: null, value: v, writable: true, enumerable: true, configurable: true });
+  const error = (name, message) => new DOMException(message, name);
   const copyBytes = (u8) => {
     const c = new Uint8Array(TypedArrayPrototypeGetByteLength(u8));
     for (let i = 0; i < c.length; i++) c[i] = u8[i];
     return c;
   };
-  const newKey = (bytes, hash, extractable, usages) =>
-    new CryptoKey(kKey, ObjectFreeze({ __proto__: null, type: "secret", bytes, hash, extractable: !!extractable, usages }));
+  const bufferOf = (u8) => TypedArrayPrototypeGetBuffer(copyBytes(u8));
+  const sameBytes = (a, b) => {
+    if (a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+    return true;
+  };
+  // ASCII upper case (the spec matches algorithm names ASCII
+  // case-insensitively: no "ſ" matching "S").
+  const asciiUpper = (s) => {
+    let out = "";
+    for (let i = 0; i < s.length; i++) {
+      const c = StringPrototypeCharCodeAt(s, i);
+      out += StringFromCharCode(c >= 0x61 && c <= 0x7a ? c - 32 : c);
+    }
+    return out;
+  };
+  // A WebIDL integer with [EnforceRange] (TypeError outside 0..max).
+  const enforceRange = (v, max, what) => {
+    const n = +v;
+    if (!NumberIsFinite(n)) throw new TypeError(`${what} is not a finite number.`);
+    const t = MathTrunc(n);
+    if (t < 0 || t > max) throw new TypeError(`${what} is outside the range 0..${max}.`);
+    return t;
+  };
+  // A required BufferSource member of an algorithm dictionary, copied.
+  const bufferMember = (dict, key, dictName, required) => {
+    const v = dict[key];
+    if (v === undefined) {
+      if (required) throw new TypeError(`${dictName}: required member ${key} is undefined.`);
+      return undefined;
+    }
+    const b = toBytes(v);
+    if (b === undefined) throw new TypeError(`${dictName}: ${key} is not a BufferSource.`);
+    return copyBytes(b);
+  };
 
-  // base64url <-> bytes (JWK "k"), character by character (String.prototype
-  // .replace would look up RegExp.prototype[Symbol.replace], which a tenant
-  // can patch).
+  // base64url <-> bytes (JWK members), character by character
+  // (String.prototype.replace would look up RegExp.prototype[Symbol.replace],
+  // which a tenant can patch).
   const translate = (s, from1, to1, from2, to2, dropPad) => {
     let out = "";
     for (let i = 0; i < s.length; i++) {
@@ -136,117 +125,372 @@
     for (let i = 0; i < u8.length; i++) bin += StringFromCharCode(u8[i]);
     return translate(ops.btoa(bin), 0x2b, "-", 0x2f, "_", true);
   };
-  const fromBase64url = (s) => {
-    const bin = ops.atob(translate(String(s), 0x2d, "+", 0x5f, "/", false));
-    if (bin === null) throw new DOMException('The JWK member "k" is not valid base64url.', "DataError");
+  const fromBase64url = (s, member) => {
+    if (typeof s !== "string") throw error("DataError", `The JWK member "${member}" is missing.`);
+    for (let i = 0; i < s.length; i++) {
+      // base64url only: "+", "/" and "=" are not in its alphabet.
+      const c = StringPrototypeCharCodeAt(s, i);
+      if (c === 0x2b || c === 0x2f || c === 0x3d) throw error("DataError", `The JWK member "${member}" is not valid base64url.`);
+    }
+    const bin = ops.atob(translate(s, 0x2d, "+", 0x5f, "/", false));
+    if (bin === null) throw error("DataError", `The JWK member "${member}" is not valid base64url.`);
     const u8 = new Uint8Array(bin.length);
     for (let i = 0; i < bin.length; i++) u8[i] = StringPrototypeCharCodeAt(bin, i);
     return u8;
   };
 
-  const keyFor = (key, usage, what) => {
-    const s = keyState(key);
-    if (s === undefined) throw new TypeError(`Failed to execute '${what}' on 'SubtleCrypto': parameter 2 is not of type 'CryptoKey'.`);
-    if (ArrayPrototypeIndexOf(s.usages, usage) < 0) throw new DOMException(`The key does not allow '${usage}'.`, "InvalidAccessError");
-    return s;
+  // ---------- usages ----------
+  const KEY_USAGES = ["encrypt", "decrypt", "sign", "verify", "deriveKey", "deriveBits", "wrapKey", "unwrapKey"];
+  const has = (list, v) => ArrayPrototypeIndexOf(list, v) >= 0;
+  // WebIDL sequence<KeyUsage>: an unknown string is a TypeError.
+  const usagesOf = (usages, what) => {
+    const list = sequence(usages, `Failed to execute '${what}' on 'SubtleCrypto': keyUsages`);
+    const out = newArray();
+    for (let i = 0; i < list.length; i++) {
+      const u = String(list[i]);
+      if (!has(KEY_USAGES, u)) throw new TypeError(`Failed to execute '${what}' on 'SubtleCrypto': '${u}' is not a valid KeyUsage.`);
+      append(out, u);
+    }
+    return out;
   };
-  const asyncly = (f) => {
+  // The usages of `usages` also in `allowed`, in KeyUsage order, once each.
+  const intersect = (usages, allowed) => {
+    const out = newArray();
+    for (let i = 0; i < KEY_USAGES.length; i++) if (has(usages, KEY_USAGES[i]) && has(allowed, KEY_USAGES[i])) append(out, KEY_USAGES[i]);
+    return out;
+  };
+  const checkUsages = (usages, allowed, algName) => {
+    for (let i = 0; i < usages.length; i++) {
+      if (!has(allowed, usages[i])) throw error("SyntaxError", `Cannot create a key with usage '${usages[i]}' for ${algName}.`);
+    }
+  };
+
+  // ---------- JWK ----------
+  // The JsonWebKey dictionary members, in the order WebIDL reads and writes them.
+  const JWK_STRINGS = ["alg", "crv", "d", "dp", "dq", "e", "k", "kty", "n", "p", "q", "qi", "use", "x", "y"];
+  const JWK_ORDER = ["alg", "crv", "d", "dp", "dq", "e", "ext", "k", "key_ops", "kty", "n", "p", "q", "qi", "use", "x", "y"];
+  // Reads a tenant's JsonWebKey once (getters run once, in order).
+  const readJwk = (v) => {
+    if (v === null || typeof v !== "object") throw new TypeError("Failed to execute 'importKey' on 'SubtleCrypto': a JWK must be an object.");
+    const out = { __proto__: null };
+    for (let i = 0; i < JWK_ORDER.length; i++) {
+      const m = JWK_ORDER[i];
+      const x = v[m];
+      if (x === undefined) continue;
+      if (m === "ext") out.ext = !!x;
+      else if (m === "key_ops") {
+        const list = sequence(x, "JsonWebKey: key_ops");
+        const ops2 = newArray();
+        for (let j = 0; j < list.length; j++) append(ops2, String(list[j]));
+        out.key_ops = ops2;
+      } else if (has(JWK_STRINGS, m)) out[m] = String(x);
+    }
+    return out;
+  };
+  // The checks every JWK import makes (kty, use, key_ops, ext).
+  const checkJwk = (jwk, kty, use, usages, extractable) => {
+    if (jwk.kty !== kty) throw error("DataError", `The JWK "kty" member was not "${kty}".`);
+    if (usages.length > 0 && jwk.use !== undefined && jwk.use !== use) throw error("DataError", `The JWK "use" member was not "${use}".`);
+    if (jwk.key_ops !== undefined) {
+      const k = jwk.key_ops;
+      for (let i = 0; i < k.length; i++) {
+        if (ArrayPrototypeIndexOf(k, k[i]) !== i) throw error("DataError", `The JWK "key_ops" member has '${k[i]}' twice.`);
+      }
+      for (let i = 0; i < usages.length; i++) {
+        if (!has(k, usages[i])) throw error("DataError", `The JWK "key_ops" member does not allow '${usages[i]}'.`);
+      }
+    }
+    if (jwk.ext === false && extractable) throw error("DataError", 'The JWK "ext" member was false but the key is extractable.');
+  };
+  // An exported JWK: an ordinary object with the members in WebIDL order.
+  const jwkOut = (rec) => {
+    const o = {};
+    for (let i = 0; i < JWK_ORDER.length; i++) {
+      const m = JWK_ORDER[i];
+      if (rec[m] !== undefined) dataProp(o, m, rec[m]);
+    }
+    return o;
+  };
+
+  // ---------- CryptoKey ----------
+  let keyState; // (k) => its record, or undefined
+  // The algorithm record as the ordinary object `key.algorithm` returns.
+  const algorithmObject = (a) => {
+    const o = { name: a.name };
+    if (a.namedCurve !== undefined) dataProp(o, "namedCurve", a.namedCurve);
+    if (a.length !== undefined) dataProp(o, "length", a.length);
+    if (a.hash !== undefined) dataProp(o, "hash", { name: a.hash.name });
+    return o;
+  };
+
+  class CryptoKey {
+    #s;
+    #algorithm;
+    #usages;
+    constructor(key = undefined, state = undefined) {
+      if (key !== kKey) throw new TypeError("Illegal constructor");
+      this.#s = state;
+      this.#algorithm = algorithmObject(state.algorithm);
+      const u = newArray();
+      for (let i = 0; i < state.usages.length; i++) append(u, state.usages[i]);
+      this.#usages = u;
+    }
+    get type() {
+      return this.#s.type;
+    }
+    get extractable() {
+      return this.#s.extractable;
+    }
+    get algorithm() {
+      return this.#algorithm;
+    }
+    get usages() {
+      return this.#usages;
+    }
+    static {
+      keyState = (k) => (k !== null && typeof k === "object" && #s in k ? k.#s : undefined);
+    }
+  }
+  ObjectDefineProperty(CryptoKey.prototype, SymbolToStringTag, { __proto__: null, value: "CryptoKey", configurable: true });
+
+  // A new key. `material` is the key's bytes (secret, private scalar or
+  // seed, public point); `pub` a private key's public part.
+  const newKey = (type, algorithm, extractable, usages, material, pub = undefined) =>
+    new CryptoKey(kKey, ObjectFreeze({ __proto__: null, type, algorithm, extractable: !!extractable, usages, material, pub }));
+
+  // ---------- algorithm normalization ----------
+  // op -> ASCII-upper-cased name -> algorithm (filled by crypto_algorithms.js).
+  const REGISTERED = { __proto__: null };
+  const OPS = ["digest", "sign", "verify", "generateKey", "importKey", "exportKey", "encrypt", "decrypt", "deriveBits", "getKeyLength"];
+  for (let i = 0; i < OPS.length; i++) REGISTERED[OPS[i]] = { __proto__: null };
+  const register = (alg) => {
+    for (let i = 0; i < OPS.length; i++) {
+      if (alg[OPS[i]] !== undefined) REGISTERED[OPS[i]][asciiUpper(alg.name)] = alg;
+    }
+  };
+  // WebCrypto "normalize an algorithm": the algorithm for `op` and its
+  // parameters, read once from the tenant's dictionary.
+  const normalize = (op, algorithm, what) => {
+    let dict;
+    let name;
+    if (algorithm !== null && (typeof algorithm === "object" || typeof algorithm === "function")) {
+      dict = algorithm;
+      const n = algorithm.name;
+      if (n === undefined) throw new TypeError(`Failed to execute '${what}' on 'SubtleCrypto': Algorithm: name is missing.`);
+      name = String(n);
+    } else {
+      dict = { __proto__: null };
+      name = String(algorithm);
+    }
+    const alg = REGISTERED[op][asciiUpper(name)];
+    if (alg === undefined) throw error("NotSupportedError", `Unrecognized algorithm name '${name}' for ${what}.`);
+    const rec = { __proto__: null, name: alg.name, alg };
+    const params = alg.params === undefined ? undefined : alg.params[op];
+    if (params !== undefined) params(dict, rec);
+    return rec;
+  };
+  const hashMember = (dict, dictName) => {
+    const h = dict.hash;
+    if (h === undefined) throw new TypeError(`${dictName}: required member hash is undefined.`);
+    return normalize("digest", h, "digest").alg;
+  };
+
+  // ---------- SubtleCrypto ----------
+  // A method's two phases, as in the spec: `prepare` converts the
+  // arguments and normalizes the algorithm (its errors reject the promise
+  // at once) and returns the operation, which the spec runs in parallel:
+  // it runs now too (the inputs are already copied, the natives are
+  // bounded), but its result or error settles the promise one microtask
+  // later, after any reaction the caller queued right after the call.
+  const PromisePrototypeThen = I("Promise.prototype.then");
+  const asyncly = (prepare) => {
+    let operation;
     try {
-      return PromiseResolve(f());
+      operation = prepare();
     } catch (e) {
       return PromiseReject(e);
     }
+    let result;
+    try {
+      result = operation();
+    } catch (e) {
+      return PromisePrototypeThen(PromiseResolve(undefined), () => {
+        throw e;
+      });
+    }
+    return PromisePrototypeThen(PromiseResolve(undefined), () => result);
+  };
+  const need = (args, n, what) => {
+    if (args.length < n) throw new TypeError(`Failed to execute '${what}' on 'SubtleCrypto': ${n} arguments required, but only ${args.length} present.`);
+  };
+  const keyArg = (key, what) => {
+    const s = keyState(key);
+    if (s === undefined) throw new TypeError(`Failed to execute '${what}' on 'SubtleCrypto': parameter is not of type 'CryptoKey'.`);
+    return s;
+  };
+  const dataArg = (data, what) => {
+    const b = toBytes(data);
+    if (b === undefined) throw new TypeError(`Failed to execute '${what}' on 'SubtleCrypto': The provided value is not of type '(ArrayBuffer or ArrayBufferView)'.`);
+    return copyBytes(b);
+  };
+  // The key may do `usage` with the normalized algorithm `norm`.
+  const checkKey = (s, norm, usage) => {
+    if (s.algorithm.name !== norm.name) throw error("InvalidAccessError", `The key is a ${s.algorithm.name} key, not ${norm.name}.`);
+    if (!has(s.usages, usage)) throw error("InvalidAccessError", `The key does not allow '${usage}'.`);
+  };
+  const FORMATS = ["raw", "spki", "pkcs8", "jwk"];
+  const formatArg = (format, what) => {
+    const f = String(format);
+    if (!has(FORMATS, f)) throw new TypeError(`Failed to execute '${what}' on 'SubtleCrypto': '${f}' is not a valid KeyFormat.`);
+    return f;
+  };
+  const lengthArg = (length) => {
+    if (length === undefined || length === null) return null;
+    const n = +length;
+    return NumberIsFinite(n) ? MathTrunc(n) % 4294967296 >>> 0 : 0;
+  };
+  const importKey = (format, keyData, norm, extractable, usages) => {
+    const key = norm.alg.importKey(format, keyData, norm, !!extractable, usages);
+    const s = keyState(key);
+    if ((s.type === "secret" || s.type === "private") && s.usages.length === 0) {
+      throw error("SyntaxError", "Usages cannot be empty when creating a key.");
+    }
+    return key;
   };
 
   class SubtleCrypto {
     constructor(key = undefined) {
       if (key !== kCreate) throw new TypeError("Illegal constructor");
     }
-    importKey(format, keyData, algorithm, extractable, usages) {
+    encrypt(algorithm, key, data) {
       return asyncly(() => {
-        if (arguments.length < 5) throw new TypeError(`Failed to execute 'importKey' on 'SubtleCrypto': 5 arguments required, but only ${arguments.length} present.`);
-        const { hash, length } = hmacParams(algorithm, "importKey");
-        const u = usagesOf(usages, "importKey");
-        let bytes;
-        if (format === "raw") {
-          const b = toBytes(keyData);
-          if (b === undefined) throw new TypeError("Failed to execute 'importKey' on 'SubtleCrypto': raw key data must be an ArrayBuffer or ArrayBufferView.");
-          bytes = copyBytes(b);
-        } else if (format === "jwk") {
-          if (keyData === null || typeof keyData !== "object") throw new TypeError("Failed to execute 'importKey' on 'SubtleCrypto': a JWK must be an object.");
-          if (keyData.kty !== "oct") throw new DOMException("The JWK \"kty\" member was not \"oct\".", "DataError");
-          if (typeof keyData.k !== "string") throw new DOMException("The JWK member \"k\" is missing.", "DataError");
-          if (keyData.alg !== undefined && keyData.alg !== JWK_ALG[hash]) throw new DOMException(`The JWK "alg" member was inconsistent with that specified by the Web Crypto call (${JWK_ALG[hash]}).`, "DataError");
-          if (keyData.ext === false && extractable) throw new DOMException("The JWK \"ext\" member was false but the key is extractable.", "DataError");
-          bytes = fromBase64url(keyData.k);
-        } else {
-          throw new DOMException(`Unsupported key format for HMAC: ${String(format)}`, "NotSupportedError");
-        }
-        if (bytes.length === 0) throw new DOMException("HMAC key data must not be empty.", "DataError");
-        if (length !== undefined && (length > bytes.length * 8 || length <= (bytes.length - 1) * 8)) {
-          throw new DOMException("The length does not match the key data.", "DataError");
-        }
-        return newKey(bytes, hash, extractable, u);
+        need(arguments, 3, "encrypt");
+        const s = keyArg(key, "encrypt");
+        const bytes = dataArg(data, "encrypt");
+        const norm = normalize("encrypt", algorithm, "encrypt");
+        return () => {
+          checkKey(s, norm, "encrypt");
+          return norm.alg.encrypt(norm, s, bytes);
+        };
       });
     }
-    exportKey(format, key) {
+    decrypt(algorithm, key, data) {
       return asyncly(() => {
-        const s = keyState(key);
-        if (s === undefined) throw new TypeError("Failed to execute 'exportKey' on 'SubtleCrypto': parameter 2 is not of type 'CryptoKey'.");
-        if (!s.extractable) throw new DOMException("The key is not extractable.", "InvalidAccessError");
-        if (format === "raw") return TypedArrayPrototypeGetBuffer(copyBytes(s.bytes));
-        if (format === "jwk") {
-          return { kty: "oct", k: toBase64url(s.bytes), alg: JWK_ALG[s.hash], key_ops: key.usages, ext: true };
-        }
-        throw new DOMException(`Unsupported key format for HMAC: ${String(format)}`, "NotSupportedError");
-      });
-    }
-    generateKey(algorithm, extractable, usages) {
-      return asyncly(() => {
-        if (arguments.length < 3) throw new TypeError(`Failed to execute 'generateKey' on 'SubtleCrypto': 3 arguments required, but only ${arguments.length} present.`);
-        const { hash, length } = hmacParams(algorithm, "generateKey");
-        const u = usagesOf(usages, "generateKey");
-        const bits = length === undefined ? HASH_BITS[hash] : length;
-        if (!(bits > 0) || bits > 8192 || bits % 8 !== 0) throw new DOMException("HMAC key length must be a positive multiple of 8, at most 8192.", "OperationError");
-        const bytes = new Uint8Array(bits / 8);
-        ops.randomFill(bytes);
-        return newKey(bytes, hash, extractable, u);
+        need(arguments, 3, "decrypt");
+        const s = keyArg(key, "decrypt");
+        const bytes = dataArg(data, "decrypt");
+        const norm = normalize("decrypt", algorithm, "decrypt");
+        return () => {
+          checkKey(s, norm, "decrypt");
+          return norm.alg.decrypt(norm, s, bytes);
+        };
       });
     }
     sign(algorithm, key, data) {
       return asyncly(() => {
-        if (arguments.length < 3) throw new TypeError(`Failed to execute 'sign' on 'SubtleCrypto': 3 arguments required, but only ${arguments.length} present.`);
-        if (algName(algorithm, "sign") !== "HMAC") throw new DOMException("Unrecognized algorithm name", "NotSupportedError");
-        const s = keyFor(key, "sign", "sign");
-        const bytes = toBytes(data);
-        if (bytes === undefined) throw new TypeError("Failed to execute 'sign' on 'SubtleCrypto': data is not a BufferSource.");
-        return ops.hmacSign(s.hash, s.bytes, bytes);
+        need(arguments, 3, "sign");
+        const s = keyArg(key, "sign");
+        const bytes = dataArg(data, "sign");
+        const norm = normalize("sign", algorithm, "sign");
+        return () => {
+          checkKey(s, norm, "sign");
+          return norm.alg.sign(norm, s, bytes);
+        };
       });
     }
     verify(algorithm, key, signature, data) {
       return asyncly(() => {
-        if (arguments.length < 4) throw new TypeError(`Failed to execute 'verify' on 'SubtleCrypto': 4 arguments required, but only ${arguments.length} present.`);
-        if (algName(algorithm, "verify") !== "HMAC") throw new DOMException("Unrecognized algorithm name", "NotSupportedError");
-        const s = keyFor(key, "verify", "verify");
-        const sig = toBytes(signature);
-        const bytes = toBytes(data);
-        if (sig === undefined || bytes === undefined) throw new TypeError("Failed to execute 'verify' on 'SubtleCrypto': signature and data must be BufferSources.");
-        return ops.hmacVerify(s.hash, s.bytes, bytes, sig);
+        need(arguments, 4, "verify");
+        const s = keyArg(key, "verify");
+        const sig = dataArg(signature, "verify");
+        const bytes = dataArg(data, "verify");
+        const norm = normalize("verify", algorithm, "verify");
+        return () => {
+          checkKey(s, norm, "verify");
+          return norm.alg.verify(norm, s, sig, bytes);
+        };
       });
     }
     digest(algorithm, data) {
-      try {
-        if (arguments.length < 2) throw new TypeError(`Failed to execute 'digest' on 'SubtleCrypto': 2 arguments required, but only ${arguments.length} present.`);
-        const name = typeof algorithm === "string" ? algorithm : algorithm !== null && typeof algorithm === "object" ? algorithm.name : undefined;
-        if (name === undefined) throw new TypeError("Failed to execute 'digest' on 'SubtleCrypto': Algorithm: name is missing.");
-        const alg = DIGESTS[StringPrototypeToUpperCase(String(name))];
-        if (alg === undefined) throw new DOMException(`Unrecognized algorithm name: ${String(name)}`, "NotSupportedError");
+      return asyncly(() => {
+        need(arguments, 2, "digest");
         const bytes = toBytes(data);
         if (bytes === undefined) throw new TypeError("Failed to execute 'digest' on 'SubtleCrypto': The provided value is not of type '(ArrayBuffer or ArrayBufferView)'.");
-        return PromiseResolve(ops.digest(alg, bytes));
-      } catch (e) {
-        return PromiseReject(e);
-      }
+        const norm = normalize("digest", algorithm, "digest");
+        const copy = copyBytes(bytes);
+        return () => ops.digest(norm.alg.id, copy);
+      });
+    }
+    generateKey(algorithm, extractable, keyUsages) {
+      return asyncly(() => {
+        need(arguments, 3, "generateKey");
+        const usages = usagesOf(keyUsages, "generateKey");
+        const norm = normalize("generateKey", algorithm, "generateKey");
+        return () => {
+          const result = norm.alg.generateKey(norm, !!extractable, usages);
+          const s = keyState(result);
+          const priv = s === undefined ? keyState(result.privateKey) : s.type === "secret" ? s : undefined;
+          if (priv !== undefined && priv.usages.length === 0) throw error("SyntaxError", "Usages cannot be empty when creating a key.");
+          return result;
+        };
+      });
+    }
+    importKey(format, keyData, algorithm, extractable, keyUsages) {
+      return asyncly(() => {
+        need(arguments, 5, "importKey");
+        const f = formatArg(format, "importKey");
+        const usages = usagesOf(keyUsages, "importKey");
+        const norm = normalize("importKey", algorithm, "importKey");
+        let data;
+        if (f === "jwk") data = readJwk(keyData);
+        else {
+          const b = toBytes(keyData);
+          if (b === undefined) throw new TypeError(`Failed to execute 'importKey' on 'SubtleCrypto': ${f} key data must be an ArrayBuffer or ArrayBufferView.`);
+          data = copyBytes(b);
+        }
+        return () => importKey(f, data, norm, extractable, usages);
+      });
+    }
+    exportKey(format, key) {
+      return asyncly(() => {
+        need(arguments, 2, "exportKey");
+        const f = formatArg(format, "exportKey");
+        const s = keyArg(key, "exportKey");
+        return () => {
+          const alg = REGISTERED.exportKey[asciiUpper(s.algorithm.name)];
+          if (alg === undefined) throw error("NotSupportedError", `${s.algorithm.name} keys cannot be exported.`);
+          if (!s.extractable) throw error("InvalidAccessError", "The key is not extractable.");
+          return alg.exportKey(f, s);
+        };
+      });
+    }
+    deriveBits(algorithm, baseKey, length = null) {
+      return asyncly(() => {
+        need(arguments, 2, "deriveBits");
+        const s = keyArg(baseKey, "deriveBits");
+        const n = lengthArg(length);
+        const norm = normalize("deriveBits", algorithm, "deriveBits");
+        return () => {
+          checkKey(s, norm, "deriveBits");
+          return norm.alg.deriveBits(norm, s, n);
+        };
+      });
+    }
+    deriveKey(algorithm, baseKey, derivedKeyType, extractable, keyUsages) {
+      return asyncly(() => {
+        need(arguments, 5, "deriveKey");
+        const s = keyArg(baseKey, "deriveKey");
+        const usages = usagesOf(keyUsages, "deriveKey");
+        const norm = normalize("deriveBits", algorithm, "deriveKey");
+        const importNorm = normalize("importKey", derivedKeyType, "deriveKey");
+        const lengthNorm = normalize("getKeyLength", derivedKeyType, "deriveKey");
+        return () => {
+          checkKey(s, norm, "deriveKey");
+          const length = lengthNorm.alg.getKeyLength(lengthNorm);
+          const secret = norm.alg.deriveBits(norm, s, length);
+          return importKey("raw", new Uint8Array(secret), importNorm, extractable, usages);
+        };
+      });
     }
   }
   ObjectDefineProperty(SubtleCrypto.prototype, SymbolToStringTag, { __proto__: null, value: "SubtleCrypto", configurable: true });
@@ -286,6 +530,14 @@
     }
   }
   ObjectDefineProperty(Crypto.prototype, SymbolToStringTag, { __proto__: null, value: "Crypto", configurable: true });
+
+  // The algorithms, given the helpers above.
+  web.__cryptoKit = ObjectFreeze({
+    __proto__: null,
+    error, copyBytes, bufferOf, sameBytes, enforceRange, bufferMember, toBase64url, fromBase64url,
+    intersect, checkUsages, checkJwk, jwkOut, newKey, register, hashMember, has,
+  });
+  web.__load("crypto_algorithms");
 
   web.Crypto = Crypto;
   web.CryptoKey = CryptoKey;

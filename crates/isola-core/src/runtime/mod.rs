@@ -11,12 +11,14 @@
 pub(crate) mod allocator;
 pub(crate) mod boundary;
 pub(crate) mod errors;
+mod gcm;
 mod load;
 pub(crate) use load::LoadStep;
 mod modules;
 pub(crate) mod ops;
 pub(crate) mod ops_clone;
 pub(crate) mod ops_compress;
+pub(crate) mod ops_crypto;
 pub(crate) mod ops_fetch;
 pub(crate) mod ops_formdata;
 pub(crate) mod ops_urlpattern;

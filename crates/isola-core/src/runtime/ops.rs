@@ -15,7 +15,9 @@ use std::time::{Duration, Instant};
 
 use v8::MapFnTo;
 
-use crate::runtime::{ops_clone, ops_compress, ops_fetch, ops_formdata, ops_urlpattern, ops_web};
+use crate::runtime::{
+    ops_clone, ops_compress, ops_crypto, ops_fetch, ops_formdata, ops_urlpattern, ops_web,
+};
 use crate::tenant::{BodySource, ConsoleLevel, ConsoleSink};
 
 /// Longest console line passed to the sink (bytes); longer lines are cut.
@@ -197,8 +199,8 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
                 "structuredClone",
                 ops_clone::op_structured_clone.map_fn_to(),
             ),
-            ("hmacSign", ops_web::op_hmac_sign.map_fn_to()),
-            ("hmacVerify", ops_web::op_hmac_verify.map_fn_to()),
+            ("hmacSign", ops_crypto::op_hmac_sign.map_fn_to()),
+            ("hmacVerify", ops_crypto::op_hmac_verify.map_fn_to()),
             ("fetchStart", ops_fetch::op_fetch_start.map_fn_to()),
             ("fetchAbort", ops_fetch::op_fetch_abort.map_fn_to()),
             (
@@ -216,6 +218,14 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
             ("codecNew", ops_compress::op_codec_new.map_fn_to()),
             ("codecPush", ops_compress::op_codec_push.map_fn_to()),
             ("codecFree", ops_compress::op_codec_free.map_fn_to()),
+            ("keyGenerate", ops_crypto::op_key_generate.map_fn_to()),
+            ("keyImport", ops_crypto::op_key_import.map_fn_to()),
+            ("keyExport", ops_crypto::op_key_export.map_fn_to()),
+            ("keySign", ops_crypto::op_key_sign.map_fn_to()),
+            ("keyVerify", ops_crypto::op_key_verify.map_fn_to()),
+            ("aesGcm", ops_crypto::op_aes_gcm.map_fn_to()),
+            ("pbkdf2", ops_crypto::op_pbkdf2.map_fn_to()),
+            ("hkdf", ops_crypto::op_hkdf.map_fn_to()),
         ]
     });
 

@@ -21,7 +21,7 @@ pub const MAX_BYTES_INPUT: usize = 32 << 20;
 /// `crypto.getRandomValues` refuses more bytes than this (as the spec says).
 pub const MAX_RANDOM_BYTES: usize = 65_536;
 
-fn throw(scope: &mut v8::PinScope, range: bool, msg: &str) {
+pub(super) fn throw(scope: &mut v8::PinScope, range: bool, msg: &str) {
     if let Some(m) = v8::String::new(scope, msg) {
         let e = if range {
             v8::Exception::range_error(scope, m)
@@ -304,7 +304,7 @@ pub(crate) fn op_btoa(
 }
 
 /// The bytes of a `Uint8Array` argument (copied, at most `max`).
-fn bytes_arg(
+pub(super) fn bytes_arg(
     scope: &mut v8::PinScope,
     v: v8::Local<v8::Value>,
     what: &str,
@@ -382,7 +382,7 @@ pub(crate) fn op_random_fill(
 
 /// A new `ArrayBuffer` holding `bytes`, allocated through the isolate's
 /// counted allocator.
-fn array_buffer<'s>(
+pub(super) fn array_buffer<'s>(
     scope: &mut v8::PinScope<'s, '_>,
     bytes: &[u8],
 ) -> v8::Local<'s, v8::ArrayBuffer> {
@@ -426,79 +426,10 @@ pub(crate) fn op_digest(
     rv.set(ab.into());
 }
 
-/// HMAC of `data` under `key` with SHA-1/256/384/512 (`alg` 1, 256, 384, 512).
-fn hmac_tag(alg: i32, key: &[u8], data: &[u8]) -> Option<Vec<u8>> {
-    use hmac::{Hmac, Mac};
-    fn tag<M: Mac + hmac::digest::KeyInit>(key: &[u8], data: &[u8]) -> Vec<u8> {
-        let mut m = <M as hmac::digest::KeyInit>::new_from_slice(key)
-            .expect("HMAC takes keys of any length");
-        m.update(data);
-        m.finalize().into_bytes().to_vec()
-    }
-    Some(match alg {
-        1 => tag::<Hmac<sha1::Sha1>>(key, data),
-        256 => tag::<Hmac<sha2::Sha256>>(key, data),
-        384 => tag::<Hmac<sha2::Sha384>>(key, data),
-        512 => tag::<Hmac<sha2::Sha512>>(key, data),
-        _ => return None,
-    })
-}
-
-fn int_arg(scope: &mut v8::PinScope, v: v8::Local<v8::Value>) -> i32 {
+pub(super) fn int_arg(scope: &mut v8::PinScope, v: v8::Local<v8::Value>) -> i32 {
     if v.is_int32() {
         v.int32_value(scope).unwrap_or(0)
     } else {
         0
     }
-}
-
-/// The hash number and `N` byte arguments (key, data, ...) of an HMAC op.
-fn hmac_args<const N: usize>(
-    scope: &mut v8::PinScope,
-    args: &v8::FunctionCallbackArguments,
-    what: &str,
-) -> Option<(i32, [Vec<u8>; N])> {
-    let alg = int_arg(scope, args.get(0));
-    let mut out: [Vec<u8>; N] = std::array::from_fn(|_| Vec::new());
-    for (i, slot) in out.iter_mut().enumerate() {
-        *slot = bytes_arg(scope, args.get(i as i32 + 1), what, MAX_BYTES_INPUT)?;
-    }
-    Some((alg, out))
-}
-
-/// `hmacSign(alg, key, data)`: an `ArrayBuffer` with the HMAC tag.
-pub(crate) fn op_hmac_sign(
-    scope: &mut v8::PinScope,
-    args: v8::FunctionCallbackArguments,
-    mut rv: v8::ReturnValue<v8::Value>,
-) {
-    let Some((alg, [key, data])) = hmac_args(scope, &args, "sign") else {
-        return;
-    };
-    let Some(out) = hmac_tag(alg, &key, &data) else {
-        throw(scope, false, "sign: unsupported hash");
-        return;
-    };
-    let ab = array_buffer(scope, &out);
-    rv.set(ab.into());
-}
-
-/// `hmacVerify(alg, key, data, signature)`: whether `signature` is the HMAC
-/// tag of `data` (compared in constant time).
-pub(crate) fn op_hmac_verify(
-    scope: &mut v8::PinScope,
-    args: v8::FunctionCallbackArguments,
-    mut rv: v8::ReturnValue<v8::Value>,
-) {
-    let Some((alg, [key, data, sig])) = hmac_args(scope, &args, "verify") else {
-        return;
-    };
-    let Some(tag) = hmac_tag(alg, &key, &data) else {
-        throw(scope, false, "verify: unsupported hash");
-        return;
-    };
-    // Constant time: every byte is looked at whatever the first difference.
-    let ok =
-        tag.len() == sig.len() && tag.iter().zip(&sig).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-    rv.set(v8::Boolean::new(scope, ok).into());
 }

@@ -21,7 +21,7 @@ pub const INTERNAL_PREFIX: &str = "isola:";
 /// web APIs by spec area (each called with the ops, the primordials and the
 /// `web` object it puts its names on), then the bootstrap, which defines the
 /// globals and returns the internals.
-pub const SOURCES: [(&str, &str); 8] = [
+pub const SOURCES: [(&str, &str); 7] = [
     ("isola:primordials.js", PRIMORDIALS_JS),
     (
         "isola:web/timers.js",
@@ -37,10 +37,6 @@ pub const SOURCES: [(&str, &str); 8] = [
         "isola:web/globals.js",
         include_str!("../../js/web/globals.js"),
     ),
-    (
-        "isola:web/crypto.js",
-        include_str!("../../js/web/crypto.js"),
-    ),
     (BOOTSTRAP_NAME, BOOTSTRAP_JS),
 ];
 /// Web areas installed on first use, not in every tenant: the snapshot holds
@@ -50,7 +46,9 @@ pub const SOURCES: [(&str, &str); 8] = [
 /// plain data property. A lazy area runs after tenant code, so it must take
 /// every built-in from the primordials (`P.intrinsic`), never from a global.
 /// (resource name, source, the globals it defines on `web`).
-pub const LAZY_SOURCES: [(&str, &str, &[&str]); 10] = [
+/// An area with no globals (`crypto_algorithms`, `streams_more`) is loaded
+/// by another one through `web.__load`.
+pub const LAZY_SOURCES: [(&str, &str, &[&str]); 12] = [
     (
         "isola:web/blob.js",
         include_str!("../../js/web/blob.js"),
@@ -121,6 +119,16 @@ pub const LAZY_SOURCES: [(&str, &str, &[&str]); 10] = [
             "CompressionStream",
             "DecompressionStream",
         ],
+    ),
+    (
+        "isola:web/crypto.js",
+        include_str!("../../js/web/crypto.js"),
+        &["Crypto", "CryptoKey", "SubtleCrypto", "crypto"],
+    ),
+    (
+        "isola:web/crypto_algorithms.js",
+        include_str!("../../js/web/crypto_algorithms.js"),
+        &[],
     ),
 ];
 /// Context-data index of the internals object.

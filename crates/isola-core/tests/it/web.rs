@@ -8,6 +8,8 @@ mod abort;
 mod blob;
 mod compression;
 mod crypto;
+mod crypto_keys;
+mod crypto_secret;
 mod events;
 mod fetch;
 mod formdata;

@@ -157,6 +157,63 @@ fn jose_signs_and_verifies_jwts_with_crypto_subtle() {
 }
 
 #[test]
+fn jose_signs_and_verifies_es256_and_eddsa_jwts_and_encrypts_with_a256gcm() {
+    // crypto.subtle's key pairs (ECDSA P-256, Ed25519) and AES-GCM through
+    // jose: keys generated, exported and imported again (PKCS #8, SPKI,
+    // JWK), a JWT signed and verified, a forged one refused, and a JWE.
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    // One request generates P-256, P-384 and Ed25519 keys and loads jose and
+    // the crypto areas cold: a functional test, so a CPU budget well above
+    // the 50 ms default (which a loaded test machine can pass).
+    let r = s.admin(
+        "PUT",
+        "/v1/tenants/josekeys",
+        Some(json!({ "limits": { "cpu": 1000 } })),
+    );
+    assert!(r.status < 300, "{}", r.body);
+    deploy_with(
+        &s,
+        "josekeys",
+        "import { SignJWT, jwtVerify, generateKeyPair, exportJWK, importJWK, exportSPKI, importSPKI,
+                  exportPKCS8, importPKCS8, CompactEncrypt, compactDecrypt } from './jose/dist/browser/index.js';
+         export default { async fetch(req) {
+           const alg = new URL(req.url).searchParams.get('alg');
+           if (alg === 'A256GCM') {
+             const k = crypto.getRandomValues(new Uint8Array(32));
+             const jwe = await new CompactEncrypt(new TextEncoder().encode('secret'))
+               .setProtectedHeader({ alg: 'dir', enc: 'A256GCM' }).encrypt(k);
+             return Response.json({ plain: new TextDecoder().decode((await compactDecrypt(jwe, k)).plaintext) });
+           }
+           const kp = await generateKeyPair(alg, { extractable: true, crv: alg === 'EdDSA' ? 'Ed25519' : undefined });
+           const priv = await importPKCS8(await exportPKCS8(kp.privateKey), alg);
+           const pubJwk = await importJWK(await exportJWK(kp.publicKey), alg);
+           const pubSpki = await importSPKI(await exportSPKI(kp.publicKey), alg);
+           const jwt = await new SignJWT({ sub: 'alice' }).setProtectedHeader({ alg }).setIssuedAt().sign(priv);
+           const a = await jwtVerify(jwt, pubJwk);
+           const b = await jwtVerify(jwt, pubSpki);
+           const [h, p, sig] = jwt.split('.');
+           const forged = `${h}.${p}.${sig[0] === 'A' ? 'B' : 'A'}${sig.slice(1)}`;
+           let error = null;
+           try { await jwtVerify(forged, pubJwk); } catch (e) { error = e.code; }
+           return Response.json({ subs: [a.payload.sub, b.payload.sub], crv: (await exportJWK(kp.publicKey)).crv, error });
+         } };",
+        &[("jose", "dist/browser")],
+    );
+    for (alg, crv) in [("ES256", "P-256"), ("ES384", "P-384"), ("EdDSA", "Ed25519")] {
+        let r = s.data("josekeys.localhost", &format!("/?alg={alg}"));
+        assert_eq!(r.status, 200, "{alg}: {}", r.body);
+        assert_eq!(
+            r.json(),
+            json!({"subs": ["alice", "alice"], "crv": crv, "error": "ERR_JWS_SIGNATURE_VERIFICATION_FAILED"}),
+            "{alg}"
+        );
+    }
+    let r = s.data("josekeys.localhost", "/?alg=A256GCM");
+    assert_eq!((r.status, r.json()), (200, json!({"plain": "secret"})));
+}
+
+#[test]
 fn marked_renders_markdown() {
     let dir = tempfile::tempdir().unwrap();
     let s = start(dir.path());

@@ -173,5 +173,9 @@ fn abandoned_compression_streams_are_freed_after_garbage_collection() {
     // Nothing was freed yet: the next 16 would pass the cap...
     // ...unless a collection found them and the cleanup ran.
     t.collect_garbage();
-    assert_eq!(call_json(&mut t), json!(16), "abandoned codecs were not freed");
+    assert_eq!(
+        call_json(&mut t),
+        json!(16),
+        "abandoned codecs were not freed"
+    );
 }

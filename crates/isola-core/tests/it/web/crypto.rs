@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use super::{run, throws, PATCH_EVERYTHING};
+use super::{run, run_with_cpu, throws, DELETE_GLOBALS, PATCH_EVERYTHING};
 
 #[test]
 fn digests_match_known_answers() {
@@ -170,4 +170,105 @@ fn hmac_works_after_the_tenant_patched_every_builtin() {
         return [jwk.k, sig.length];"
     ));
     assert_eq!(v, json!(["SmVmZQ", 32]));
+}
+
+#[test]
+fn crypto_loads_on_first_use_after_the_tenant_deleted_and_patched_the_builtins() {
+    // crypto is a lazy area (with crypto_algorithms, which it loads): its
+    // globals are accessors until first use, which runs both areas after
+    // this tenant code. They must not reach for a global or a patchable
+    // method, for every algorithm.
+    let v = run_with_cpu(&format!(
+        "const before = Object.getOwnPropertyDescriptor(globalThis, 'crypto'); const U8 = Uint8Array; const enc = new TextEncoder(); const replace = Symbol.replace;
+        Object.defineProperty(Object.prototype, 'publicKey', {{ set() {{ throw new Error('setter ran'); }}, configurable: true }});
+        Object.defineProperty(Object.prototype, 'kty', {{ set() {{ throw new Error('setter ran'); }}, configurable: true }});
+        Object.prototype.encrypt = () => 'tenant';
+        {PATCH_EVERYTHING}
+        {DELETE_GLOBALS}
+        RegExp.prototype[replace] = () => {{ throw new Error('patched replace'); }};
+        const S = crypto.subtle;
+        const after = __gopd(globalThis, 'crypto');
+        const ec = await S.generateKey({{ name: 'ECDSA', namedCurve: 'P-256' }}, true, ['sign', 'verify']);
+        const sig = await S.sign({{ name: 'ECDSA', hash: 'SHA-256' }}, ec.privateKey, new U8(3));
+        const jwk = await S.exportKey('jwk', ec.privateKey);
+        const back = await S.importKey('jwk', jwk, {{ name: 'ECDSA', namedCurve: 'P-256' }}, false, ['sign']);
+        const ed = await S.generateKey('Ed25519', true, ['sign', 'verify']);
+        const edSig = await S.sign('Ed25519', ed.privateKey, new U8(1));
+        const aes = await S.importKey('raw', new U8(16), 'AES-GCM', true, ['encrypt', 'decrypt']);
+        const ct = await S.encrypt({{ name: 'AES-GCM', iv: new U8(12) }}, aes, new U8(5));
+        const pt = await S.decrypt({{ name: 'AES-GCM', iv: new U8(12) }}, aes, ct);
+        const pw = await S.importKey('raw', enc.encode('pw'), 'PBKDF2', false, ['deriveKey']);
+        const k = await S.deriveKey({{ name: 'PBKDF2', salt: new U8(8), iterations: 10, hash: 'SHA-256' }}, pw, {{ name: 'HMAC', hash: 'SHA-1' }}, true, ['sign']);
+        const hk = await S.importKey('raw', new U8(4), 'HKDF', false, ['deriveBits']);
+        const bits = await S.deriveBits({{ name: 'HKDF', hash: 'SHA-384', salt: new U8(1), info: new U8(1) }}, hk, 128);
+        let hmacEncrypt;
+        try {{ await S.encrypt({{ name: 'HMAC' }}, k, new U8(1)); }} catch (e) {{ hmacEncrypt = e.name; }}
+        return [typeof before.get, typeof after.value, 'get' in after, sig.byteLength,
+                await S.verify({{ name: 'ECDSA', hash: 'SHA-256' }}, ec.publicKey, sig, new U8(3)),
+                back.type, jwk.kty, await S.verify('Ed25519', ed.publicKey, edSig, new U8(1)),
+                ct.byteLength, pt.byteLength, k.algorithm.length, bits.byteLength, hmacEncrypt,
+                typeof Crypto, typeof CryptoKey, typeof SubtleCrypto];"
+    ), 20_000);
+    assert_eq!(
+        v,
+        json!([
+            "function",
+            "object",
+            false,
+            64,
+            true,
+            "private",
+            "EC",
+            true,
+            21,
+            5,
+            512,
+            16,
+            "NotSupportedError",
+            "function",
+            "function",
+            "function"
+        ])
+    );
+}
+
+#[test]
+fn crypto_keys_cannot_be_cloned_even_before_crypto_loads() {
+    let v = run(r#"
+        const first = structuredClone({ a: 1 });
+        const k = await crypto.subtle.generateKey({ name: "AES-GCM", length: 128 }, true, ["encrypt"]);
+        let name;
+        try { structuredClone(k); } catch (e) { name = e.name; }
+        return [first.a, name];
+    "#);
+    assert_eq!(v, json!([1, "DataCloneError"]));
+}
+
+#[test]
+fn subtle_promises_settle_as_the_spec_orders_its_two_phases() {
+    // Argument and algorithm errors reject at once; the operation's result
+    // or error (here: a key without the usage) settles after a microtask
+    // the caller queues right after the call, as if it ran in parallel
+    // (WPT checks both).
+    let v = run(r#"
+        let queued = false;
+        const key = await crypto.subtle.generateKey({ name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+        const seen = [];
+        const p1 = crypto.subtle.digest("SHA-256", new Uint8Array(1)).then(() => seen.push(["digest", queued]));
+        const p2 = crypto.subtle.sign("HMAC", key, new Uint8Array(1)).then(() => seen.push(["sign", queued]));
+        const p3 = crypto.subtle.verify("HMAC", key, new Uint8Array(1), new Uint8Array(1)).catch((e) => seen.push([e.name, queued]));
+        const p4 = crypto.subtle.digest("MD5", new Uint8Array(1)).catch((e) => seen.push([e.name, queued]));
+        Promise.resolve().then(() => { queued = true; });
+        await Promise.all([p1, p2, p3, p4]);
+        return seen;
+    "#);
+    assert_eq!(
+        v,
+        json!([
+            ["NotSupportedError", false],
+            ["digest", true],
+            ["sign", true],
+            ["InvalidAccessError", true]
+        ])
+    );
 }
