@@ -880,6 +880,16 @@
     fromFlat: Headers.fromFlat,
     take: Body.take,
     fetched: Response.fetched,
+    // WebAssembly.compileStreaming: the bytes of an application/wasm Response.
+    async wasmBytes(r) {
+      if (!Response.is(r)) throw new TypeError("WebAssembly: Argument 0 must be a Response or a promise of one");
+      const type = HeadersPrototypeGet(Response.headersOf(r), "content-type");
+      if (type === null || StringPrototypeToLowerCase(StringPrototypeTrim(type)) !== "application/wasm") {
+        throw new TypeError(`WebAssembly: the Response's Content-Type must be application/wasm (it is ${type === null ? "missing" : type})`);
+      }
+      const bytes = await Body.take(r);
+      return bytes === null ? new Uint8Array(0) : bytes;
+    },
   });
 
   // The lazy areas (snapshot.rs LAZY_SOURCES): each global is an accessor
@@ -897,6 +907,7 @@
   web.__load = (area) => {
     if (lazyLoaded[area] === true) return;
     const rec = lazyAreas[area];
+    if (rec === undefined) throw new Error(`isola: no lazy area ${area}`);
     ReflectApply(rec.fn, undefined, [ops, P, web]);
     lazyLoaded[area] = true;
     const names = rec.names;
@@ -1092,5 +1103,12 @@
   }
 
   const fireTimer = web.__fireTimer;
-  return { __proto__: null, invoke, finish, fireTimer, unhandledRejection, errorRecord, makeRequest, takeBackground, readChunk };
+  // WebAssembly for a tenant that has it enabled: V8's namespace (removed
+  // from the context at creation), wrapped so its memories and code count.
+  function enableWasm(ns) {
+    web.__load("wasm");
+    define("WebAssembly", web.__wasm.install(ns));
+  }
+
+  return { __proto__: null, invoke, finish, fireTimer, enableWasm, unhandledRejection, errorRecord, makeRequest, takeBackground, readChunk };
 });

@@ -193,6 +193,9 @@ pub struct TenantConfig {
     pub fetch: Arc<crate::outbound::FetchPolicy>,
     /// The host's HTTP client for `fetch()`; without one `fetch()` throws.
     pub outbound: Option<Arc<dyn crate::outbound::Outbound>>,
+    /// Whether the tenant has WebAssembly (its memories and compiled code
+    /// then count in its ArrayBuffer budget; off by default).
+    pub webassembly: bool,
 }
 
 impl TenantConfig {
@@ -205,7 +208,14 @@ impl TenantConfig {
             console: None,
             fetch: Arc::default(),
             outbound: None,
+            webassembly: false,
         }
+    }
+
+    /// Gives the tenant WebAssembly (counted in its ArrayBuffer budget).
+    pub fn webassembly(mut self, on: bool) -> Self {
+        self.webassembly = on;
+        self
     }
 
     /// Lets the tenant `fetch()` through `outbound` within `policy`.
@@ -497,6 +507,9 @@ impl Tenant {
                 .clone()
                 .map(|o| (self.config.fetch.clone(), o)),
         );
+        if self.config.webassembly {
+            rt.set_webassembly()?;
+        }
         self.stats.isolate_creations += 1;
         Ok(rt)
     }

@@ -179,6 +179,10 @@ pub struct TenantSettings {
     pub dedicated: bool,
     /// Outbound `fetch()`: allowed hosts and per-invocation caps (deny by default).
     pub fetch: isola_core::FetchPolicy,
+    /// WebAssembly for this tenant (off by default). Its memories count in
+    /// `limits.external_memory_bytes` at their declared maximum, which they
+    /// must have, and its compiled code at 4 bytes per module byte.
+    pub webassembly: bool,
 }
 
 impl Default for TenantSettings {
@@ -192,6 +196,7 @@ impl Default for TenantSettings {
             expose_errors: false,
             dedicated: false,
             fetch: isola_core::FetchPolicy::default(),
+            webassembly: false,
         }
     }
 }

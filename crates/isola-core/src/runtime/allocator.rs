@@ -62,7 +62,8 @@ impl AbCounter {
         self.refused.swap(false, Ordering::Relaxed)
     }
 
-    fn reserve(&self, len: usize) -> bool {
+    /// Charges `len` bytes if they fit the budget.
+    pub(crate) fn reserve(&self, len: usize) -> bool {
         let mut cur = self.used.load(Ordering::Relaxed);
         loop {
             let limit = self.limit.load(Ordering::Relaxed);
@@ -83,7 +84,8 @@ impl AbCounter {
         }
     }
 
-    fn release(&self, len: usize) {
+    /// Returns `len` charged bytes.
+    pub(crate) fn release(&self, len: usize) {
         self.used.fetch_sub(len, Ordering::Relaxed);
     }
 }

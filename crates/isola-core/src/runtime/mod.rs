@@ -22,6 +22,7 @@ pub(crate) mod ops_crypto;
 pub(crate) mod ops_fetch;
 pub(crate) mod ops_formdata;
 pub(crate) mod ops_urlpattern;
+pub(crate) mod ops_wasm;
 pub(crate) mod ops_web;
 pub(crate) mod platform;
 pub(crate) mod snapshot;
@@ -129,6 +130,8 @@ pub(crate) struct JsRuntime {
     isolate: v8::OwnedIsolate,
     // After the isolate: V8 callbacks hold a pointer to it until the isolate is gone.
     kill: Arc<KillState>,
+    /// V8's WebAssembly namespace of this context, kept aside (see `set_webassembly`).
+    wasm_ns: Option<v8::Global<v8::Value>>,
 }
 
 impl JsRuntime {
@@ -151,7 +154,8 @@ impl JsRuntime {
         isolate.set_microtasks_policy(v8::MicrotasksPolicy::Explicit);
         isolate.set_allow_atomics_wait(false);
         isolate.set_capture_stack_trace_for_uncaught_exceptions(true, 16);
-        isolate.set_allow_wasm_code_generation_callback(no_wasm_codegen);
+        isolate.set_allow_wasm_code_generation_callback(ops_wasm::wasm_codegen);
+        isolate.set_slot(ops_wasm::WasmEnabled(false));
         isolate.set_oom_error_handler(platform::on_oom);
         isolate.set_use_counter_callback(watchdog::on_use_counter);
         isolate.set_promise_reject_callback(ops::on_promise_reject);
@@ -173,26 +177,32 @@ impl JsRuntime {
             fetch: None,
             fetches: Vec::new(),
             subrequests: 0,
+            wasm_memories: 0,
             ab: ab.clone(),
             codecs: Default::default(),
         }));
         isolate.set_slot(ops.clone());
-        let (context, internals) = {
+        let (context, internals, wasm_ns) = {
             v8::scope!(let scope, &mut isolate);
             let context = v8::Context::new(scope, Default::default());
             let scope = &mut v8::ContextScope::new(scope, context);
             let internals = scope
                 .get_context_data_from_snapshot_once::<v8::Object>(snapshot::INTERNALS_INDEX)
                 .map_err(|e| Error::Snapshot(format!("the snapshot has no internals object ({e}); delete the snapshot file to rebuild it")))?;
-            // No WebAssembly for tenants: wasm memories reserve address space
-            // outside the counted ArrayBuffer budget (see docs/LIMITS.md). V8
-            // installs the global per context, so it is removed here.
+            // No WebAssembly unless the tenant's settings enable it (then
+            // `set_webassembly` installs it, wrapped so its memories and code
+            // count: see ops_wasm). V8 installs the global per context, so it
+            // is kept aside and removed here.
             let global = context.global(scope);
             let wasm = v8_str(scope, "WebAssembly")?;
+            let wasm_ns = global
+                .get(scope, wasm.into())
+                .map(|ns| v8::Global::new(scope, ns));
             global.delete(scope, wasm.into());
             (
                 v8::Global::new(scope, context),
                 v8::Global::new(scope, internals),
+                wasm_ns,
             )
         };
         // Isolates are entered only while in use (see `entered`): several
@@ -216,6 +226,7 @@ impl JsRuntime {
             seq: 0,
             isolate,
             kill,
+            wasm_ns,
         })
     }
 
@@ -613,6 +624,22 @@ impl JsRuntime {
         true
     }
 
+    /// Gives the tenant WebAssembly (once; a runtime never loses it): the
+    /// namespace, wrapped so memories and compiled code count in its
+    /// ArrayBuffer budget, and wasm code generation.
+    pub fn set_webassembly(&mut self) -> Result<()> {
+        let Some(ns) = self.wasm_ns.take() else {
+            return Ok(());
+        };
+        self.isolate.set_slot(ops_wasm::WasmEnabled(true));
+        let deadline = Instant::now() + self.limits.wall;
+        self.entered(|rt| {
+            in_context!(rt, deadline, scope, internals, _ctx);
+            let ns = v8::Local::new(scope, ns);
+            call_internal(scope, internals, "enableWasm", &[ns]).map(|_| ())
+        })
+    }
+
     /// Lets the tenant `fetch()` through `outbound` within `policy` (or not,
     /// with `None`: `fetch()` then throws a `TypeError`).
     pub fn set_fetch(
@@ -744,13 +771,6 @@ pub(crate) fn release_freed_memory() {
     unsafe {
         libc::malloc_trim(0);
     }
-}
-
-unsafe extern "C" fn no_wasm_codegen(
-    _context: v8::Local<v8::Context>,
-    _source: v8::Local<v8::String>,
-) -> bool {
-    false
 }
 
 /// Enters a runtime's context: binds `$scope` (a context scope), `$internals`

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use v8::MapFnTo;
 
 use crate::runtime::{
-    ops_clone, ops_compress, ops_crypto, ops_fetch, ops_formdata, ops_urlpattern, ops_web,
+    ops_clone, ops_compress, ops_crypto, ops_fetch, ops_formdata, ops_urlpattern, ops_wasm, ops_web,
 };
 use crate::tenant::{BodySource, ConsoleLevel, ConsoleSink};
 
@@ -63,6 +63,8 @@ pub(crate) struct OpState {
     pub fetches: Vec<ops_fetch::PendingFetch>,
     /// Subrequests the invocation in flight has made.
     pub subrequests: u32,
+    /// Wasm memories alive (charged by `wasmReserve`).
+    pub wasm_memories: u32,
     /// The tenant's ArrayBuffer budget (what a subrequest may bring back).
     pub ab: std::sync::Arc<crate::runtime::allocator::AbCounter>,
     /// The live (de)compressors of CompressionStream/DecompressionStream.
@@ -218,6 +220,9 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
             ("codecNew", ops_compress::op_codec_new.map_fn_to()),
             ("codecPush", ops_compress::op_codec_push.map_fn_to()),
             ("codecFree", ops_compress::op_codec_free.map_fn_to()),
+            ("wasmInspect", ops_wasm::op_wasm_inspect.map_fn_to()),
+            ("wasmReserve", ops_wasm::op_wasm_reserve.map_fn_to()),
+            ("wasmRelease", ops_wasm::op_wasm_release.map_fn_to()),
             ("keyGenerate", ops_crypto::op_key_generate.map_fn_to()),
             ("keyImport", ops_crypto::op_key_import.map_fn_to()),
             ("keyExport", ops_crypto::op_key_export.map_fn_to()),

@@ -46,9 +46,9 @@ pub const SOURCES: [(&str, &str); 7] = [
 /// plain data property. A lazy area runs after tenant code, so it must take
 /// every built-in from the primordials (`P.intrinsic`), never from a global.
 /// (resource name, source, the globals it defines on `web`).
-/// An area with no globals (`crypto_algorithms`, `streams_more`) is loaded
-/// by another one through `web.__load`.
-pub const LAZY_SOURCES: [(&str, &str, &[&str]); 12] = [
+/// An area with no globals (`crypto_algorithms`, `streams_more`, `wasm`) is
+/// loaded by other runtime code through `web.__load`.
+pub const LAZY_SOURCES: [(&str, &str, &[&str]); 13] = [
     (
         "isola:web/blob.js",
         include_str!("../../js/web/blob.js"),
@@ -128,6 +128,11 @@ pub const LAZY_SOURCES: [(&str, &str, &[&str]); 12] = [
     (
         "isola:web/crypto_algorithms.js",
         include_str!("../../js/web/crypto_algorithms.js"),
+        &[],
+    ),
+    (
+        "isola:web/wasm.js",
+        include_str!("../../js/web/wasm.js"),
         &[],
     ),
 ];

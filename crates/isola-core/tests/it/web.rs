@@ -18,6 +18,7 @@ mod message;
 mod streams;
 mod url;
 mod urlpattern;
+mod wasm;
 
 use serde_json::Value;
 

@@ -17,7 +17,8 @@ pub(super) fn tenant_config(
     let config = TenantConfig::new(&dep.id)
         .limits(dep.settings.limits.clone())
         .env(dep.settings.env_json())
-        .console(logs.sink(&dep.id));
+        .console(logs.sink(&dep.id))
+        .webassembly(dep.settings.webassembly);
     match outbound {
         Some(client) => config.fetch(dep.settings.fetch.clone(), client.0.clone()),
         None => config,

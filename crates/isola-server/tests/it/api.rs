@@ -738,3 +738,20 @@ fn uploads_stream_to_the_handler(isolation: isola_server::config::Isolation) {
         assert!(String::from_utf8_lossy(&seen).starts_with("HTTP/1.1 200"));
     }
 }
+
+#[test]
+fn webassembly_is_a_per_tenant_setting() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let code = "export default { fetch() { return new Response(typeof WebAssembly); } };";
+    assert!(s.deploy("plain", code).status < 300);
+    let r = s.admin(
+        "PUT",
+        "/v1/tenants/wasm",
+        Some(serde_json::json!({ "webassembly": true })),
+    );
+    assert!(r.status < 300, "{}", r.body);
+    assert!(s.deploy("wasm", code).status < 300);
+    assert_eq!(s.data("plain.localhost", "/").body, "undefined");
+    assert_eq!(s.data("wasm.localhost", "/").body, "object");
+}
