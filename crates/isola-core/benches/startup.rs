@@ -29,6 +29,75 @@ fn measure(name: &str, iters: usize, mut f: impl FnMut() -> Duration) -> Row {
     }
 }
 
+/// Measures several cases in alternation (one sample of each per round), so
+/// that drifts of the machine (frequency, caches, other load) reach every
+/// case alike and their ratios hold within one run.
+type Case<'a> = (&'a str, Box<dyn FnMut() -> Duration + 'a>);
+
+fn measure_interleaved(iters: usize, cases: Vec<Case<'_>>) -> Vec<Row> {
+    let mut cases = cases;
+    for _ in 0..iters.min(5) {
+        for (_, f) in cases.iter_mut() {
+            f();
+        }
+    }
+    let mut samples: Vec<Vec<Duration>> = cases.iter().map(|_| Vec::with_capacity(iters)).collect();
+    for _ in 0..iters {
+        for (i, (_, f)) in cases.iter_mut().enumerate() {
+            samples[i].push(f());
+        }
+    }
+    cases
+        .iter()
+        .zip(samples)
+        .map(|((name, _), mut s)| {
+            s.sort();
+            Row {
+                name: name.to_string(),
+                median: s[s.len() / 2],
+                p90: s[s.len() * 9 / 10],
+            }
+        })
+        .collect()
+}
+
+/// Resident memory of this process (bytes), from /proc/self/statm.
+fn rss() -> u64 {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+/// The memory of idle tenants: RSS growth over N warm hello-world tenants
+/// (each created from the snapshot and served one request), divided by N.
+fn idle_memory(engine: &Engine, hello: &TenantCode) {
+    const N: usize = 300;
+    let mut warm = Vec::with_capacity(N);
+    // One first, so process-wide setup is not counted.
+    let mut first = Tenant::new(engine, quiet("idle"), hello.clone()).expect("tenant");
+    first.call(vec![]).expect("first request");
+    let before = rss();
+    for i in 0..N {
+        let mut t = Tenant::new(engine, quiet(&format!("idle{i}")), hello.clone()).expect("tenant");
+        t.call(vec![]).expect("request");
+        warm.push(t);
+    }
+    let after = rss();
+    let heap: u64 = warm.iter_mut().map(|t| t.heap_used_bytes()).sum::<u64>() / N as u64;
+    let per = after.saturating_sub(before) / N as u64;
+    println!(
+        "\nidle tenant (hello world, warm after one request), {N} tenants: {} KiB RSS each ({} per GiB), V8 heap used {} KiB each",
+        per >> 10,
+        (1u64 << 30).checked_div(per).unwrap_or(0),
+        heap >> 10
+    );
+    drop(warm);
+}
+
 fn timed(f: impl FnOnce()) -> Duration {
     let t = Instant::now();
     f();
@@ -63,23 +132,27 @@ fn main() {
         "export default { fetch() { return new Response('hi'); } }",
     );
 
-    let mut rows = vec![
-        measure(
-            "plain V8 isolate + context (V8's own snapshot)",
-            iters,
-            || timed(isola_core::testing::bench_plain_isolate),
-        ),
-        measure(
-            "isolate + context + isola bootstrap run (no isola snapshot)",
-            iters,
-            || timed(|| assert!(isola_core::testing::bench_isolate_running_bootstrap())),
-        ),
-        measure(
-            "tenant from isola base snapshot (isolate + context + hello module)",
-            iters,
-            || timed(|| drop(Tenant::new(&engine, quiet("h"), hello.clone()).expect("tenant"))),
-        ),
-    ];
+    let mut rows = measure_interleaved(
+        iters,
+        vec![
+            (
+                "plain V8 isolate + context (V8's own snapshot)",
+                Box::new(|| timed(isola_core::testing::bench_plain_isolate)),
+            ),
+            (
+                "isolate + context + isola bootstrap run (no isola snapshot)",
+                Box::new(|| {
+                    timed(|| assert!(isola_core::testing::bench_isolate_running_bootstrap()))
+                }),
+            ),
+            (
+                "tenant from isola base snapshot (isolate + context + hello module)",
+                Box::new(|| {
+                    timed(|| drop(Tenant::new(&engine, quiet("h"), hello.clone()).expect("tenant")))
+                }),
+            ),
+        ],
+    );
 
     let lodash_path = std::env::var("ISOLA_BENCH_LODASH").ok();
     match lodash_path.as_deref().map(std::fs::read_to_string) {
@@ -163,6 +236,7 @@ fn main() {
             r.median.as_secs_f64() / base.as_secs_f64()
         );
     }
+    idle_memory(&engine, &hello);
     // The blob the engine wrote to its data dir (snapshots/<fingerprint>.bin).
     let blob_bytes: u64 = std::fs::read_dir(dir.path().join("snapshots"))
         .into_iter()

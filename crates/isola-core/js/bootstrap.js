@@ -908,7 +908,7 @@
     if (lazyLoaded[area] === true) return;
     const rec = lazyAreas[area];
     if (rec === undefined) throw new Error(`isola: no lazy area ${area}`);
-    ReflectApply(rec.fn, undefined, [ops, P, web]);
+    ReflectApply(ops.loadArea(rec.index), undefined, [ops, P, web]);
     lazyLoaded[area] = true;
     const names = rec.names;
     for (let i = 0; i < names.length; i++) {

@@ -150,23 +150,25 @@
   // uncurried, P.intrinsic("get Map.prototype.size") the getter uncurried,
   // P.intrinsic("Uint8Array") the constructor. Unknown names throw, so a typo
   // fails when the area loads.
-  const table = new Map();
-  const MapGet = uncurryThis(Map.prototype.get);
-  const MapHas = uncurryThis(Map.prototype.has);
-  const MapSet = uncurryThis(Map.prototype.set);
+  // Per root: its own properties, kept in null-prototype objects keyed by
+  // the built-ins' own (already interned) names: no new strings and few
+  // objects in every tenant's context.
+  const tables = { __proto__: null };
   const ownKeys = Reflect.ownKeys;
   const getOwn = Object.getOwnPropertyDescriptor;
   const TypedArrayCtor = Object.getPrototypeOf(Uint8Array);
-  const capture = (prefix, o) => {
+  const capture = (o) => {
+    const t = { __proto__: null, values: { __proto__: null }, getters: { __proto__: null }, setters: { __proto__: null } };
     const keys = ownKeys(o);
     for (let i = 0; i < keys.length; i++) {
       const k = keys[i];
       if (typeof k !== "string") continue;
       const d = getOwn(o, k);
-      if (d.get) MapSet(table, `get ${prefix}.${k}`, d.get);
-      if (d.set) MapSet(table, `set ${prefix}.${k}`, d.set);
-      if ("value" in d) MapSet(table, `${prefix}.${k}`, d.value);
+      if (d.get) t.getters[k] = d.get;
+      if (d.set) t.setters[k] = d.set;
+      if ("value" in d) t.values[k] = d.value;
     }
+    return t;
   };
   const roots = [
     ["Object", Object], ["Function", Function], ["Array", Array], ["ArrayBuffer", ArrayBuffer], ["DataView", DataView],
@@ -179,26 +181,50 @@
     ["Uint16Array", Uint16Array], ["Int16Array", Int16Array], ["Uint32Array", Uint32Array], ["Int32Array", Int32Array],
     ["Float32Array", Float32Array], ["Float64Array", Float64Array], ["BigInt64Array", BigInt64Array],
     ["BigUint64Array", BigUint64Array], ["Proxy", Proxy],
+    ["%IteratorPrototype%", Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]()))],
+    ["%ArrayIteratorPrototype%", Object.getPrototypeOf([][Symbol.iterator]())],
+    ["%AsyncIteratorPrototype%", Object.getPrototypeOf(Object.getPrototypeOf(async function* () {}).prototype)],
   ];
   for (let i = 0; i < roots.length; i++) {
-    const [name, ctor] = roots[i];
-    MapSet(table, name, ctor);
-    capture(name, ctor);
-    if (typeof ctor === "function" && ctor.prototype) capture(`${name}.prototype`, ctor.prototype);
+    const name = roots[i][0];
+    const root = roots[i][1];
+    const t = capture(root);
+    t.self = root;
+    if (typeof root === "function" && root.prototype) t.proto = capture(root.prototype);
+    tables[name] = t;
   }
-  MapSet(table, "globalThis", globalThis);
-  const iterProto = Object.getPrototypeOf(Object.getPrototypeOf([][Symbol.iterator]()));
-  capture("%IteratorPrototype%", iterProto);
-  capture("%ArrayIteratorPrototype%", Object.getPrototypeOf([][Symbol.iterator]()));
-  capture("%AsyncIteratorPrototype%", Object.getPrototypeOf(Object.getPrototypeOf(async function* () {}).prototype));
   const ErrorCtor = Error;
   const StringIndexOf = uncurryThis(String.prototype.indexOf);
+  const StringSlice = uncurryThis(String.prototype.slice);
+  const missing = (name) => {
+    throw new ErrorCtor(`isola: no intrinsic ${name}`);
+  };
   P.uncurryThis = uncurryThis;
   P.intrinsic = (name) => {
-    const uncurry = name.length > 4 && (name[3] === " " || StringIndexOf(name, ".prototype.") > 0 || name[0] === "%");
-    if (!MapHas(table, name)) throw new ErrorCtor(`isola: no intrinsic ${name}`);
-    const v = MapGet(table, name);
-    return uncurry && typeof v === "function" ? uncurryThis(v) : v;
+    let kind = "values";
+    let path = name;
+    if (StringSlice(name, 0, 4) === "get ") (kind = "getters"), (path = StringSlice(name, 4));
+    else if (StringSlice(name, 0, 4) === "set ") (kind = "setters"), (path = StringSlice(name, 4));
+    if (path === "globalThis") return globalThis;
+    const dot = StringIndexOf(path, ".");
+    const t = tables[dot < 0 ? path : StringSlice(path, 0, dot)];
+    if (t === undefined) return missing(name);
+    if (dot < 0) return kind === "values" ? t.self : missing(name);
+    let rest = StringSlice(path, dot + 1);
+    let from = t;
+    let method = path[0] === "%";
+    if (StringSlice(rest, 0, 10) === "prototype.") {
+      from = t.proto;
+      rest = StringSlice(rest, 10);
+      method = true;
+    } else if (rest === "prototype" && kind === "values") {
+      return t.self.prototype;
+    }
+    if (from === undefined) return missing(name);
+    const table = from[kind];
+    if (!(rest in table)) return missing(name);
+    const v = table[rest];
+    return (method || kind !== "values") && typeof v === "function" ? uncurryThis(v) : v;
   };
   return P.ObjectFreeze(P);
 });

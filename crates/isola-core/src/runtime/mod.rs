@@ -12,6 +12,7 @@ pub(crate) mod allocator;
 pub(crate) mod boundary;
 pub(crate) mod errors;
 mod gcm;
+pub(crate) mod lazy_areas;
 mod load;
 pub(crate) use load::LoadStep;
 mod modules;

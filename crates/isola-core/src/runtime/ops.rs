@@ -223,6 +223,7 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
             ("wasmInspect", ops_wasm::op_wasm_inspect.map_fn_to()),
             ("wasmReserve", ops_wasm::op_wasm_reserve.map_fn_to()),
             ("wasmRelease", ops_wasm::op_wasm_release.map_fn_to()),
+            ("loadArea", super::lazy_areas::op_load_area.map_fn_to()),
             ("keyGenerate", ops_crypto::op_key_generate.map_fn_to()),
             ("keyImport", ops_crypto::op_key_import.map_fn_to()),
             ("keyExport", ops_crypto::op_key_export.map_fn_to()),

@@ -6,6 +6,7 @@
 //! of running the bootstrap again.
 
 use crate::error::{Error, Result};
+pub use crate::runtime::lazy_areas::LAZY_SOURCES;
 use crate::runtime::ops;
 
 /// The primordials source (built-ins captured before any tenant code runs).
@@ -38,103 +39,6 @@ pub const SOURCES: [(&str, &str); 7] = [
         include_str!("../../js/web/globals.js"),
     ),
     (BOOTSTRAP_NAME, BOOTSTRAP_JS),
-];
-/// Web areas installed on first use, not in every tenant: the snapshot holds
-/// each area's function uncalled (its source and an uncompiled function
-/// cost a new context almost nothing), and the bootstrap defines each of the
-/// area's globals as an accessor that runs the area once and then becomes a
-/// plain data property. A lazy area runs after tenant code, so it must take
-/// every built-in from the primordials (`P.intrinsic`), never from a global.
-/// (resource name, source, the globals it defines on `web`).
-/// An area with no globals (`crypto_algorithms`, `streams_more`, `wasm`) is
-/// loaded by other runtime code through `web.__load`.
-pub const LAZY_SOURCES: [(&str, &str, &[&str]); 13] = [
-    (
-        "isola:web/blob.js",
-        include_str!("../../js/web/blob.js"),
-        &["Blob", "File"],
-    ),
-    (
-        "isola:web/fetch.js",
-        include_str!("../../js/web/fetch.js"),
-        &["fetch"],
-    ),
-    (
-        "isola:web/formdata.js",
-        include_str!("../../js/web/formdata.js"),
-        &["FormData"],
-    ),
-    (
-        "isola:web/message.js",
-        include_str!("../../js/web/message.js"),
-        &["MessageChannel", "MessagePort"],
-    ),
-    (
-        "isola:web/urlpattern.js",
-        include_str!("../../js/web/urlpattern.js"),
-        &["URLPattern"],
-    ),
-    (
-        "isola:web/streams.js",
-        include_str!("../../js/web/streams.js"),
-        &[
-            "ReadableStream",
-            "ReadableStreamDefaultReader",
-            "ReadableStreamDefaultController",
-            "ByteLengthQueuingStrategy",
-            "CountQueuingStrategy",
-        ],
-    ),
-    (
-        "isola:web/streams_bytes.js",
-        include_str!("../../js/web/streams_bytes.js"),
-        &[
-            "ReadableByteStreamController",
-            "ReadableStreamBYOBReader",
-            "ReadableStreamBYOBRequest",
-        ],
-    ),
-    (
-        "isola:web/streams_more.js",
-        include_str!("../../js/web/streams_more.js"),
-        &[],
-    ),
-    (
-        "isola:web/streams_writable.js",
-        include_str!("../../js/web/streams_writable.js"),
-        &[
-            "WritableStream",
-            "WritableStreamDefaultWriter",
-            "WritableStreamDefaultController",
-        ],
-    ),
-    (
-        "isola:web/streams_transform.js",
-        include_str!("../../js/web/streams_transform.js"),
-        &[
-            "TransformStream",
-            "TransformStreamDefaultController",
-            "TextEncoderStream",
-            "TextDecoderStream",
-            "CompressionStream",
-            "DecompressionStream",
-        ],
-    ),
-    (
-        "isola:web/crypto.js",
-        include_str!("../../js/web/crypto.js"),
-        &["Crypto", "CryptoKey", "SubtleCrypto", "crypto"],
-    ),
-    (
-        "isola:web/crypto_algorithms.js",
-        include_str!("../../js/web/crypto_algorithms.js"),
-        &[],
-    ),
-    (
-        "isola:web/wasm.js",
-        include_str!("../../js/web/wasm.js"),
-        &[],
-    ),
 ];
 /// Context-data index of the internals object.
 pub(crate) const INTERNALS_INDEX: usize = 0;
@@ -211,11 +115,11 @@ pub(crate) fn run_bootstrap<'s>(
     for area in areas {
         run_script(scope, *area, &args)?;
     }
-    // The lazy areas, as `web.__lazyAreas[name] = { fn, names }`.
+    // The lazy areas, as `web.__lazyAreas[name] = { index, names }`: only
+    // their names are in the snapshot (see `lazy_areas`).
     let lazy = v8::Object::new(scope);
     lazy.set_prototype(scope, null)?;
-    for (name, source, globals) in LAZY_SOURCES {
-        let f = compile_area(scope, (name, source))?;
+    for (index, (name, _source, globals)) in LAZY_SOURCES.iter().enumerate() {
         let names: Vec<v8::Local<v8::Value>> = globals
             .iter()
             .map(|g| v8::String::new(scope, g).map(Into::into))
@@ -223,8 +127,9 @@ pub(crate) fn run_bootstrap<'s>(
         let names = v8::Array::new_with_elements(scope, &names);
         let record = v8::Object::new(scope);
         record.set_prototype(scope, null)?;
-        let k = v8::String::new(scope, "fn")?;
-        record.set(scope, k.into(), f.into())?;
+        let k = v8::String::new(scope, "index")?;
+        let i = v8::Integer::new_from_unsigned(scope, index as u32);
+        record.set(scope, k.into(), i.into())?;
         let k = v8::String::new(scope, "names")?;
         record.set(scope, k.into(), names.into())?;
         let k = v8::String::new(scope, name)?;
