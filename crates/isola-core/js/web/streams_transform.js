@@ -383,15 +383,23 @@
     const name = String(format);
     const f = FORMATS[name];
     if (f === undefined) throw new TypeError(`Failed to construct '${iface}': '${name}' is not a supported format (gzip, deflate, deflate-raw).`);
-    const r = { __proto__: null, t: undefined, id: ops.codecNew(f, decompress), scratch: undefined, open: true };
+    // The native codec is made on the first chunk (a stream never written
+    // to holds none) and freed at the end, on an error, or when the stream
+    // is collected.
+    const r = { __proto__: null, t: undefined, id: undefined, scratch: undefined, open: true };
     const free = () => {
       if (!r.open) return;
       r.open = false;
+      if (r.id === undefined) return;
       registryUnregister(registry, r);
       ops.codecFree(r.id);
     };
     // Feeds `input` through the codec, enqueueing the output in chunks.
     const pump = (input, end, c) => {
+      if (r.id === undefined) {
+        r.id = ops.codecNew(f, decompress);
+        registryRegister(registry, r.t, r.id, r);
+      }
       if (r.scratch === undefined) r.scratch = new Uint8Array(SCRATCH);
       let rest = input;
       try {
@@ -421,13 +429,15 @@
     };
     r.t = createTransform((chunk, c) => {
       const bytes = toBytes(chunk);
-      if (bytes === undefined) throw new TypeError(`${iface}: a chunk is not an ArrayBuffer or ArrayBufferView.`);
+      if (bytes === undefined) {
+        free();
+        throw new TypeError(`${iface}: a chunk is not an ArrayBuffer or ArrayBufferView.`);
+      }
       pump(bytes, false, c);
     }, (c) => {
       pump(EMPTY, true, c);
       free();
     }, free);
-    registryRegister(registry, r.t, r.id, r);
     return r;
   }
   let csOf;

@@ -161,16 +161,20 @@ fn abandoned_compression_streams_are_freed_after_garbage_collection() {
     let e = engine();
     let src = r#"
         export default async () => {
-            const out = [];
+            // A codec is made on a stream's first chunk; these 16 each get one.
+            const writes = [];
             for (let i = 0; i < 16; i++) {
-                try { new CompressionStream("gzip"); out.push("ok"); } catch (e) { out.push(e.name); }
+                const cs = new CompressionStream("gzip");
+                cs.readable.getReader().read();
+                writes.push(cs.writable.getWriter().write(new Uint8Array(1)).then(() => "ok", (e) => e.name));
             }
-            return out.filter((x) => x === "ok").length;
+            const done = await Promise.all(writes);
+            return done.filter((x) => x === "ok").length;
         };
     "#;
     let mut t = tenant_with_limits(&e.engine, "abandon", src, isola_core::Limits::default());
     assert_eq!(call_json(&mut t), json!(16));
-    // Nothing was freed yet: the next 16 would pass the cap...
+    // Those 16 are abandoned open: the next 16 would pass the cap...
     // ...unless a collection found them and the cleanup ran.
     t.collect_garbage();
     assert_eq!(
@@ -178,4 +182,24 @@ fn abandoned_compression_streams_are_freed_after_garbage_collection() {
         json!(16),
         "abandoned codecs were not freed"
     );
+}
+
+#[test]
+fn streams_never_written_to_hold_no_codec_and_a_bad_chunk_frees_its_codec() {
+    let v = run(r#"
+        const made = [];
+        for (let i = 0; i < 100; i++) made.push(new DecompressionStream("deflate"));
+        // Each of these errors on a chunk that is not bytes, freeing its codec.
+        const bad = [];
+        for (let i = 0; i < 20; i++) {
+            const cs = new CompressionStream("gzip");
+            const r = cs.readable.getReader();
+            (async () => { try { while (!(await r.read()).done); } catch {} })();
+            const w = cs.writable.getWriter();
+            await w.write(new Uint8Array(1));
+            bad.push(await w.write("text").then(() => "ok", (e) => e.name));
+        }
+        return [made.length, bad.filter((x) => x === "TypeError").length];
+    "#);
+    assert_eq!(v, json!([100, 20]));
 }
