@@ -329,15 +329,31 @@
 
   // ---------- fetch types ----------
   const TOKEN = /^[!#$%&'*+\-.^_`|~0-9a-z]+$/;
-  const BAD_VALUE = /[\0\r\n]/;
-  function normalizeName(name) {
+  const TOKEN_ANY_CASE = /^[!#$%&'*+\-.^_`|~0-9a-zA-Z]+$/;
+    function normalizeName(name) {
     const n = StringPrototypeToLowerCase(String(name));
     if (RegExpPrototypeExec(TOKEN, n) === null) throw new TypeError(`Invalid header name: "${name}"`);
     return n;
   }
+  // HTTP whitespace (tab, LF, CR, space) is trimmed, nothing else; a value
+  // must be a ByteString (no character above U+00FF) without CR, LF or NUL.
+  const NumberPrototypeToString = P.intrinsic("Number.prototype.toString");
+  const BAD_VALUE = /[\0\r\n]/;
+  const NOT_BYTE = /[^\0-\xff]/;
+  const isHttpWs = (c) => c === 9 || c === 10 || c === 13 || c === 32;
   function normalizeValue(value) {
-    const v = StringPrototypeTrim(String(value));
+    const s = String(value);
+    let a = 0;
+    let b = s.length;
+    while (a < b && isHttpWs(StringPrototypeCharCodeAt(s, a))) a++;
+    while (b > a && isHttpWs(StringPrototypeCharCodeAt(s, b - 1))) b--;
+    const v = a === 0 && b === s.length ? s : StringPrototypeSlice(s, a, b);
     if (RegExpPrototypeExec(BAD_VALUE, v) !== null) throw new TypeError("Invalid header value: it contains CR, LF or NUL");
+    const wide = RegExpPrototypeExec(NOT_BYTE, v);
+    if (wide !== null) {
+      const c = StringPrototypeCharCodeAt(v, wide.index);
+      throw new TypeError(`Invalid header value: character U+${NumberPrototypeToString(c, 16)} is not a byte (values are ByteStrings)`);
+    }
     return v;
   }
   function byName(a, b) {
@@ -347,8 +363,9 @@
   class Headers {
     // name -> array of values (Set-Cookie values stay separate).
     #map = new Map();
-    constructor(init) {
-      if (init == null) return;
+    constructor(init = undefined) {
+      if (init === undefined) return;
+      if (init === null) throw new TypeError("Failed to construct 'Headers': null is not a sequence of pairs or a record");
       if (Headers.is(init)) {
         MapPrototypeForEach(init.#map, (values, name) => {
           for (let i = 0; i < values.length; i++) this.#add(name, values[i]);
@@ -574,6 +591,7 @@
     }
     async #take() {
       if (this.#used) throw new TypeError("Body has already been consumed");
+      if (this.#stream === null && this.#bytes === null) return new Uint8Array(0);
       this.#used = true;
       if (this.#stream) return readAll(this.#stream);
       return this.#bytes || new Uint8Array(0);
@@ -631,6 +649,20 @@
   }
 
   const REDIRECT_MODES = ["follow", "manual", "error"];
+  // Set while the runtime builds the request it received (an HTTP GET may
+  // carry a body, which the handler may read).
+  let incoming = false;
+  const NORMALIZED_METHODS = ["DELETE", "GET", "HEAD", "OPTIONS", "POST", "PUT"];
+  // A method must be a token; the six standard ones are upper-cased, others
+  // keep their case (as the Fetch standard says); CONNECT, TRACE and TRACK
+  // are forbidden.
+  function normalizeMethod(m) {
+    const s = String(m);
+    if (RegExpPrototypeExec(TOKEN_ANY_CASE, s) === null) throw new TypeError(`Failed to construct 'Request': '${s}' is not a valid HTTP method`);
+    const upper = StringPrototypeToUpperCase(s);
+    if (upper === "CONNECT" || upper === "TRACE" || upper === "TRACK") throw new TypeError(`Failed to construct 'Request': '${s}' HTTP method is unsupported`);
+    return P.ArrayPrototypeIndexOf(NORMALIZED_METHODS, upper) >= 0 ? upper : s;
+  }
   class Request extends Body {
     #method;
     #url;
@@ -643,8 +675,10 @@
       const initBody = init.body;
       super(initBody !== undefined ? initBody : base ? Body.stream(base) || Body.peek(base) : null);
       this.#url = base ? base.#url : String(input);
-      const method = init.method;
-      this.#method = StringPrototypeToUpperCase(String(method || (base ? base.#method : "GET")));
+      this.#method = init.method === undefined ? (base ? base.#method : "GET") : normalizeMethod(init.method);
+      if ((this.#method === "GET" || this.#method === "HEAD") && initBody !== undefined && initBody !== null && !incoming) {
+        throw new TypeError(`Failed to construct 'Request': a ${this.#method} request cannot have a body`);
+      }
       const headers = init.headers;
       this.#headers = new Headers(headers || (base ? base.#headers : undefined));
       const redirect = init.redirect === undefined ? (base ? base.#redirect : "follow") : String(init.redirect);
@@ -696,6 +730,7 @@
     #headers;
     #url = "";
     #redirected = false;
+    #type = "default";
     constructor(body = null, init = {}) {
       super(body);
       init = init == null ? {} : init;
@@ -703,6 +738,9 @@
       const status = given === undefined ? 200 : +given;
       if (!NumberIsInteger(status) || status < 200 || status > 599) {
         throw new RangeError(`Response status must be an integer in 200..=599, got ${safeString(given)}`);
+      }
+      if (body !== null && body !== undefined && (status === 204 || status === 205 || status === 304)) {
+        throw new TypeError(`Failed to construct 'Response': a response with status ${status} cannot have a body`);
       }
       this.#status = status;
       this.#statusText = String(init.statusText || "");
@@ -719,6 +757,14 @@
     static fetched(r, url, redirected) {
       r.#url = url;
       r.#redirected = redirected;
+      r.#type = "basic";
+      return r;
+    }
+    // A network error: type "error", status 0, no body.
+    static error() {
+      const r = new Response(null, { status: 200 });
+      r.#status = 0;
+      r.#type = "error";
       return r;
     }
     get url() {
@@ -728,7 +774,7 @@
       return this.#redirected;
     }
     get type() {
-      return this.#url === "" ? "default" : "basic";
+      return this.#type;
     }
     static headersOf(r) {
       return r.#headers;
@@ -747,9 +793,11 @@
     }
     static json(data, init = {}) {
       init = init == null ? {} : init;
+      const text = JSONStringify(data);
+      if (text === undefined) throw new TypeError("Response.json: the data is not JSON-serializable");
       const headers = new Headers(init.headers);
       if (!HeadersPrototypeHas(headers, "content-type")) HeadersPrototypeSet(headers, "content-type", "application/json");
-      return new Response(JSONStringify(data), { status: init.status, statusText: init.statusText, headers });
+      return new Response(text, { status: init.status, statusText: init.statusText, headers });
     }
     clone() {
       if (!Response.is(this)) throw new TypeError("Illegal invocation");
@@ -759,7 +807,12 @@
       return r;
     }
     static redirect(url, status = 302) {
-      return new Response(null, { status, headers: { location: String(url) } });
+      const href = web.__urlHref(String(url)); // TypeError for an invalid URL
+      const s = +status;
+      if (s !== 301 && s !== 302 && s !== 303 && s !== 307 && s !== 308) {
+        throw new RangeError(`Response.redirect: ${safeString(status)} is not a redirect status (301, 302, 303, 307, 308)`);
+      }
+      return new Response(null, { status: s, headers: { location: href } });
     }
   }
 
@@ -1028,6 +1081,14 @@
 
   function makeRequest(method, url, headers, body, streamed) {
     const h = Headers.fromFlat(headers);
+    incoming = true;
+    try {
+      return incomingRequest(method, url, h, body, streamed);
+    } finally {
+      incoming = false;
+    }
+  }
+  function incomingRequest(method, url, h, body, streamed) {
     if (streamed) {
       // The body arrives while the handler runs: each pull asks Rust for the next chunk.
       const stream = streams.fromPull(async (sink) => {

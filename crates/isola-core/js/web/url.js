@@ -377,4 +377,11 @@
   web.URL = URL;
   web.URLSearchParams = URLSearchParams;
   web.__isURL = (v) => isURL(v) || isParams(v);
+  // The serialization of an absolute URL string, or a TypeError (for the
+  // runtime's own use: no tenant-patchable getter on the way).
+  web.__urlHref = (input) => {
+    const r = ops.urlParse(usv(input), undefined);
+    if (r === null) throw new TypeError(`Invalid URL: '${input}'`);
+    return r[0];
+  };
 });

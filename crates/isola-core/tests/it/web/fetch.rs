@@ -3,7 +3,7 @@
 
 use serde_json::json;
 
-use super::{run, DELETE_GLOBALS, PATCH_EVERYTHING};
+use super::{run, throws, DELETE_GLOBALS, PATCH_EVERYTHING};
 
 #[test]
 fn fetch_without_a_host_client_rejects_clearly_even_after_the_builtins_were_patched() {
@@ -74,4 +74,46 @@ fn a_streamed_response_clones_by_teeing_its_stream() {
         return [await c.text(), await r.text(), r.bodyUsed, c.bodyUsed];
     "#);
     assert_eq!(v, json!(["ab", "ab", true, true]));
+}
+
+#[test]
+fn headers_requests_and_responses_follow_the_fetch_standards_rules() {
+    let v = run(&format!(
+        r#"const h = new Headers({{ a: "\t x \f\n" }});
+        return [h.get("a"),
+                {}, {},
+                new Request("http://x/", {{ method: "patch" }}).method, new Request("http://x/", {{ method: "post" }}).method,
+                {}, {},
+                {}, {}, {},
+                Response.error().type, Response.error().status,
+                Response.redirect("http://x/a b", 301).headers.get("location"),
+                {},
+                new Response(null).bodyUsed, await new Response(null).text(), new Response(null).bodyUsed];"#,
+        throws("new Headers({ a: 'caf\\u0100' })"),
+        throws("new Headers(null)"),
+        throws("new Request('http://x/', { method: 'TRACE' })"),
+        throws("new Request('http://x/', { method: 'GET', body: 'x' })"),
+        throws("new Response('x', { status: 204 })"),
+        throws("Response.redirect('http://x/', 200)"),
+        throws("Response.redirect('not a url')"),
+        throws("Response.json(undefined)"),
+    ));
+    assert_eq!(v[0], "x \u{c}");
+    assert_eq!(v[1][0], "TypeError", "{v}");
+    assert!(v[1][1].as_str().unwrap().contains("U+100"), "{v}");
+    assert_eq!(v[2][0], "TypeError");
+    assert_eq!(v[3], "patch");
+    assert_eq!(v[4], "POST");
+    assert_eq!(v[5][0], "TypeError");
+    assert_eq!(v[6][0], "TypeError");
+    assert_eq!(v[7][0], "TypeError");
+    assert_eq!(v[8][0], "RangeError");
+    assert_eq!(v[9][0], "TypeError");
+    assert_eq!(v[10], "error");
+    assert_eq!(v[11], 0);
+    assert_eq!(v[12], "http://x/a%20b");
+    assert_eq!(v[13][0], "TypeError");
+    assert_eq!(v[14], false);
+    assert_eq!(v[15], "");
+    assert_eq!(v[16], false);
 }
