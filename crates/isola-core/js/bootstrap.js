@@ -270,21 +270,30 @@
     }
     return n;
   }
+  // Streaming decoders of legacy encodings keep native state, freed when
+  // the stream ends or, for an abandoned one, when its TextDecoder is
+  // collected (the registry is made on first use, after the snapshot).
+  let decoderRegistry = null;
+  const FinalizationRegistryCtor = P.intrinsic("FinalizationRegistry");
+  const registryRegister = P.intrinsic("FinalizationRegistry.prototype.register");
   class TextDecoder {
     #fatal;
     #ignoreBOM;
+    #encoding;
     #pending = null;
     #started = false;
+    #native = null; // legacy encodings: { id } of the native stream state
     constructor(label = "utf-8", options = {}) {
-      const l = StringPrototypeTrim(StringPrototypeToLowerCase(String(label)));
-      if (l !== "utf-8" && l !== "utf8" && l !== "unicode-1-1-utf-8") {
-        throw new RangeError(`TextDecoder: unsupported encoding "${label}"`);
-      }
+      // encoding_rs resolves every WHATWG label (ASCII whitespace trimmed,
+      // any case); the replacement encoding is refused, as the spec says.
+      const name = ops.encodingForLabel(String(label));
+      if (name === null) throw new RangeError(`TextDecoder: unsupported encoding "${label}"`);
+      this.#encoding = name;
       this.#fatal = !!(options && options.fatal);
       this.#ignoreBOM = !!(options && options.ignoreBOM);
     }
     get encoding() {
-      return "utf-8";
+      return this.#encoding;
     }
     get fatal() {
       return this.#fatal;
@@ -298,6 +307,7 @@
       const stream = !!(options && options.stream);
       let bytes = input === undefined ? new Uint8Array(0) : toBytes(input);
       if (bytes === undefined) throw new TypeError("TextDecoder.decode: input must be a BufferSource");
+      if (this.#encoding !== "utf-8") return this.#decodeLegacy(bytes, stream);
       const pending = this.#pending;
       if (pending !== null) {
         const both = new Uint8Array(TypedArrayPrototypeGetByteLength(pending) + TypedArrayPrototypeGetByteLength(bytes));
@@ -324,6 +334,23 @@
       }
       this.#started = stream && (this.#started || TypedArrayPrototypeGetByteLength(bytes) > 0);
       return out;
+    }
+    #decodeLegacy(bytes, stream) {
+      const id = this.#native === null ? 0 : this.#native.id;
+      let r;
+      try {
+        r = ops.legacyDecode(this.#encoding, bytes, this.#fatal, this.#ignoreBOM, id, stream);
+      } catch (e) {
+        if (this.#native !== null) this.#native.id = 0;
+        throw e;
+      }
+      if (r[1] !== 0 && this.#native === null) {
+        if (decoderRegistry === null) decoderRegistry = new FinalizationRegistryCtor((box) => ops.legacyDecoderFree(box.id));
+        this.#native = { __proto__: null, id: 0 };
+        registryRegister(decoderRegistry, this, this.#native);
+      }
+      if (this.#native !== null) this.#native.id = r[1];
+      return r[0];
     }
   }
 
@@ -534,6 +561,7 @@
     TextDecoder,
     decode: P.uncurryThis(TextDecoderProto.decode),
     fatalOf: P.uncurryThis(getOwn(TextDecoderProto, "fatal").get),
+    encodingOf: P.uncurryThis(getOwn(TextDecoderProto, "encoding").get),
     ignoreBOMOf: P.uncurryThis(getOwn(TextDecoderProto, "ignoreBOM").get),
   });
 

@@ -10,8 +10,8 @@
 // primordials; TextDecoderStream decodes with the bootstrap's TextDecoder
 // through its decode method as captured in the snapshot (web.__textDecoder).
 //
-// Divergences: TextDecoderStream knows only UTF-8 (as TextDecoder here); at
-// most 16 compression streams may be open at once per tenant (RangeError).
+// Divergences: at most 16 compression streams may be open at once per
+// tenant (RangeError).
 (function streamsTransform(ops, P, web) {
   "use strict";
   web.__load("streams_writable");
@@ -335,7 +335,7 @@
   finish(TextEncoderStream, "TextEncoderStream");
 
   // ---------- TextDecoderStream ----------
-  const { TextDecoder, decode, fatalOf, ignoreBOMOf } = web.__textDecoder;
+  const { TextDecoder, decode, encodingOf, fatalOf, ignoreBOMOf } = web.__textDecoder;
   let tdsOf;
   class TextDecoderStream {
     #r;
@@ -357,8 +357,9 @@
       tdsOf = (v) => (isObject(v) && #r in v ? v.#r : undefined);
     }
     get encoding() {
-      if (tdsOf(this) === undefined) throw illegal();
-      return "utf-8";
+      const r = tdsOf(this);
+      if (r === undefined) throw illegal();
+      return encodingOf(r.dec);
     }
     get fatal() {
       const r = tdsOf(this);

@@ -20,6 +20,7 @@ pub(crate) mod ops;
 pub(crate) mod ops_clone;
 pub(crate) mod ops_compress;
 pub(crate) mod ops_crypto;
+pub(crate) mod ops_encoding;
 pub(crate) mod ops_fetch;
 pub(crate) mod ops_formdata;
 pub(crate) mod ops_urlpattern;
@@ -179,6 +180,7 @@ impl JsRuntime {
             fetches: Vec::new(),
             subrequests: 0,
             wasm_memories: 0,
+            decoders: Default::default(),
             ab: ab.clone(),
             codecs: Default::default(),
         }));

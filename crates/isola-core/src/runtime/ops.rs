@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use v8::MapFnTo;
 
 use crate::runtime::{
-    ops_clone, ops_compress, ops_crypto, ops_fetch, ops_formdata, ops_urlpattern, ops_wasm, ops_web,
+    ops_clone, ops_compress, ops_crypto, ops_encoding, ops_fetch, ops_formdata, ops_urlpattern,
+    ops_wasm, ops_web,
 };
 use crate::tenant::{BodySource, ConsoleLevel, ConsoleSink};
 
@@ -63,6 +64,8 @@ pub(crate) struct OpState {
     pub fetches: Vec<ops_fetch::PendingFetch>,
     /// Subrequests the invocation in flight has made.
     pub subrequests: u32,
+    /// TextDecoders of legacy encodings in streaming mode.
+    pub decoders: ops_encoding::Decoders,
     /// Wasm memories alive (charged by `wasmReserve`).
     pub wasm_memories: u32,
     /// The tenant's ArrayBuffer budget (what a subrequest may bring back).
@@ -224,6 +227,15 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
             ("wasmReserve", ops_wasm::op_wasm_reserve.map_fn_to()),
             ("wasmRelease", ops_wasm::op_wasm_release.map_fn_to()),
             ("loadArea", super::lazy_areas::op_load_area.map_fn_to()),
+            (
+                "encodingForLabel",
+                ops_encoding::op_encoding_for_label.map_fn_to(),
+            ),
+            ("legacyDecode", ops_encoding::op_legacy_decode.map_fn_to()),
+            (
+                "legacyDecoderFree",
+                ops_encoding::op_legacy_decoder_free.map_fn_to(),
+            ),
             ("keyGenerate", ops_crypto::op_key_generate.map_fn_to()),
             ("keyImport", ops_crypto::op_key_import.map_fn_to()),
             ("keyExport", ops_crypto::op_key_export.map_fn_to()),

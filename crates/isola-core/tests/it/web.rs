@@ -10,6 +10,7 @@ mod compression;
 mod crypto;
 mod crypto_keys;
 mod crypto_secret;
+mod encoding;
 mod events;
 mod fetch;
 mod formdata;
