@@ -154,6 +154,22 @@ fn main() {
         ],
     );
 
+    // A tenant that touches every lazy web area at its top level: what the
+    // areas cost the tenants that use them (the per-process code cache of
+    // the areas is warm after the warm-up iterations).
+    let every_area = TenantCode::single(
+        "areas.js",
+        "const used = [Blob, fetch, FormData, MessageChannel, URLPattern, ReadableStream, ReadableStreamBYOBReader,
+                       WritableStream, TransformStream, CompressionStream, crypto.subtle];
+         await crypto.subtle.digest('SHA-256', new Uint8Array(1));
+         export default { fetch() { return new Response(String(used.length)); } }",
+    );
+    rows.push(measure(
+        "tenant from the snapshot + first use of every lazy web area",
+        (iters / 4).max(20),
+        || timed(|| drop(Tenant::new(&engine, quiet("a"), every_area.clone()).expect("tenant"))),
+    ));
+
     let lodash_path = std::env::var("ISOLA_BENCH_LODASH").ok();
     match lodash_path.as_deref().map(std::fs::read_to_string) {
         Some(Ok(src)) => {

@@ -914,6 +914,10 @@
     const ev = new PromiseRejectionEvent("unhandledrejection", { cancelable: true, promise, reason });
     if (fireEvent(globalTarget, ev)) printError("Uncaught (in promise)", reason);
   }
+  // A promise reported as unhandled got a handler later.
+  function rejectionHandled(promise, reason) {
+    fireEvent(globalTarget, new PromiseRejectionEvent("rejectionhandled", { promise, reason }));
+  }
   // The web APIs of js/web/*.js (each file puts its names on `web`).
   const WEB_GLOBALS = [
     "setTimeout", "setInterval", "clearTimeout", "clearInterval",
@@ -1199,5 +1203,5 @@
     define("WebAssembly", web.__wasm.install(ns));
   }
 
-  return { __proto__: null, invoke, finish, fireTimer, enableWasm, unhandledRejection, errorRecord, makeRequest, takeBackground, readChunk };
+  return { __proto__: null, invoke, finish, fireTimer, enableWasm, rejectionHandled, unhandledRejection, errorRecord, makeRequest, takeBackground, readChunk };
 });

@@ -181,6 +181,8 @@ impl JsRuntime {
             subrequests: 0,
             wasm_memories: 0,
             decoders: Default::default(),
+            reported: Default::default(),
+            handled_later: Vec::new(),
             ab: ab.clone(),
             codecs: Default::default(),
         }));
@@ -941,14 +943,37 @@ fn report_rejections<'s>(
     internals: v8::Local<'s, v8::Object>,
     ctx: &Loop<'_>,
 ) {
-    let pending = std::mem::take(&mut ctx.ops.borrow_mut().rejections);
-    if pending.is_empty() || scope.is_execution_terminating() {
+    let (pending, handled) = {
+        let mut st = ctx.ops.borrow_mut();
+        (
+            std::mem::take(&mut st.rejections),
+            std::mem::take(&mut st.handled_later),
+        )
+    };
+    if (pending.is_empty() && handled.is_empty()) || scope.is_execution_terminating() {
         return;
     }
-    let Ok(report) = get_fn(scope, internals, "unhandledRejection") else {
+    let (Ok(report), Ok(report_handled)) = (
+        get_fn(scope, internals, "unhandledRejection"),
+        get_fn(scope, internals, "rejectionHandled"),
+    ) else {
         return;
     };
-    for (promise, reason) in pending {
+    {
+        // Remembered before the events run: a listener may add a handler.
+        let mut st = ctx.ops.borrow_mut();
+        for (p, r) in &pending {
+            if st.reported.len() >= ops::MAX_PENDING_REJECTIONS {
+                st.reported.pop_front();
+            }
+            st.reported.push_back((p.clone(), r.clone()));
+        }
+    }
+    let calls = pending
+        .into_iter()
+        .map(|e| (report, e))
+        .chain(handled.into_iter().map(|e| (report_handled, e)));
+    for (report, (promise, reason)) in calls {
         v8::tc_scope!(let tc, scope);
         let undef = v8::undefined(tc).into();
         let args = [

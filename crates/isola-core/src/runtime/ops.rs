@@ -72,6 +72,12 @@ pub(crate) struct OpState {
     pub ab: std::sync::Arc<crate::runtime::allocator::AbCounter>,
     /// The live (de)compressors of CompressionStream/DecompressionStream.
     pub codecs: ops_compress::Codecs,
+    /// Promises reported as unhandled, and their reasons (the newest
+    /// [`MAX_PENDING_REJECTIONS`]): one that gets a handler later fires
+    /// `rejectionhandled`.
+    pub reported: std::collections::VecDeque<(v8::Global<v8::Promise>, v8::Global<v8::Value>)>,
+    /// Reported promises that got a handler since the last checkpoint.
+    pub handled_later: Vec<(v8::Global<v8::Promise>, v8::Global<v8::Value>)>,
 }
 
 /// Most unhandled rejections remembered between two checkpoints; later ones
@@ -103,7 +109,18 @@ pub(crate) extern "C" fn on_promise_reject(msg: v8::PromiseRejectMessage) {
         }
         v8::PromiseRejectEvent::PromiseHandlerAddedAfterReject => {
             let mut st = st.borrow_mut();
+            let before = st.rejections.len();
             st.rejections.retain(|(p, _)| *p != promise);
+            // Not pending any more but reported already: `rejectionhandled`.
+            if st.rejections.len() == before {
+                if let Some(i) = st.reported.iter().position(|(p, _)| *p == promise) {
+                    if let Some(entry) = st.reported.remove(i) {
+                        if st.handled_later.len() < MAX_PENDING_REJECTIONS {
+                            st.handled_later.push(entry);
+                        }
+                    }
+                }
+            }
         }
         _ => {}
     }

@@ -158,6 +158,31 @@ fn run_logged(body: &str) -> (serde_json::Value, String) {
 }
 
 #[test]
+fn a_reported_rejection_handled_later_fires_rejectionhandled() {
+    let (v, _log) = run_logged(
+        r#"
+        const seen = [];
+        addEventListener("unhandledrejection", (e) => { seen.push("unhandled " + e.reason.message); e.preventDefault(); });
+        addEventListener("rejectionhandled", (e) => seen.push([e.type, e.reason.message, e.cancelable]));
+        onrejectionhandled = (e) => seen.push("handler " + e.reason.message);
+        const p = Promise.reject(new Error("late"));
+        await new Promise((r) => setTimeout(r, 1));
+        p.catch(() => {});
+        await new Promise((r) => setTimeout(r, 1));
+        return seen;
+        "#,
+    );
+    assert_eq!(
+        v,
+        json!([
+            "unhandled late",
+            "handler late",
+            ["rejectionhandled", "late", false]
+        ])
+    );
+}
+
+#[test]
 fn unhandled_rejections_reach_global_listeners_then_the_log_with_their_stack() {
     let (v, log) = run_logged(
         r#"
