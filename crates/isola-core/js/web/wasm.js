@@ -8,12 +8,18 @@
 // allocator and compiled code outside its heap, so this layer charges them
 // to the tenant's ArrayBuffer budget (runtime/ops_wasm.rs), up front:
 // - a module's compiled code, at 4 bytes per byte of module, while the
-//   module lives;
+//   module object lives (every instance keeps it alive);
 // - each memory a module defines, at its declared maximum (V8 never grows a
-//   memory past it), while the instance lives; a memory with no maximum,
-//   shared or 64-bit is refused with a CompileError;
+//   memory past it), while its exported WebAssembly.Memory lives (the
+//   instance, its functions and tables keep that object alive); a memory
+//   with no maximum, not exported, shared or 64-bit is refused with a
+//   CompileError; an instantiation that fails keeps its charge for the
+//   isolate's life (V8 may have made memories a table still reaches);
 // - each WebAssembly.Memory, at its maximum, which is required;
 // - at most 64 memories alive per tenant.
+// Only the standard names are installed (not the promise integration,
+// JSPI, which V8 runs with switched off too: its suspended stacks are
+// native memory nothing counts).
 // A charge that does not fit is a RangeError naming the budget. Charges are
 // released when the objects are collected (a FinalizationRegistry; the
 // event loop runs V8's cleanup tasks).
@@ -28,7 +34,7 @@
 (function wasm(ops, P, web) {
   "use strict";
   const I = P.intrinsic;
-  const { ObjectDefineProperty, Promise, PromiseResolve, RangeError, ReflectApply, ReflectConstruct, TypeError } = P;
+  const { ObjectDefineProperty, Promise, PromiseReject, RangeError, ReflectApply, ReflectConstruct, TypeError } = P;
   const { Uint8Array, TypedArrayPrototypeGetByteLength, TypedArrayPrototypeSet, toBytes } = P;
   const ObjectCreate = I("Object.create");
   const ObjectGetOwnPropertyNames = I("Object.getOwnPropertyNames");
@@ -38,7 +44,17 @@
   const WeakMapSet = I("WeakMap.prototype.set");
   const FinalizationRegistryCtor = I("FinalizationRegistry");
   const FinalizationRegistryRegister = I("FinalizationRegistry.prototype.register");
-  const PromiseThen = I("Promise.prototype.then");
+  // Continues with a promise's outcome without Promise.prototype.then, whose
+  // species lookup a tenant could hook: await does no such lookup.
+  const settle = async (p, ok, fail) => {
+    let v;
+    try {
+      v = await p;
+    } catch (e) {
+      return fail(e);
+    }
+    return ok(v);
+  };
   const NumberCtor = I("Number");
   const MathTrunc = I("Math.trunc");
   const NumberIsFinite = I("Number.isFinite");
@@ -83,6 +99,8 @@
     const V8Instance = ns.Instance;
     const V8Memory = ns.Memory;
     const CompileError = ns.CompileError;
+    // Captured now, before any tenant code runs in this context.
+    const exportsOf = P.uncurryThis(ReflectGetOwnPropertyDescriptor(V8Instance.prototype, "exports").get);
     // Per module: what one instance's own memories cost.
     const instanceCost = new WeakMapCtor();
 
@@ -93,16 +111,25 @@
       } catch (e) {
         throw new CompileError(e.message);
       }
-      // Charged before V8 compiles; released with the module.
-      const module = charged(cost[2], 0, "a module's compiled code", () => ReflectConstruct(V8Module, [bytes], newTarget));
-      WeakMapSet(instanceCost, module, cost);
+      // Charged before V8 compiles; released with the module object.
+      const module = charged(cost[0], 0, "a module's compiled code", () => ReflectConstruct(V8Module, [bytes], newTarget));
+      WeakMapSet(instanceCost, module, cost[1]);
       return module;
     };
     const instantiateModule = (module, imports, newTarget) => {
-      const cost = WeakMapGet(instanceCost, module);
-      if (cost === undefined) throw new TypeError("WebAssembly.Instance: Argument 0 must be a WebAssembly.Module");
-      const make = () => ReflectConstruct(V8Instance, [module, imports], newTarget);
-      return cost[1] > 0 ? charged(cost[0], cost[1], "an instance's memories", make) : make();
+      const memories = WeakMapGet(instanceCost, module);
+      if (memories === undefined) throw new TypeError("WebAssembly.Instance: Argument 0 must be a WebAssembly.Module");
+      if (memories.length === 0) return ReflectConstruct(V8Instance, [module, imports], newTarget);
+      let total = 0;
+      for (let i = 0; i < memories.length; i++) total += memories[i][1];
+      reserve(total, memories.length, "an instance's memories");
+      // A failed instantiation keeps its charge (see the header).
+      const instance = ReflectConstruct(V8Instance, [module, imports], newTarget);
+      const exports = exportsOf(instance);
+      for (let i = 0; i < memories.length; i++) {
+        FinalizationRegistryRegister(registry, exports[memories[i][0]], [memories[i][1], 1]);
+      }
+      return instance;
     };
 
     const Module = function Module(bytes) {
@@ -158,10 +185,11 @@
     }
 
     const out = ObjectCreate(I("Object.prototype"));
-    const names = ObjectGetOwnPropertyNames(ns);
+    const names = ["Module", "Instance", "Memory", "Table", "Global", "Tag", "Exception", "JSTag",
+      "CompileError", "LinkError", "RuntimeError", "compile", "instantiate", "validate", "compileStreaming", "instantiateStreaming"];
     for (let i = 0; i < names.length; i++) {
-      const name = names[i];
-      ObjectDefineProperty(out, name, ReflectGetOwnPropertyDescriptor(ns, name));
+      const d = ReflectGetOwnPropertyDescriptor(ns, names[i]);
+      if (d !== undefined) ObjectDefineProperty(out, names[i], d);
     }
     const method = (name, fn) =>
       ObjectDefineProperty(out, name, { __proto__: null, value: fn, writable: true, enumerable: false, configurable: true });
@@ -195,18 +223,15 @@
     method("validate", function validate(bytes) {
       return ReflectApply(ns.validate, ns, [copyOf(bytes, "WebAssembly.validate")]);
     });
-    const bytesOfResponse = (source) =>
-      PromiseThen(PromiseResolve(source), (response) => {
-        return web.__http.wasmBytes(response);
-      });
+    const bytesOfResponse = (source) => settle(source, (response) => web.__http.wasmBytes(response), (e) => PromiseReject(e));
     method("compileStreaming", function compileStreaming(source) {
-      return PromiseThen(bytesOfResponse(source), (bytes) => toModule(bytes, "WebAssembly.compileStreaming"));
+      return settle(bytesOfResponse(source), (bytes) => toModule(bytes, "WebAssembly.compileStreaming"), (e) => PromiseReject(e));
     });
     method("instantiateStreaming", function instantiateStreaming(source, importObject = undefined) {
-      return PromiseThen(bytesOfResponse(source), (bytes) => {
+      return settle(bytesOfResponse(source), (bytes) => {
         const module = toModule(bytes, "WebAssembly.instantiateStreaming");
         return { module, instance: instantiateModule(module, importObject, V8Instance) };
-      });
+      }, (e) => PromiseReject(e));
     });
     ObjectDefineProperty(out, I("Symbol.toStringTag"), { __proto__: null, value: "WebAssembly", configurable: true });
     return out;

@@ -42,43 +42,81 @@ fn throw(scope: &mut v8::PinScope, msg: &str) {
     }
 }
 
-/// What a module's memories and code cost, or why it cannot run here.
-pub(crate) fn inspect(bytes: &[u8]) -> Result<(u64, u32, u64), String> {
+/// What a module costs: per memory it defines, the name it is exported
+/// under and its maximum in bytes; and its compiled code (estimated).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Cost {
+    pub memories: Vec<(String, u64)>,
+    pub code: u64,
+}
+
+/// What a module's memories and code cost, or why it cannot run here. A
+/// memory the module defines must declare a maximum and be exported: its
+/// charge is tied to the exported `WebAssembly.Memory` object, which V8 keeps
+/// alive as long as anything (the instance, its functions, a table) can
+/// still reach the memory.
+pub(crate) fn inspect(bytes: &[u8]) -> Result<Cost, String> {
     if bytes.len() > MAX_MODULE_BYTES {
         return Err(format!(
             "a module of {} bytes; at most {MAX_MODULE_BYTES}",
             bytes.len()
         ));
     }
-    let mut memory_bytes = 0u64;
-    let mut memories = 0u32;
+    let invalid = |e: wasmparser::BinaryReaderError| format!("invalid module: {e}");
+    let mut imported = 0u32;
+    let mut defined: Vec<u64> = Vec::new();
+    let mut exports: Vec<(u32, String)> = Vec::new();
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        let payload = payload.map_err(|e| format!("invalid module: {e}"))?;
-        if let wasmparser::Payload::MemorySection(reader) = payload {
-            for m in reader {
-                let m = m.map_err(|e| format!("invalid module: {e}"))?;
-                if m.memory64 || m.shared {
-                    return Err(
-                        "64-bit and shared memories are not available (they could not be counted)"
-                            .into(),
-                    );
+        match payload.map_err(invalid)? {
+            wasmparser::Payload::ImportSection(reader) => {
+                for i in reader {
+                    if let wasmparser::TypeRef::Memory(_) = i.map_err(invalid)?.ty {
+                        imported += 1;
+                    }
                 }
-                let Some(max) = m.maximum else {
-                    return Err("a memory without a maximum size cannot be counted in the tenant's ArrayBuffer budget; declare one (e.g. --max-memory) within external_memory_bytes".into());
-                };
-                let page = 1u64 << m.page_size_log2.unwrap_or(16);
-                memory_bytes = memory_bytes.saturating_add(max.saturating_mul(page));
-                memories += 1;
             }
+            wasmparser::Payload::MemorySection(reader) => {
+                for m in reader {
+                    let m = m.map_err(invalid)?;
+                    if m.memory64 || m.shared {
+                        return Err(
+                            "64-bit and shared memories are not available (they could not be counted)"
+                                .into(),
+                        );
+                    }
+                    let Some(max) = m.maximum else {
+                        return Err("a memory without a maximum size cannot be counted in the tenant's ArrayBuffer budget; declare one (e.g. --max-memory) within external_memory_bytes".into());
+                    };
+                    let page = 1u64 << m.page_size_log2.unwrap_or(16);
+                    defined.push(max.saturating_mul(page));
+                }
+            }
+            wasmparser::Payload::ExportSection(reader) => {
+                for e in reader {
+                    let e = e.map_err(invalid)?;
+                    if e.kind == wasmparser::ExternalKind::Memory {
+                        exports.push((e.index, e.name.to_string()));
+                    }
+                }
+            }
+            _ => {}
         }
     }
+    let mut memories = Vec::with_capacity(defined.len());
+    for (i, max) in defined.into_iter().enumerate() {
+        let index = imported + i as u32;
+        let Some((_, name)) = exports.iter().find(|(x, _)| *x == index) else {
+            return Err(format!("memory {index} is defined by the module but not exported; isola counts a memory through its export (export it, e.g. --export-memory)"));
+        };
+        memories.push((name.clone(), max));
+    }
     let code = (bytes.len() as u64).saturating_mul(CODE_BYTES_PER_BYTE as u64);
-    Ok((memory_bytes, memories, code))
+    Ok(Cost { memories, code })
 }
 
-/// `wasmInspect(bytes)`: `[memoryBytes, memories, codeBytes]` of a module
-/// (its own memories at their maximum, compiled code estimated), or a
-/// `TypeError` saying why it cannot run here.
+/// `wasmInspect(bytes)`: `[codeBytes, [[exportName, maxBytes], ...]]` for a
+/// module (its own memories, compiled code estimated), or a `TypeError`
+/// saying why it cannot run here.
 pub(crate) fn op_wasm_inspect(
     scope: &mut v8::PinScope,
     args: v8::FunctionCallbackArguments,
@@ -101,13 +139,18 @@ pub(crate) fn op_wasm_inspect(
     let mut buf = vec![0u8; view.byte_length()];
     view.copy_contents(&mut buf);
     match inspect(&buf) {
-        Ok((mem, n, code)) => {
-            let vals = [
-                v8::Number::new(scope, mem as f64).into(),
-                v8::Integer::new_from_unsigned(scope, n).into(),
-                v8::Number::new(scope, code as f64).into(),
-            ];
-            rv.set(v8::Array::new_with_elements(scope, &vals).into());
+        Ok(cost) => {
+            let mut mems = Vec::with_capacity(cost.memories.len());
+            for (name, max) in &cost.memories {
+                let Some(n) = v8::String::new(scope, name) else {
+                    return;
+                };
+                let m = v8::Number::new(scope, *max as f64);
+                mems.push(v8::Array::new_with_elements(scope, &[n.into(), m.into()]).into());
+            }
+            let code = v8::Number::new(scope, cost.code as f64).into();
+            let mems = v8::Array::new_with_elements(scope, &mems).into();
+            rv.set(v8::Array::new_with_elements(scope, &[code, mems]).into());
         }
         Err(m) => throw(scope, &format!("WebAssembly: {m}")),
     }
@@ -168,25 +211,30 @@ mod tests {
 
     const PAGE: u64 = 64 << 10;
 
-    /// A module with one memory of `min`/`max` pages (wasm text:
-    /// `(module (memory min max))`).
-    fn module(limits: &[u8]) -> Vec<u8> {
+    /// A module with one memory of `min`/`max` pages, exported as "m" or not.
+    fn module(limits: &[u8], export: bool) -> Vec<u8> {
         let mut m = b"\0asm\x01\0\0\0".to_vec();
         m.push(5); // memory section
         m.push((limits.len() + 1) as u8);
         m.push(1);
         m.extend_from_slice(limits);
+        if export {
+            m.extend_from_slice(&[7, 5, 1, 1, b'm', 2, 0]);
+        }
         m
     }
 
     #[test]
     fn memories_are_charged_at_their_maximum_and_unbounded_ones_refused() {
-        assert_eq!(inspect(&module(&[1, 1, 4])).unwrap().0, 4 * PAGE);
-        assert_eq!(inspect(&module(&[1, 1, 4])).unwrap().1, 1);
-        assert!(inspect(&module(&[0, 1]))
+        let cost = inspect(&module(&[1, 1, 4], true)).unwrap();
+        assert_eq!(cost.memories, vec![("m".to_string(), 4 * PAGE)]);
+        let e = inspect(&module(&[1, 1, 4], false)).unwrap_err();
+        assert!(e.contains("not exported"), "{e}");
+        let e = inspect(&module(&[0, 1], true)).unwrap_err();
+        assert!(e.contains("without a maximum"), "{e}");
+        assert!(inspect(&module(&[3, 1, 4], true))
             .unwrap_err()
-            .contains("without a maximum"));
-        assert!(inspect(&module(&[3, 1, 4])).unwrap_err().contains("shared"));
+            .contains("shared"));
         assert!(inspect(b"\0asm\x01\0\0\0\x05")
             .unwrap_err()
             .contains("invalid module"));

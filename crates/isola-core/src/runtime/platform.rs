@@ -22,7 +22,13 @@ use std::sync::Once;
 /// `for (;;) a.push(new Array(64))` then ignores `TerminateExecution` and
 /// runs until the heap is exhausted. Without unrolling every loop back-edge
 /// checks for interrupts, so CPU and wall limits hold.
-pub const V8_FLAGS: &str = "--stack-size=900 --no-turboshaft-loop-unrolling";
+///
+/// `--no-experimental-wasm-jspi`: WebAssembly's promise integration
+/// (`WebAssembly.promising`, `Suspending`) gives each suspended call a native
+/// stack of its own that no limit counts and no collection frees; a tenant
+/// with WebAssembly could exhaust the process's memory mappings with them.
+pub const V8_FLAGS: &str =
+    "--stack-size=900 --no-turboshaft-loop-unrolling --no-experimental-wasm-jspi";
 
 /// The ICU data version loaded before V8 starts (the ICU this V8 build was
 /// compiled with). Part of the snapshot fingerprint.

@@ -182,3 +182,50 @@ fn webassembly_works_after_the_tenant_patched_every_builtin() {
     );
     assert_eq!(v, json!(42));
 }
+
+/// `(module (memory (export "m") 1 64))`: 4 MiB at its maximum.
+const MEM4: &str = "[0,97,115,109,1,0,0,0,5,4,1,1,1,64,7,5,1,1,109,2,0]";
+/// `(module (memory 1 2))`: a memory the module does not export.
+const HIDDEN: &str = "[0,97,115,109,1,0,0,0,5,4,1,1,1,2]";
+
+#[test]
+fn an_exported_memory_keeps_its_charge_after_its_instance_is_collected() {
+    // 4 MiB memories, a budget of 14 MiB: three fit. The tenant keeps the
+    // exported memories and drops the instances; a collection must not give
+    // their charges back, so a fourth still does not fit.
+    let mut t = wasm_tenant(
+        &format!(
+            "const mod = new WebAssembly.Module(new Uint8Array({MEM4}));
+             globalThis.kept ??= [];
+             const out = [];
+             for (let i = 0; i < 4; i++) {{
+               try {{ kept.push(new WebAssembly.Instance(mod).exports.m); out.push('ok'); }} catch (e) {{ out.push(e.name); }}
+             }}
+             return out;"
+        ),
+        14 << 20,
+    );
+    assert_eq!(call_json(&mut t), json!(["ok", "ok", "ok", "RangeError"]));
+    t.collect_garbage();
+    assert_eq!(
+        call_json(&mut t),
+        json!(["RangeError", "RangeError", "RangeError", "RangeError"])
+    );
+}
+
+#[test]
+fn unexported_memories_and_promise_integration_are_refused() {
+    let v = run_wasm(
+        &format!(
+            "let hidden;
+             try {{ new WebAssembly.Module(new Uint8Array({HIDDEN})); }} catch (e) {{ hidden = [e.name, e.message]; }}
+             return [hidden, typeof WebAssembly.promising, typeof WebAssembly.Suspending, typeof WebAssembly.Table];"
+        ),
+        64 << 20,
+    );
+    assert_eq!(v[0][0], "CompileError", "{v}");
+    assert!(v[0][1].as_str().unwrap().contains("not exported"), "{v}");
+    assert_eq!(v[1], "undefined");
+    assert_eq!(v[2], "undefined");
+    assert_eq!(v[3], "function");
+}

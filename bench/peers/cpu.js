@@ -1,0 +1,2 @@
+import { burn } from "./common.js";
+export default { fetch() { return new Response(String(burn())); } };
