@@ -343,8 +343,57 @@ fn is_public_v4(a: Ipv4Addr) -> bool {
         || o[0] >= 240) // reserved
 }
 
+/// Bytes a subrequest holds on the tenant's behalf (its body copies, the
+/// response being collected) are charged to a budget: the tenant's
+/// ArrayBuffer budget in the runtime, a worker's share in the supervisor.
+pub trait ByteBudget: Send + Sync {
+    /// Charges `n` bytes if they fit.
+    fn reserve(&self, n: usize) -> bool;
+    /// Returns `n` charged bytes.
+    fn release(&self, n: usize);
+}
+
+/// Bytes charged to a [`ByteBudget`], returned when dropped.
+pub struct Reservation {
+    budget: Arc<dyn ByteBudget>,
+    bytes: usize,
+}
+
+impl Reservation {
+    /// An empty reservation against `budget`.
+    pub fn new(budget: Arc<dyn ByteBudget>) -> Reservation {
+        Reservation { budget, bytes: 0 }
+    }
+
+    /// Charges `n` more bytes; `false` (nothing charged) if they do not fit.
+    pub fn grow(&mut self, n: usize) -> bool {
+        if self.budget.reserve(n) {
+            self.bytes += n;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Bytes held.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.budget.release(self.bytes);
+    }
+}
+
+impl std::fmt::Debug for Reservation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Reservation({} bytes)", self.bytes)
+    }
+}
+
 /// One subrequest, as the tenant made it (already capped by the runtime).
-#[derive(Debug, Clone)]
 pub struct OutboundRequest {
     /// The tenant's name (for logs and metrics).
     pub tenant: String,
@@ -366,10 +415,26 @@ pub struct OutboundRequest {
     pub timeout: Duration,
     /// Largest body the host may collect (bytes).
     pub max_body_bytes: usize,
+    /// Where the response bytes the host collects are charged as they
+    /// arrive (the request body is charged already, by whoever copied it).
+    pub budget: Arc<dyn ByteBudget>,
+    /// The charge of the request body; returned when the request is dropped.
+    pub body_charge: Option<Reservation>,
+}
+
+impl std::fmt::Debug for OutboundRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutboundRequest")
+            .field("tenant", &self.tenant)
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("body_bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// A response to an [`OutboundRequest`].
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct OutboundResponse {
     /// HTTP status.
     pub status: u16,
@@ -383,6 +448,9 @@ pub struct OutboundResponse {
     pub headers: Vec<(String, String)>,
     /// The whole body (at most the request's `max_body_bytes`).
     pub body: Vec<u8>,
+    /// The charge of `body`, held until the runtime has copied it into the
+    /// tenant's heap (where it is counted again).
+    pub body_charge: Option<Reservation>,
 }
 
 /// Where a subrequest stands.

@@ -21,7 +21,7 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderName, HeaderValue};
 use hyper_util::rt::TokioIo;
-use isola_core::outbound::{FetchPolicy, MAX_REDIRECTS};
+use isola_core::outbound::{FetchPolicy, Reservation, MAX_REDIRECTS};
 use isola_core::{Outbound, OutboundCall, OutboundPoll, OutboundRequest, OutboundResponse};
 
 use crate::metrics::Metrics;
@@ -30,6 +30,68 @@ use crate::metrics::Metrics;
 pub const MAX_UPSTREAM_HEADERS: usize = 256;
 /// Most bytes of response header names and values accepted from an upstream.
 pub const MAX_UPSTREAM_HEADER_BYTES: usize = 128 << 10;
+
+/// DNS lookups in flight at once, in all (each holds a blocking thread
+/// until the system resolver answers, whatever happens to its subrequest).
+pub const MAX_LOOKUPS: usize = 64;
+/// DNS lookups in flight at once for one tenant.
+pub const MAX_LOOKUPS_PER_TENANT: usize = 8;
+
+/// Lookups in flight, per tenant.
+static LOOKUPS: Mutex<Option<std::collections::HashMap<String, usize>>> = Mutex::new(None);
+
+/// One lookup's place in [`LOOKUPS`], given back when the system resolver
+/// returns (not when the subrequest is abandoned: the thread is still busy).
+struct LookupSlot(String);
+
+impl LookupSlot {
+    fn take(tenant: &str) -> Result<LookupSlot, String> {
+        let mut g = LOOKUPS.lock().unwrap_or_else(|p| p.into_inner());
+        let m = g.get_or_insert_with(Default::default);
+        let all: usize = m.values().sum();
+        let mine = m.get(tenant).copied().unwrap_or(0);
+        if all >= MAX_LOOKUPS || mine >= MAX_LOOKUPS_PER_TENANT {
+            return Err(format!(
+                "fetch: too many DNS lookups in flight ({mine} of this tenant's {MAX_LOOKUPS_PER_TENANT}, {all} of {MAX_LOOKUPS} in all)"
+            ));
+        }
+        *m.entry(tenant.to_string()).or_default() += 1;
+        Ok(LookupSlot(tenant.to_string()))
+    }
+}
+
+impl Drop for LookupSlot {
+    fn drop(&mut self) {
+        let mut g = LOOKUPS.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(m) = g.as_mut() {
+            if let Some(n) = m.get_mut(&self.0) {
+                *n -= 1;
+                if *n == 0 {
+                    m.remove(&self.0);
+                }
+            }
+        }
+    }
+}
+
+/// Resolves `host` on a blocking thread that keeps its [`LookupSlot`] until
+/// the resolver returns.
+async fn lookup(tenant: &str, host: &str, port: u16) -> Result<Vec<SocketAddr>, String> {
+    use std::net::ToSocketAddrs;
+    let slot = LookupSlot::take(tenant)?;
+    let name = host.to_string();
+    let task = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        (name.as_str(), port)
+            .to_socket_addrs()
+            .map(|a| a.take(16).collect::<Vec<_>>())
+    });
+    match task.await {
+        Ok(Ok(addrs)) => Ok(addrs),
+        Ok(Err(e)) => Err(format!("fetch: could not resolve {host}: {e}")),
+        Err(_) => Err(format!("fetch: could not resolve {host}")),
+    }
+}
 
 /// Headers the client sets itself; a tenant's values for them are dropped.
 const HOP_BY_HOP: &[&str] = &[
@@ -170,18 +232,18 @@ trait Io: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Io for T {}
 
 /// The addresses of `url`'s host that `policy` allows, or why none is.
-async fn resolve(policy: &FetchPolicy, url: &url::Url) -> Result<Vec<SocketAddr>, String> {
+async fn resolve(
+    tenant: &str,
+    policy: &FetchPolicy,
+    url: &url::Url,
+) -> Result<Vec<SocketAddr>, String> {
     let matched = policy.allows_url(url).map_err(|e| e.to_string())?;
     let port = url.port_or_known_default().unwrap_or(80);
     let host = url.host_str().unwrap_or_default().to_string();
     let addrs: Vec<SocketAddr> = match url.host() {
         Some(url::Host::Ipv4(a)) => vec![SocketAddr::new(IpAddr::V4(a), port)],
         Some(url::Host::Ipv6(a)) => vec![SocketAddr::new(IpAddr::V6(a), port)],
-        Some(url::Host::Domain(d)) => tokio::net::lookup_host((d, port))
-            .await
-            .map_err(|e| format!("fetch: could not resolve {d}: {e}"))?
-            .take(16)
-            .collect(),
+        Some(url::Host::Domain(d)) => lookup(tenant, d, port).await?,
         None => return Err("fetch: the URL has no host".into()),
     };
     let mut first_denial = None;
@@ -242,12 +304,26 @@ async fn run(
     req: OutboundRequest,
     tls: Arc<rustls::ClientConfig>,
 ) -> Result<OutboundResponse, String> {
-    let mut url = url::Url::parse(&req.url).map_err(|e| format!("fetch: invalid URL: {e}"))?;
-    let mut method = req.method.clone();
-    let mut body = Bytes::from(req.body);
-    let mut headers = req.headers;
+    let OutboundRequest {
+        tenant,
+        method,
+        url,
+        headers,
+        body,
+        follow_redirects,
+        policy,
+        max_body_bytes,
+        budget,
+        // Held (and the request body counted) until the subrequest ends.
+        body_charge: _body_charge,
+        ..
+    } = req;
+    let mut url = url::Url::parse(&url).map_err(|e| format!("fetch: invalid URL: {e}"))?;
+    let mut method = method;
+    let mut body = Bytes::from(body);
+    let mut headers = headers;
     for hop in 0..=MAX_REDIRECTS {
-        let addrs = resolve(&req.policy, &url).await?;
+        let addrs = resolve(&tenant, &policy, &url).await?;
         let io = connect(&url, &addrs, &tls).await?;
         let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(io))
             .await
@@ -292,7 +368,7 @@ async fn run(
             .get(hyper::header::LOCATION)
             .and_then(|l| l.to_str().ok())
             .map(str::to_string);
-        if req.follow_redirects && matches!(status, 301 | 302 | 303 | 307 | 308) {
+        if follow_redirects && matches!(status, 301 | 302 | 303 | 307 | 308) {
             if let Some(loc) = location {
                 if hop == MAX_REDIRECTS {
                     return Err(format!("fetch: more than {MAX_REDIRECTS} redirects"));
@@ -337,20 +413,29 @@ async fn run(
                     "fetch: the response headers exceed {MAX_UPSTREAM_HEADERS} lines or {MAX_UPSTREAM_HEADER_BYTES} bytes"
                 ));
             }
+            // Header values are bytes: as Latin-1, each byte one character
+            // (what `Headers` accepts as a ByteString).
             out_headers.push((
                 n.as_str().to_string(),
-                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                v.as_bytes().iter().map(|&b| char::from(b)).collect(),
             ));
         }
         let mut incoming = resp.into_body();
         let mut data = Vec::new();
+        // The bytes collected count in the tenant's budget as they arrive.
+        let mut charge = Reservation::new(budget.clone());
         while let Some(frame) = incoming.frame().await {
             let frame = frame.map_err(|e| format!("fetch: reading the response body: {e}"))?;
             if let Some(chunk) = frame.data_ref() {
-                if data.len() + chunk.len() > req.max_body_bytes {
+                if data.len() + chunk.len() > max_body_bytes {
                     return Err(format!(
-                        "fetch: the response body is larger than {} bytes (fetch.max_response_bytes, or the ArrayBuffer memory limit)",
-                        req.max_body_bytes
+                        "fetch: the response body is larger than {max_body_bytes} bytes (fetch.max_response_bytes, or the ArrayBuffer memory limit)"
+                    ));
+                }
+                if !charge.grow(chunk.len()) {
+                    return Err(format!(
+                        "fetch: the response body ({} bytes so far) does not fit the tenant's ArrayBuffer memory limit (the bodies of subrequests in flight count)",
+                        data.len() + chunk.len()
                     ));
                 }
                 data.extend_from_slice(chunk);
@@ -363,7 +448,26 @@ async fn run(
             redirected: hop > 0,
             headers: out_headers,
             body: data,
+            body_charge: Some(charge),
         });
     }
     Err(format!("fetch: more than {MAX_REDIRECTS} redirects"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dns_lookups_are_capped_per_tenant_until_the_resolver_returns() {
+        let mine: Vec<LookupSlot> = (0..MAX_LOOKUPS_PER_TENANT)
+            .map(|_| LookupSlot::take("dns-a").unwrap())
+            .collect();
+        let e = LookupSlot::take("dns-a").err().unwrap();
+        assert!(e.contains("too many DNS lookups"), "{e}");
+        // Another tenant still gets a slot.
+        drop(LookupSlot::take("dns-b").unwrap());
+        drop(mine);
+        assert!(LookupSlot::take("dns-a").is_ok());
+    }
 }

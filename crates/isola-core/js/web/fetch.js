@@ -21,8 +21,18 @@
 (function fetchArea(ops, P, web) {
   "use strict";
   const { Promise, TypeError, append, newArray } = P;
-  const I = P.intrinsic;
-  const PromiseThen = I("Promise.prototype.then");
+  // Continues with a promise's outcome without Promise.prototype.then, whose
+  // species lookup a tenant could hook: await does no such lookup.
+  const settle = async (p, ok, fail) => {
+    let v;
+    try {
+      v = await p;
+    } catch (e) {
+      fail(e);
+      return;
+    }
+    ok(v);
+  };
   const http = web.__http;
   const abort = web.__abort;
   const Request = web.Request;
@@ -46,11 +56,7 @@
       }
       const method = request.method;
       const bodyPromise = http.take(request);
-      PromiseThen(
-        bodyPromise,
-        (bytes) => send(request, method, bytes, signal, resolve, reject),
-        reject,
-      );
+      settle(bodyPromise, (bytes) => send(request, method, bytes, signal, resolve, reject), reject);
     });
   }
 
@@ -79,7 +85,7 @@
         reject(abort.reason(signal));
       });
     }
-    PromiseThen(
+    settle(
       pending,
       (rec) => {
         if (signal !== null && token !== undefined) abort.remove(signal, token);

@@ -90,6 +90,15 @@ impl AbCounter {
     }
 }
 
+impl crate::outbound::ByteBudget for AbCounter {
+    fn reserve(&self, n: usize) -> bool {
+        AbCounter::reserve(self, n)
+    }
+    fn release(&self, n: usize) {
+        AbCounter::release(self, n)
+    }
+}
+
 unsafe extern "C" fn allocate(counter: &AbCounter, len: usize) -> *mut c_void {
     if !counter.reserve(len) {
         return std::ptr::null_mut();

@@ -179,6 +179,7 @@ impl JsRuntime {
             fetch: None,
             fetches: Vec::new(),
             subrequests: 0,
+            deadline: None,
             wasm_memories: 0,
             decoders: Default::default(),
             reported: Default::default(),
@@ -313,6 +314,11 @@ impl JsRuntime {
             let mut st = self.ops.borrow_mut();
             st.body = body;
             st.subrequests = 0;
+            st.deadline = Some(t0 + self.limits.wall);
+            // Subrequests of an earlier invocation nobody waits for now.
+            if self.background.is_empty() {
+                st.fetches.clear();
+            }
         }
         self.entered(|rt| rt.slice(Some((inv, env, streamed))))
     }
@@ -345,6 +351,15 @@ impl JsRuntime {
     pub fn cancel_body(&mut self) {
         self.response = None;
         self.drop_request_body();
+        self.drop_idle_fetches();
+    }
+
+    /// Abandons subrequests no invocation, stream or background work can
+    /// wait for any more.
+    fn drop_idle_fetches(&mut self) {
+        if self.in_flight.is_none() && self.response.is_none() && self.background.is_empty() {
+            self.ops.borrow_mut().fetches.clear();
+        }
     }
 
     /// Drops the request body of the invocation that ended (and a read of it
@@ -412,6 +427,7 @@ impl JsRuntime {
             Ok(Ok(None)) => {
                 self.kill.running.store(false, Ordering::SeqCst);
                 self.drop_request_body();
+                self.drop_idle_fetches();
                 BodyProgress::End
             }
             Err(e) => match self.end::<()>(Err(e)) {

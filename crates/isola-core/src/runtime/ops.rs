@@ -64,6 +64,8 @@ pub(crate) struct OpState {
     pub fetches: Vec<ops_fetch::PendingFetch>,
     /// Subrequests the invocation in flight has made.
     pub subrequests: u32,
+    /// The wall deadline of the invocation in flight (bounds a subrequest).
+    pub deadline: Option<Instant>,
     /// TextDecoders of legacy encodings in streaming mode.
     pub decoders: ops_encoding::Decoders,
     /// Wasm memories alive (charged by `wasmReserve`).

@@ -13,7 +13,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::outbound::{FetchPolicy, Outbound, OutboundCall, OutboundPoll, OutboundRequest};
+use crate::outbound::{
+    ByteBudget, FetchPolicy, Outbound, OutboundCall, OutboundPoll, OutboundRequest, Reservation,
+};
 use crate::runtime::allocator::AbCounter;
 use crate::runtime::{boundary, ops};
 
@@ -164,7 +166,12 @@ pub(crate) fn op_fetch_start(
             return;
         }
     };
-    let ab_limit = st.borrow().ab.limit();
+    let ab = st.borrow().ab.clone();
+    let ab_limit = ab.limit();
+    let budget: Arc<dyn ByteBudget> = ab;
+    // The copy handed to the host counts in the tenant's ArrayBuffer budget
+    // until the subrequest ends (the tenant's own buffer counts too).
+    let mut body_charge = Reservation::new(budget.clone());
     let body = if args.get(3).is_null_or_undefined() {
         Vec::new()
     } else {
@@ -172,8 +179,8 @@ pub(crate) fn op_fetch_start(
             throw(scope, "fetch: the body must be bytes");
             return;
         };
-        if view.byte_length() > ab_limit {
-            throw(scope, &format!("fetch: the request body is larger than the ArrayBuffer memory limit of {ab_limit} bytes"));
+        if !body_charge.grow(view.byte_length()) {
+            throw(scope, &format!("fetch: a copy of the {}-byte request body does not fit the ArrayBuffer memory limit of {ab_limit} bytes (the bodies of subrequests in flight count)", view.byte_length()));
             return;
         }
         let mut buf = vec![0u8; view.byte_length()];
@@ -203,7 +210,15 @@ pub(crate) fn op_fetch_start(
         return;
     };
     let promise = resolver.get_promise(scope);
-    let tenant = st.borrow().tenant.clone();
+    let (tenant, deadline) = {
+        let s = st.borrow();
+        (s.tenant.clone(), s.deadline)
+    };
+    // The policy's timeout, or what is left of the invocation's wall time.
+    let mut timeout = Duration::from_millis(host.policy.timeout_ms);
+    if let Some(d) = deadline {
+        timeout = timeout.min(d.saturating_duration_since(std::time::Instant::now()));
+    }
     let req = OutboundRequest {
         tenant,
         method,
@@ -212,8 +227,10 @@ pub(crate) fn op_fetch_start(
         body,
         follow_redirects: follow,
         policy: host.policy.clone(),
-        timeout: Duration::from_millis(host.policy.timeout_ms),
+        timeout,
         max_body_bytes: (host.policy.max_response_bytes as usize).min(ab_limit),
+        budget,
+        body_charge: Some(body_charge),
     };
     let call = host.outbound.start(req);
     st.borrow_mut().fetches.push(PendingFetch {
@@ -269,12 +286,16 @@ pub(crate) fn feed_fetches(scope: &mut v8::PinScope<'_, '_>, ab: &AbCounter) -> 
     for (resolver, result) in done {
         let resolver = v8::Local::new(scope, resolver);
         match result {
-            Ok(resp) => match response_record(scope, ab, &resp) {
-                Ok(rec) => {
-                    resolver.resolve(scope, rec);
+            Ok(mut resp) => {
+                // The host's charge ends where the tenant's copy begins.
+                drop(resp.body_charge.take());
+                match response_record(scope, ab, &resp) {
+                    Ok(rec) => {
+                        resolver.resolve(scope, rec);
+                    }
+                    Err(msg) => reject(scope, resolver, &msg, true),
                 }
-                Err(msg) => reject(scope, resolver, &msg, true),
-            },
+            }
             Err(msg) => reject(scope, resolver, &msg, false),
         }
     }

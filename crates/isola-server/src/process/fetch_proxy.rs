@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
+use isola_core::outbound::{ByteBudget, Reservation};
 use isola_core::{Outbound, OutboundCall, OutboundPoll, OutboundRequest, OutboundResponse};
 use tokio::sync::mpsc;
 
@@ -93,6 +94,9 @@ pub fn split<T: serde::de::DeserializeOwned>(p: &[u8]) -> Result<(T, &[u8]), Str
 }
 
 type Slot = Arc<Mutex<Option<Result<OutboundResponse, String>>>>;
+/// A waiting call: where its outcome goes, and the tenant budget its
+/// response body is charged to when it arrives.
+type Waiting = (Slot, Arc<dyn ByteBudget>);
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
@@ -102,7 +106,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[derive(Clone)]
 pub struct WorkerFetch {
     out: mpsc::UnboundedSender<Frame>,
-    slots: Arc<Mutex<HashMap<u64, Slot>>>,
+    slots: Arc<Mutex<HashMap<u64, Waiting>>>,
     next: Arc<AtomicU64>,
 }
 
@@ -118,17 +122,27 @@ impl WorkerFetch {
 
     /// Hands a [`Kind::FetchDone`] frame to the call waiting for it.
     pub fn deliver(&self, frame: &Frame) {
-        let Some(slot) = lock(&self.slots).remove(&frame.id) else {
+        let Some((slot, budget)) = lock(&self.slots).remove(&frame.id) else {
             return;
         };
         let result = match split::<FetchDoneMsg>(&frame.payload) {
-            Ok((m, body)) => m.result.map(|h| OutboundResponse {
-                status: h.status,
-                status_text: h.status_text,
-                url: h.url,
-                redirected: h.redirected,
-                headers: h.headers,
-                body: body.to_vec(),
+            Ok((m, body)) => m.result.and_then(|h| {
+                let mut charge = Reservation::new(budget);
+                if !charge.grow(body.len()) {
+                    return Err(format!(
+                        "fetch: the {}-byte response body does not fit the tenant's ArrayBuffer memory limit",
+                        body.len()
+                    ));
+                }
+                Ok(OutboundResponse {
+                    status: h.status,
+                    status_text: h.status_text,
+                    url: h.url,
+                    redirected: h.redirected,
+                    headers: h.headers,
+                    body: body.to_vec(),
+                    body_charge: Some(charge),
+                })
             }),
             Err(e) => Err(format!("fetch: {e}")),
         };
@@ -140,6 +154,8 @@ struct WorkerCall {
     id: u64,
     slot: Slot,
     owner: WorkerFetch,
+    /// The request body's charge, held until the call ends.
+    _body_charge: Option<Reservation>,
 }
 
 impl OutboundCall for WorkerCall {
@@ -164,15 +180,16 @@ impl Drop for WorkerCall {
 }
 
 impl Outbound for WorkerFetch {
-    fn start(&self, req: OutboundRequest) -> Box<dyn OutboundCall> {
+    fn start(&self, mut req: OutboundRequest) -> Box<dyn OutboundCall> {
         let id = self.next.fetch_add(1, Ordering::Relaxed);
         let slot: Slot = Arc::default();
+        let body_charge = req.body_charge.take();
         if req.body.len() > MAX_FETCH_BODY {
             *lock(&slot) = Some(Err(format!(
                 "fetch: a request body larger than {MAX_FETCH_BODY} bytes cannot leave a worker process"
             )));
         } else {
-            lock(&self.slots).insert(id, slot.clone());
+            lock(&self.slots).insert(id, (slot.clone(), req.budget.clone()));
             let msg = FetchMsg {
                 tenant: req.tenant,
                 method: req.method,
@@ -193,6 +210,7 @@ impl Outbound for WorkerFetch {
             id,
             slot,
             owner: self.clone(),
+            _body_charge: body_charge,
         })
     }
 }

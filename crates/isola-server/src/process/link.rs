@@ -138,6 +138,8 @@ pub struct Link {
     cache_backlog: Arc<AtomicUsize>,
     /// Code cache tasks of this worker (the reader waits for one).
     cache_slots: Arc<Semaphore>,
+    /// Bytes this worker's subrequests hold in the supervisor (bodies).
+    fetch_bytes: Arc<fetch::LinkBytes>,
     /// Set once the process is reaped: its pid may belong to another then.
     reaped: std::sync::atomic::AtomicBool,
     /// What to do about a stuck isolate (default: kill the worker).
@@ -273,6 +275,7 @@ impl Link {
             last_violation: Mutex::default(),
             cache_backlog: cache_backlog.clone(),
             cache_slots: Arc::new(Semaphore::new(CACHE_TASKS)),
+            fetch_bytes: Arc::default(),
             reaped: Default::default(),
             on_stuck: Mutex::default(),
             draining: Default::default(),
@@ -634,6 +637,8 @@ impl Link {
         {
             let mut s = lock(&self.state);
             s.tenants.remove(id);
+            // A tenant no longer placed here may not fetch through it.
+            s.fetch_policies.remove(id);
         }
         let _ = self
             .out
@@ -708,6 +713,13 @@ impl Link {
             }
             s.validations.insert(id, tx);
             s.tenants.insert(dep.id.clone());
+            s.fetch_policies.insert(
+                dep.id.clone(),
+                (
+                    Arc::new(dep.settings.fetch.clone()),
+                    dep.settings.limits.external_memory_bytes,
+                ),
+            );
         }
         let msg = ValidateMsg {
             deploy: DeployMsg::of(dep),

@@ -477,3 +477,62 @@ fn https_upstreams_are_verified_against_the_configured_roots() {
     assert_eq!(v[0], "TypeError", "{v}");
     assert!(v[1].as_str().unwrap().contains("TLS"), "{v}");
 }
+
+#[test]
+fn subrequest_bodies_count_in_the_tenants_array_buffer_budget() {
+    // 16 MiB budget, 5 MiB bodies: the tenant's buffer and two copies in
+    // flight fit; a third copy does not, while the first two still wait.
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let up = Upstream::start();
+    let r = s.admin(
+        "PUT",
+        "/v1/tenants/heavy",
+        Some(
+            json!({ "fetch": { "allow": [format!("127.0.0.1:{}", up.port)], "timeout_ms": 300 },
+                     "limits": { "external_memory_bytes": 16 << 20 } }),
+        ),
+    );
+    assert!(r.status < 300, "{}", r.body);
+    let code = handler(&format!(
+        r#"const body = new Uint8Array(5 << 20);
+        const why = (p) => p.then((r) => ["ok", r.status], (e) => [e.name, e.message]);
+        const all = [why(fetch("{slow}", {{ method: "POST", body }})), why(fetch("{slow}", {{ method: "POST", body }})),
+                     why(fetch("{slow}", {{ method: "POST", body }}))];
+        return await Promise.all(all);"#,
+        slow = up.url("/slow"),
+    ));
+    assert!(s.deploy("heavy", &code).status < 300);
+    let v = call(&s, "heavy");
+    assert!(
+        v[2][1]
+            .as_str()
+            .unwrap()
+            .contains("does not fit the ArrayBuffer memory limit"),
+        "{v}"
+    );
+    assert!(
+        v[0][1].as_str().unwrap().contains("longer than 300 ms"),
+        "{v}"
+    );
+}
+
+#[test]
+fn fetch_works_after_the_tenant_patched_promise_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = start(dir.path());
+    let up = Upstream::start();
+    let code = handler(&format!(
+        r#"Promise.prototype.then = function () {{ throw new Error("patched then"); }};
+        const r = await fetch("{hello}");
+        return [r.status, await r.text()];"#,
+        hello = up.url("/hello"),
+    ));
+    tenant(
+        &s,
+        "patched",
+        json!({ "allow": [format!("127.0.0.1:{}", up.port)] }),
+        &code,
+    );
+    assert_eq!(call(&s, "patched"), json!([200, "hi"]));
+}

@@ -3,10 +3,49 @@
 //! policy of the tenant's deployment as the supervisor placed it on this
 //! worker; the outcome goes back as a [`Kind::FetchDone`] frame.
 
+use std::sync::atomic::AtomicUsize;
+
+use isola_core::outbound::{ByteBudget, Reservation};
+
 use super::*;
 use crate::process::fetch_proxy::{
     payload, split, FetchDoneMsg, FetchHead, FetchMsg, MAX_FETCHES_PER_WORKER,
 };
+use crate::process::wire::MAX_TO_WORKER;
+
+/// Bytes of bodies one worker's subrequests may hold in the supervisor at
+/// once (request copies and responses being collected).
+pub const MAX_FETCH_BYTES_PER_WORKER: usize = 256 << 20;
+/// Largest response body sent back to a worker: it must fit one frame.
+pub const MAX_FETCH_RESPONSE_TO_WORKER: usize = MAX_TO_WORKER - (1 << 20);
+
+/// The supervisor-side byte budget of one worker's subrequests.
+#[derive(Default)]
+pub struct LinkBytes(AtomicUsize);
+
+impl ByteBudget for LinkBytes {
+    fn reserve(&self, n: usize) -> bool {
+        let mut cur = self.0.load(Ordering::Relaxed);
+        loop {
+            let Some(next) = cur
+                .checked_add(n)
+                .filter(|x| *x <= MAX_FETCH_BYTES_PER_WORKER)
+            else {
+                return false;
+            };
+            match self
+                .0
+                .compare_exchange_weak(cur, next, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+    fn release(&self, n: usize) {
+        self.0.fetch_sub(n, Ordering::Relaxed);
+    }
+}
 
 impl Link {
     /// Starts a worker's subrequest; `Err` (a malformed frame) closes the worker.
@@ -42,6 +81,13 @@ impl Link {
                 }
             }
         };
+        let budget: Arc<dyn ByteBudget> = self.fetch_bytes.clone();
+        let mut body_charge = Reservation::new(budget.clone());
+        if !body_charge.grow(body.len()) {
+            return refuse(format!(
+                "fetch: this worker's subrequests already hold {MAX_FETCH_BYTES_PER_WORKER} bytes"
+            ));
+        }
         let req = isola_core::OutboundRequest {
             tenant: msg.tenant,
             method: msg.method,
@@ -50,11 +96,14 @@ impl Link {
             body: body.to_vec(),
             follow_redirects: msg.follow,
             timeout: std::time::Duration::from_millis(policy.timeout_ms),
-            max_body_bytes: msg
+            max_body_bytes: (msg
                 .max_body_bytes
                 .min(policy.max_response_bytes)
-                .min(ab_limit) as usize,
+                .min(ab_limit) as usize)
+                .min(MAX_FETCH_RESPONSE_TO_WORKER),
             policy,
+            budget,
+            body_charge: Some(body_charge),
         };
         let link = self.clone();
         // Registered before the task can finish (it removes itself to answer).
