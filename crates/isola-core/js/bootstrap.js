@@ -596,6 +596,9 @@
         const r = web.__formdata.serialize(body);
         this.#bytes = r.bytes;
         this.#type = r.type;
+      } else if (web.__paramsBody(body) !== undefined) {
+        this.#bytes = encodeUtf8(web.__paramsBody(body));
+        this.#type = "application/x-www-form-urlencoded;charset=UTF-8";
       } else {
         this.#bytes = bodyToBytes(body);
         if (typeof body === "string") this.#type = "text/plain;charset=UTF-8";

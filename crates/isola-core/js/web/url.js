@@ -377,6 +377,9 @@
   web.URL = URL;
   web.URLSearchParams = URLSearchParams;
   web.__isURL = (v) => isURL(v) || isParams(v);
+  // A URLSearchParams as a body: its serialization (not through its
+  // toString, which the tenant may have replaced), or undefined.
+  web.__paramsBody = (v) => (isParams(v) ? ops.urlencodedSerialize(listOf(v)) : undefined);
   // The serialization of an absolute URL string, or a TypeError (for the
   // runtime's own use: no tenant-patchable getter on the way).
   web.__urlHref = (input) => {

@@ -117,3 +117,22 @@ fn headers_requests_and_responses_follow_the_fetch_standards_rules() {
     assert_eq!(v[15], "");
     assert_eq!(v[16], false);
 }
+
+#[test]
+fn a_url_search_params_body_is_form_encoded_with_its_content_type() {
+    let v = run(r#"
+        const p = new URLSearchParams({ a: "1 2", b: "é" });
+        URLSearchParams.prototype.toString = () => "patched";
+        const r = new Request("http://x/", { method: "POST", body: p });
+        const s = new Response(p);
+        return [r.headers.get("content-type"), await r.text(), await s.text()];
+    "#);
+    assert_eq!(
+        v,
+        json!([
+            "application/x-www-form-urlencoded;charset=UTF-8",
+            "a=1+2&b=%C3%A9",
+            "a=1+2&b=%C3%A9"
+        ])
+    );
+}
