@@ -16,11 +16,10 @@
 // Divergences: no RSA, AES-CBC/CTR/KW, ECDH, X25519 or P-521; no
 // wrapKey/unwrapKey; the newer "raw-public"/"raw-secret"/"raw-seed"
 // formats are not recognized. A digest's or signature's input is at most
-// 32 MiB (hashed at once); PBKDF2 does at most 100 000 iterations times
-// output blocks per call (50 000 with SHA-384/512) and PBKDF2/HKDF key material, salt and info are at
-// most 16 KiB, derived bits at most 16320 bytes (the work runs natively,
-// where the CPU limit cannot stop it: beyond, an OperationError names the
-// cap); HMAC keys generated without a length are the hash's block size and
+// 32 MiB (hashed at once); PBKDF2 runs in native steps of 20,000
+// iterations, so the tenant's CPU limit bounds it; PBKDF2/HKDF key
+// material, salt and info are at most 16 KiB, derived bits at most 16320
+// bytes (beyond, an OperationError names the cap); HMAC keys generated without a length are the hash's block size and
 // lengths must be multiples of 8, at most 8192 bits; AES-GCM refuses an
 // empty IV (OperationError); an AES-GCM generateKey length other than
 // 128/192/256 rejects at once (with the parameters, as browsers do, not

@@ -23,6 +23,7 @@ pub(crate) mod ops_crypto;
 pub(crate) mod ops_encoding;
 pub(crate) mod ops_fetch;
 pub(crate) mod ops_formdata;
+pub(crate) mod ops_pbkdf2;
 pub(crate) mod ops_urlpattern;
 pub(crate) mod ops_wasm;
 pub(crate) mod ops_web;

@@ -261,7 +261,7 @@ pub(crate) static OPS: std::sync::LazyLock<Vec<(&'static str, OpFn)>> =
             ("keySign", ops_crypto::op_key_sign.map_fn_to()),
             ("keyVerify", ops_crypto::op_key_verify.map_fn_to()),
             ("aesGcm", ops_crypto::op_aes_gcm.map_fn_to()),
-            ("pbkdf2", ops_crypto::op_pbkdf2.map_fn_to()),
+            ("pbkdf2Step", super::ops_pbkdf2::op_pbkdf2_step.map_fn_to()),
             ("hkdf", ops_crypto::op_hkdf.map_fn_to()),
         ]
     });

@@ -14,10 +14,9 @@
 //! bytes. Curves are named by number: 256 (P-256), 384 (P-384), 25519.
 //!
 //! Host work: every input is capped before it is copied (data at
-//! `MAX_BYTES_INPUT`, key-derivation inputs at [`MAX_KDF_INPUT`]), and
-//! PBKDF2, the one algorithm whose work a caller chooses, is capped at
-//! [`MAX_PBKDF2_WORK`] iterations (times output blocks) per call, since a
-//! native call cannot be interrupted by the CPU watchdog.
+//! `MAX_BYTES_INPUT`, key-derivation inputs at [`MAX_KDF_INPUT`]). PBKDF2,
+//! the one algorithm whose work a caller chooses, runs in steps the CPU
+//! limit can stop between (`ops_pbkdf2.rs`).
 
 use ed25519_dalek::pkcs8::{DecodePrivateKey as _, DecodePublicKey as _};
 use ed25519_dalek::{Signer as _, SigningKey as EdSigningKey, VerifyingKey as EdVerifyingKey};
@@ -26,12 +25,6 @@ use sha2::Digest as _;
 use super::gcm::Gcm;
 use super::ops_web::{array_buffer, bytes_arg, int_arg, throw, MAX_BYTES_INPUT};
 
-/// Largest PBKDF2 work per call: iterations times output blocks (one block
-/// is one hash length of output), an iteration of SHA-384/512 counting
-/// twice. Measured in a release build: 100 000 iterations take about 13 ms
-/// with SHA-1 or SHA-256 and 80 ms with SHA-512, so a call stays within
-/// about 40 ms; more is refused with an `OperationError` naming this cap.
-pub const MAX_PBKDF2_WORK: u32 = 100_000;
 /// Largest password, salt, info or input keying material of PBKDF2/HKDF
 /// (bytes): HKDF hashes `info` once per output block.
 pub const MAX_KDF_INPUT: usize = 16 << 10;
@@ -42,8 +35,9 @@ pub const MAX_DERIVED_BYTES: usize = 255 * 64;
 fn set_bytes(scope: &mut v8::PinScope, rv: &mut v8::ReturnValue<v8::Value>, out: Option<&[u8]>) {
     match out {
         Some(b) => {
-            let ab = array_buffer(scope, b);
-            rv.set(ab.into());
+            if let Some(ab) = array_buffer(scope, b) {
+                rv.set(ab.into());
+            }
         }
         None => rv.set(v8::null(scope).into()),
     }
@@ -521,44 +515,6 @@ fn hash_len(hash: i32) -> Option<usize> {
         512 => Some(64),
         _ => None,
     }
-}
-
-/// `pbkdf2(hash, password, salt, iterations, bytes)`: `bytes` derived bytes.
-/// Throws a RangeError beyond [`MAX_PBKDF2_WORK`] (the JS checks first and
-/// throws the spec's error; this is the backstop).
-pub(crate) fn op_pbkdf2(
-    scope: &mut v8::PinScope,
-    args: v8::FunctionCallbackArguments,
-    mut rv: v8::ReturnValue<v8::Value>,
-) {
-    let hash = int_arg(scope, args.get(0));
-    let iterations = u32::try_from(int_arg(scope, args.get(3))).unwrap_or(0);
-    let len = usize::try_from(int_arg(scope, args.get(4))).unwrap_or(usize::MAX);
-    let Some([password, salt]) = bytes_args(scope, &args, 1, "PBKDF2", MAX_KDF_INPUT) else {
-        return;
-    };
-    let Some(hlen) = hash_len(hash).filter(|_| iterations > 0 && len <= MAX_DERIVED_BYTES) else {
-        throw(scope, false, "PBKDF2: bad hash, iterations or length");
-        return;
-    };
-    let weight = if hash == 384 || hash == 512 { 2 } else { 1 };
-    let blocks = len.div_ceil(hlen) as u64;
-    if u64::from(iterations) * blocks * weight > u64::from(MAX_PBKDF2_WORK) {
-        throw(
-            scope,
-            true,
-            &format!("PBKDF2: iterations times output blocks above {MAX_PBKDF2_WORK}"),
-        );
-        return;
-    }
-    let mut out = vec![0u8; len];
-    match hash {
-        1 => pbkdf2::pbkdf2_hmac::<sha1::Sha1>(&password, &salt, iterations, &mut out),
-        256 => pbkdf2::pbkdf2_hmac::<sha2::Sha256>(&password, &salt, iterations, &mut out),
-        384 => pbkdf2::pbkdf2_hmac::<sha2::Sha384>(&password, &salt, iterations, &mut out),
-        _ => pbkdf2::pbkdf2_hmac::<sha2::Sha512>(&password, &salt, iterations, &mut out),
-    }
-    set_bytes(scope, &mut rv, Some(&out));
 }
 
 /// `hkdf(hash, ikm, salt, info, bytes)`: `bytes` derived bytes, or `null`

@@ -266,18 +266,11 @@ pub(crate) fn op_multipart_parse(
             None => out.push(v8::undefined(scope).into()),
         }
         if p.filename.is_some() {
-            let ab = v8::ArrayBuffer::new(scope, bytes.len());
-            if let Some(dst) = ab.get_backing_store().data() {
-                // SAFETY: `ab` was just created with `bytes.len()` bytes and
-                // nothing else refers to it yet.
-                unsafe {
-                    std::ptr::copy_nonoverlapping(
-                        bytes.as_ptr(),
-                        dst.as_ptr().cast::<u8>(),
-                        bytes.len(),
-                    )
-                };
-            }
+            // Checked against the budget first (a failed allocation would
+            // abort the process); a RangeError is thrown when it does not fit.
+            let Some(ab) = super::ops_web::array_buffer(scope, bytes) else {
+                return;
+            };
             out.push(ab.into());
         } else {
             out.push(new_string(scope, &String::from_utf8_lossy(bytes)));

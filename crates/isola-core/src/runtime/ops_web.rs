@@ -381,11 +381,25 @@ pub(crate) fn op_random_fill(
 }
 
 /// A new `ArrayBuffer` holding `bytes`, allocated through the isolate's
-/// counted allocator.
+/// counted allocator; `None` with a `RangeError` thrown when they do not
+/// fit the tenant's ArrayBuffer budget. The budget is checked first:
+/// `ArrayBuffer::New` aborts the whole process when its allocation fails.
 pub(super) fn array_buffer<'s>(
     scope: &mut v8::PinScope<'s, '_>,
     bytes: &[u8],
-) -> v8::Local<'s, v8::ArrayBuffer> {
+) -> Option<v8::Local<'s, v8::ArrayBuffer>> {
+    let fits = crate::runtime::ops::state(scope).is_some_and(|st| st.borrow().ab.fits(bytes.len()));
+    if !fits {
+        throw(
+            scope,
+            true,
+            &format!(
+                "a result of {} bytes does not fit the ArrayBuffer memory limit",
+                bytes.len()
+            ),
+        );
+        return None;
+    }
     let ab = v8::ArrayBuffer::new(scope, bytes.len());
     if let Some(p) = ab.get_backing_store().data() {
         // SAFETY: `ab` was just created with `bytes.len()` bytes and nothing
@@ -394,7 +408,7 @@ pub(super) fn array_buffer<'s>(
             std::ptr::copy_nonoverlapping(bytes.as_ptr(), p.as_ptr().cast::<u8>(), bytes.len())
         };
     }
-    ab
+    Some(ab)
 }
 
 /// `digest(algorithm, bytes)`: an `ArrayBuffer` with the SHA-1/256/384/512
@@ -422,8 +436,9 @@ pub(crate) fn op_digest(
             return;
         }
     };
-    let ab = array_buffer(scope, &out);
-    rv.set(ab.into());
+    if let Some(ab) = array_buffer(scope, &out) {
+        rv.set(ab.into());
+    }
 }
 
 pub(super) fn int_arg(scope: &mut v8::PinScope, v: v8::Local<v8::Value>) -> i32 {

@@ -272,3 +272,31 @@ fn subtle_promises_settle_as_the_spec_orders_its_two_phases() {
         ])
     );
 }
+
+#[test]
+fn native_results_at_the_edge_of_the_array_buffer_budget_are_a_range_error_not_an_abort() {
+    // V8's ArrayBuffer::New aborts the process when its allocation fails:
+    // every native that returns bytes checks the budget first.
+    let e = crate::util::engine();
+    let limits = isola_core::Limits {
+        external_memory_bytes: 4 << 20,
+        cpu: std::time::Duration::from_secs(5),
+        ..Default::default()
+    };
+    let src = r#"export default async () => {
+        const hold = [];
+        for (let size = 1 << 20; size > 0; ) { try { hold.push(new Uint8Array(size)); } catch { size >>= 1; } }
+        const why = (p) => p.then(() => "no error", (e) => [e.name, e.message]);
+        return [await why(crypto.subtle.digest("SHA-256", new Uint8Array(0))), hold.length > 0];
+    };"#;
+    let mut t = crate::util::tenant_with_limits(&e.engine, "edge", src, limits);
+    let v = crate::util::call_json(&mut t);
+    assert_eq!(v[0][0], "RangeError", "{v}");
+    assert!(
+        v[0][1]
+            .as_str()
+            .unwrap()
+            .contains("does not fit the ArrayBuffer memory limit"),
+        "{v}"
+    );
+}

@@ -1,11 +1,16 @@
 //! crypto.subtle with secret keys: AES-GCM (the GCM specification's test
-//! cases, IVs of 8, 12 and 60 bytes, tag lengths), PBKDF2 (RFC 6070) with
-//! isola's per-call work cap, HKDF (RFC 5869) and deriveKey.
+//! cases, IVs of 8, 12 and 60 bytes, tag lengths), PBKDF2 (RFC 6070) in
+//! native steps the CPU limit stops between, HKDF (RFC 5869) and deriveKey.
 
 use serde_json::json;
 
 use super::crypto_keys::HELPERS;
 use super::run_with_cpu;
+
+/// PBKDF2-HMAC-SHA1("password", "salt", 45,000 iterations, 40 bytes), from
+/// Python's hashlib.
+const PBKDF2_45000: &str =
+    "885f5bd521ad180e81348ee7c39271ab060d56979b8f6ad490bb5589cf2d2f60c04d1c1291c8dec5";
 
 fn run(body: &str) -> serde_json::Value {
     run_with_cpu(body, 20_000)
@@ -123,9 +128,10 @@ fn aes_gcm_keys_generate_import_and_export() {
 }
 
 #[test]
-fn pbkdf2_matches_rfc_6070_and_refuses_work_above_the_cap() {
-    let v = run(&format!(
-        r#"{HELPERS}
+fn pbkdf2_matches_rfc_6070_in_native_steps() {
+    let v = run_with_cpu(
+        &format!(
+            r#"{HELPERS}
         const bits = async (pw, salt, iterations, hash, length) => {{
           const k = await S.importKey("raw", enc(pw), "PBKDF2", false, ["deriveBits"]);
           return hex(await S.deriveBits({{ name: "PBKDF2", salt: enc(salt), iterations, hash }}, k, length));
@@ -138,10 +144,8 @@ fn pbkdf2_matches_rfc_6070_and_refuses_work_above_the_cap() {
           c4096: await bits("password", "salt", 4096, "SHA-1", 160),
           long: await bits("passwordPASSWORDpassword", "saltSALTsaltSALTsaltSALTsaltSALTsalt", 4096, "SHA-1", 200),
           sha256: await bits("password", "salt", 1, "SHA-256", 256),
-          atCap: (await p(100000)).length,
-          overCap: await p(16777216),
-          overCapBlocks: await p(50001, 320),
-          overCapSha512: await why(S.deriveBits({{ name: "PBKDF2", salt: enc("salt"), iterations: 50001, hash: "SHA-512" }}, k, 512)),
+          // More iterations than one native step (20,000), over two blocks.
+          steps: await bits("password", "salt", 45000, "SHA-1", 320),
           zero: await p(0),
           odd: await p(1, 7),
           noLength: await p(1, null),
@@ -153,7 +157,9 @@ fn pbkdf2_matches_rfc_6070_and_refuses_work_above_the_cap() {
           noIterations: await why(S.deriveBits({{ name: "PBKDF2", salt: enc("salt"), hash: "SHA-1" }}, k, 160)),
           key: [k.type, k.extractable, k.algorithm, k.usages],
         }};"#
-    ));
+        ),
+        10_000,
+    );
     assert_eq!(v["c1"], "0c60c80f961f0e71f3a9b524af6012062fe037a6");
     assert_eq!(v["c2"], "ea6c014dc72d6f8ccd1ed92ace1d41f0d8de8957");
     assert_eq!(v["c4096"], "4b007901b765489abead49d926f721d065a429c1");
@@ -165,11 +171,8 @@ fn pbkdf2_matches_rfc_6070_and_refuses_work_above_the_cap() {
         v["sha256"],
         "120fb6cffcf8b32c43e7225256c4f837a86548c92ccc35480805987cb70be17b"
     );
-    assert_eq!(v["atCap"], 2, "100 000 iterations of one block are allowed");
-    for k in ["overCap", "overCapBlocks", "overCapSha512"] {
-        assert_eq!(v[k][0], "OperationError", "{k}: {v}");
-        assert!(v[k][1].as_str().unwrap().contains("cap of 100000"), "{v}");
-    }
+    // Python: hashlib.pbkdf2_hmac("sha1", b"password", b"salt", 45000, 40).hex()
+    assert_eq!(v["steps"], PBKDF2_45000);
     for k in ["zero", "odd", "noLength"] {
         assert_eq!(v[k][0], "OperationError", "{k}: {v}");
     }
@@ -239,4 +242,30 @@ fn hkdf_matches_rfc_5869_and_derive_key_makes_usable_keys() {
     ] {
         assert_eq!(v[k][0], name, "{k}: {v}");
     }
+}
+
+#[test]
+fn a_long_pbkdf2_is_stopped_by_the_cpu_limit_between_native_steps() {
+    // 16 million iterations: no cap refuses them, but the tenant's 100 ms of
+    // CPU runs out between two native steps and the invocation is killed.
+    let e = crate::util::engine();
+    let limits = isola_core::Limits {
+        cpu: std::time::Duration::from_millis(100),
+        ..Default::default()
+    };
+    let src = r#"export default async () => {
+        const k = await crypto.subtle.importKey("raw", new Uint8Array(8), "PBKDF2", false, ["deriveBits"]);
+        return crypto.subtle.deriveBits({ name: "PBKDF2", salt: new Uint8Array(8), iterations: 16777216, hash: "SHA-256" }, k, 256);
+    };"#;
+    let mut t = crate::util::tenant_with_limits(&e.engine, "kdf", src, limits);
+    let t0 = std::time::Instant::now();
+    match t.call(vec![]) {
+        Err(isola_core::Error::Limit(l)) => assert_eq!(l.kind, isola_core::LimitKind::Cpu, "{l}"),
+        other => panic!("expected a CPU limit error, got {other:?}"),
+    }
+    assert!(
+        t0.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        t0.elapsed()
+    );
 }
