@@ -200,7 +200,14 @@ def cmd_new_tenants(a):
         samples.append(round(secs * 1000, 3))
         # The second request (isolate started on its shared worker).
         firsts.append(round(tenant_get(a.data_port, t, a.handler, payload)[2] * 1000, 3))
-    print(json.dumps({"kind": "newtenant", "h": a.handler, "samples": samples, "second": firsts}))
+    # What the server counted for one of them (isolate starts, CPU, code cache).
+    conn = http.client.HTTPConnection("127.0.0.1", a.admin_port, timeout=30)
+    conn.request("GET", "/metrics", headers={"authorization": f"Bearer {a.token}"})
+    text = conn.getresponse().read().decode()
+    probe = f'tenant="{a.prefix}-1"'
+    metrics = [line.replace(probe + ",", "").replace("{" + probe + "}", "") for line in text.splitlines()
+               if probe in line and not line.startswith("#") and "_bucket" not in line]
+    print(json.dumps({"kind": "newtenant", "h": a.handler, "samples": samples, "second": firsts, "metrics": metrics}))
 
 
 def rss_kib(pid):
@@ -404,6 +411,13 @@ def cmd_report(a):
     for (rt, h), v in sorted(nfail.items()):
         w(f"\n{rt} {h}: {len(v)} round(s) failed: {'; '.join(sorted(set(v)))}")
 
+    for h in HANDLERS:
+        if h in newt:
+            r = newt[h]
+            m = r.get("metrics", [])
+            ms = ", ".join(f"`{x}`" for x in m if any(k in x for k in ("starts", "cpu_seconds", "wall_seconds_sum", "code_cache")))
+            w(f"\nisola new `{h}` tenants: first request p50 {fmt(med(r['samples']))} ms, second request p50 "
+              f"{fmt(med(r['second']))} ms (n={len(r['samples'])}); counters of one of them after both: {ms or '-'}")
     w("")
     w("Ratios: isola / peer for the comparisons, measured / target for the absolute targets.")
     w("")

@@ -52,7 +52,7 @@ stop_server() {
     server=""
   fi
 }
-trap 'stop_server; [ -n "${KEEP:-}" ] && cp -r "$work" /tmp/peers-last; rm -rf "$work"' EXIT
+trap 'stop_server; [ -n "${KEEP:-}" ] && { rm -rf /tmp/peers-last; cp -r "$work" /tmp/peers-last; }; rm -rf "$work"' EXIT
 helper() { python3 bench/peers.py "$@"; }
 record() { echo "$1" >>"$results"; }
 na() { record "$(jq -nc --arg rt "$1" --arg why "$2" '{kind: "na", rt: $rt, why: $why}')"; echo "  $1: not available ($2)"; }
@@ -136,7 +136,8 @@ if [[ " $RUNTIMES " != *" isola "* ]]; then
   :
 elif cargo build --release -q -p isola-cli >"$work/build.log" 2>&1; then
   avail[isola]=1
-  echo "  isola $(git rev-parse --short HEAD) (release build)"
+  isola_rev=$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- crates 2>/dev/null || echo "+changes")
+  echo "  isola $isola_rev (release build)"
 else
   na isola "cargo build failed: $(grep -m1 error "$work/build.log" | cut -c1-120)"
 fi
@@ -276,7 +277,7 @@ echo
 {
   echo "$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), servers on core $SERVER_CPU," \
     "$loadgen -t1 -c$CONN on core $LOAD_CPU, $ROUNDS rounds x ${DURATION}s; $(date -u +%Y-%m-%d)"
-  echo "isola $(git rev-parse --short HEAD) (--workers 1)${deno_v:+, $deno_v}${workerd_v:+, $workerd_v}, node $(node --version 2>/dev/null)"
+  echo "isola ${isola_rev:-not built} (--workers 1)${deno_v:+, $deno_v}${workerd_v:+, $workerd_v}, node $(node --version 2>/dev/null)"
   echo
   helper report "$results"
 } | tee "$OUT"
