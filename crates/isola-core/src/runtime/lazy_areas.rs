@@ -136,19 +136,7 @@ pub(crate) fn op_load_area(
     else {
         return;
     };
-    let origin = v8::ScriptOrigin::new(
-        scope,
-        resource.into(),
-        0,
-        0,
-        false,
-        0,
-        None,
-        false,
-        false,
-        false,
-        None,
-    );
+    let origin = super::snapshot::internal_origin(scope, resource);
     let cached = CODE_CACHE
         .lock()
         .unwrap_or_else(|p| p.into_inner())

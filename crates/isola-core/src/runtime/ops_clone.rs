@@ -6,16 +6,7 @@
 //! is capped ([`MAX_CLONE_BYTES`]) and the copy is made through the
 //! tenant's counted allocator.
 
-fn throw(scope: &mut v8::PinScope, range: bool, msg: &str) {
-    if let Some(m) = v8::String::new(scope, msg) {
-        let e = if range {
-            v8::Exception::range_error(scope, m)
-        } else {
-            v8::Exception::type_error(scope, m)
-        };
-        scope.throw_exception(e);
-    }
-}
+use crate::runtime::ops_web::throw;
 
 /// Largest serialized form `structuredClone` copies (bytes). The object
 /// graph is already bounded by the tenant's heap and ArrayBuffer limits; the

@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use encoding_rs::{DecoderResult, Encoding};
 
 use crate::runtime::ops::{self, MAX_CODEC_INPUT};
+use crate::runtime::ops_web::throw;
 
 /// Streaming legacy decoders one tenant may have at once.
 pub const MAX_DECODERS: usize = 256;
@@ -22,17 +23,6 @@ pub const MAX_DECODERS: usize = 256;
 pub(crate) struct Decoders {
     map: HashMap<u32, encoding_rs::Decoder>,
     next: u32,
-}
-
-fn throw(scope: &mut v8::PinScope, range: bool, msg: &str) {
-    if let Some(m) = v8::String::new(scope, msg) {
-        let e = if range {
-            v8::Exception::range_error(scope, m)
-        } else {
-            v8::Exception::type_error(scope, m)
-        };
-        scope.throw_exception(e);
-    }
 }
 
 /// `encodingForLabel(label)`: the encoding's name, lower-cased (as

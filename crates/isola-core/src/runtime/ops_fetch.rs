@@ -41,11 +41,9 @@ pub(crate) struct PendingFetch {
     pub resolver: v8::Global<v8::PromiseResolver>,
 }
 
+/// A `TypeError` with `msg`.
 fn throw(scope: &mut v8::PinScope, msg: &str) {
-    if let Some(m) = v8::String::new(scope, msg) {
-        let e = v8::Exception::type_error(scope, m);
-        scope.throw_exception(e);
-    }
+    crate::runtime::ops_web::throw(scope, false, msg);
 }
 
 fn is_token(s: &str) -> bool {

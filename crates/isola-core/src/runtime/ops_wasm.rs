@@ -35,11 +35,9 @@ pub(crate) unsafe extern "C" fn wasm_codegen(
     scope.get_slot::<WasmEnabled>().is_some_and(|w| w.0)
 }
 
+/// A `TypeError` with `msg`.
 fn throw(scope: &mut v8::PinScope, msg: &str) {
-    if let Some(m) = v8::String::new(scope, msg) {
-        let e = v8::Exception::type_error(scope, m);
-        scope.throw_exception(e);
-    }
+    crate::runtime::ops_web::throw(scope, false, msg);
 }
 
 /// What a module costs: per memory it defines, the name it is exported

@@ -159,7 +159,18 @@ fn compile_area<'s>(
 ) -> Option<v8::Local<'s, v8::Function>> {
     let source = v8::String::new(scope, source)?;
     let name = v8::String::new(scope, name)?;
-    let origin = v8::ScriptOrigin::new(
+    let origin = internal_origin(scope, name);
+    let script = v8::Script::compile(scope, source, Some(&origin))?;
+    v8::Local::<v8::Function>::try_from(script.run(scope)?).ok()
+}
+
+/// The origin of one of isola's own classic scripts (`name` starts with
+/// [`INTERNAL_PREFIX`], so its stack lines are hidden from tenants).
+pub(crate) fn internal_origin<'s>(
+    scope: &mut v8::PinScope<'s, '_>,
+    name: v8::Local<'s, v8::String>,
+) -> v8::ScriptOrigin<'s> {
+    v8::ScriptOrigin::new(
         scope,
         name.into(),
         0,
@@ -171,9 +182,7 @@ fn compile_area<'s>(
         false,
         false,
         None,
-    );
-    let script = v8::Script::compile(scope, source, Some(&origin))?;
-    v8::Local::<v8::Function>::try_from(script.run(scope)?).ok()
+    )
 }
 
 /// For benchmarks: a plain V8 isolate (V8's own snapshot) plus a context.
