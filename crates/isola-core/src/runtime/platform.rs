@@ -27,8 +27,14 @@ use std::sync::Once;
 /// (`WebAssembly.promising`, `Suspending`) gives each suspended call a native
 /// stack of its own that no limit counts and no collection frees; a tenant
 /// with WebAssembly could exhaust the process's memory mappings with them.
+///
+/// `--no-maglev`: in V8 14.0 a hot function that tiers up through Maglev
+/// can fall back to a slow tier and never reach TurboFan again: a loop that
+/// took 3 ms per invocation took 15-18 ms from about the 60th invocation on
+/// (`cargo run --release -p isola-core --example hot_function`). Without
+/// Maglev, functions go from the baseline tier to TurboFan and stay fast.
 pub const V8_FLAGS: &str =
-    "--stack-size=900 --no-turboshaft-loop-unrolling --no-experimental-wasm-jspi";
+    "--stack-size=900 --no-turboshaft-loop-unrolling --no-experimental-wasm-jspi --no-maglev";
 
 /// The ICU data version loaded before V8 starts (the ICU this V8 build was
 /// compiled with). Part of the snapshot fingerprint.
