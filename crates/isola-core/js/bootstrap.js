@@ -596,13 +596,19 @@
         const r = web.__formdata.serialize(body);
         this.#bytes = r.bytes;
         this.#type = r.type;
-      } else if (web.__paramsBody(body) !== undefined) {
-        this.#bytes = encodeUtf8(web.__paramsBody(body));
-        this.#type = "application/x-www-form-urlencoded;charset=UTF-8";
       } else {
-        this.#bytes = bodyToBytes(body);
-        if (typeof body === "string") this.#type = "text/plain;charset=UTF-8";
-        else if (blobBytes(body) !== undefined && web.__blob.typeOf(body) !== "") this.#type = web.__blob.typeOf(body);
+        const params = web.__paramsBody(body);
+        if (params !== undefined) {
+          this.#bytes = encodeUtf8(params);
+          this.#type = "application/x-www-form-urlencoded;charset=UTF-8";
+        } else {
+          this.#bytes = bodyToBytes(body);
+          if (typeof body === "string") this.#type = "text/plain;charset=UTF-8";
+          else if (blobBytes(body) !== undefined) {
+            const type = web.__blob.typeOf(body);
+            if (type !== "") this.#type = type;
+          }
+        }
       }
     }
     // Internal: sets the Content-Type the body implies unless `headers` has one.

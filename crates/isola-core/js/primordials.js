@@ -112,6 +112,17 @@
       P.append(out, r.value);
     }
   };
+  // ok(value) or fail(error) once `p` settles, returning what they return;
+  // through await, not Promise.prototype.then (which a tenant may replace).
+  P.settle = async (p, ok, fail) => {
+    let v;
+    try {
+      v = await p;
+    } catch (e) {
+      return fail(e);
+    }
+    return ok(v);
+  };
   // One new Uint8Array holding the Uint8Arrays of `list` one after another.
   P.concatBytes = (list) => {
     let n = 0;

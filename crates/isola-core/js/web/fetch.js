@@ -21,18 +21,7 @@
 (function fetchArea(ops, P, web) {
   "use strict";
   const { Promise, TypeError, append, newArray } = P;
-  // Continues with a promise's outcome without Promise.prototype.then, whose
-  // species lookup a tenant could hook: await does no such lookup.
-  const settle = async (p, ok, fail) => {
-    let v;
-    try {
-      v = await p;
-    } catch (e) {
-      fail(e);
-      return;
-    }
-    ok(v);
-  };
+  const settle = P.settle;
   const http = web.__http;
   const abort = web.__abort;
   const Request = web.Request;

@@ -358,8 +358,10 @@
   }
   finish(ReadableStreamDefaultController, "ReadableStreamDefaultController");
 
-  function dcCallPullIfNeeded(c) {
-    if (!dcShouldCallPull(c)) return;
+  // The spec's CallPullIfNeeded, shared by the default and byte controllers
+  // (each with its own ShouldCallPull and error steps).
+  function callPullIfNeeded(c, shouldCallPull, fail) {
+    if (!shouldCallPull(c)) return;
     if (c.pulling) {
       c.pullAgain = true;
       return;
@@ -369,9 +371,12 @@
       c.pulling = false;
       if (c.pullAgain) {
         c.pullAgain = false;
-        dcCallPullIfNeeded(c);
+        callPullIfNeeded(c, shouldCallPull, fail);
       }
-    }, (e) => dcError(c, e));
+    }, (e) => fail(c, e));
+  }
+  function dcCallPullIfNeeded(c) {
+    callPullIfNeeded(c, dcShouldCallPull, dcError);
   }
   function dcShouldCallPull(c) {
     const s = c.stream;
@@ -640,7 +645,7 @@
     rsOf, readerOf, isLocked, createStreamRecord, readableStreamCancel, readableStreamClose, readableStreamError,
     errorReadRequests, addReadRequest, fulfillReadRequest, numReadRequests, hasDefaultReader, hasBYOBReader,
     readerGenericInitialize, readerGenericRelease, readerRelease, acquireReader, defaultReaderRead, promiseReadRequest,
-    startController, setUpDefaultController, createReadableStream,
+    startController, setUpDefaultController, createReadableStream, callPullIfNeeded,
     dcEnqueue, dcClose, dcError, dcGetDesiredSize, dcHasBackpressure, dcCanCloseOrEnqueue,
     ReadableStream, ReadableStreamDefaultReader,
     // For the bootstrap (web.__streams): a read function over a locked stream.

@@ -148,19 +148,7 @@
   finish(ReadableByteStreamController, "ReadableByteStreamController");
 
   function callPullIfNeeded(c) {
-    if (!shouldCallPull(c)) return;
-    if (c.pulling) {
-      c.pullAgain = true;
-      return;
-    }
-    c.pulling = true;
-    react(c.pullAlgorithm(c), () => {
-      c.pulling = false;
-      if (c.pullAgain) {
-        c.pullAgain = false;
-        callPullIfNeeded(c);
-      }
-    }, (e) => error(c, e));
+    R.callPullIfNeeded(c, shouldCallPull, error);
   }
   function shouldCallPull(c) {
     const s = c.stream;

@@ -44,17 +44,7 @@
   const WeakMapSet = I("WeakMap.prototype.set");
   const FinalizationRegistryCtor = I("FinalizationRegistry");
   const FinalizationRegistryRegister = I("FinalizationRegistry.prototype.register");
-  // Continues with a promise's outcome without Promise.prototype.then, whose
-  // species lookup a tenant could hook: await does no such lookup.
-  const settle = async (p, ok, fail) => {
-    let v;
-    try {
-      v = await p;
-    } catch (e) {
-      return fail(e);
-    }
-    return ok(v);
-  };
+  const settle = P.settle;
   const NumberCtor = I("Number");
   const MathTrunc = I("Math.trunc");
   const NumberIsFinite = I("Number.isFinite");

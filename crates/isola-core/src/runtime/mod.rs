@@ -303,6 +303,8 @@ impl JsRuntime {
         }
         self.begin();
         let t0 = Instant::now();
+        // Subrequests of an earlier invocation nobody waits for now.
+        self.drop_idle_fetches();
         self.in_flight = Some(InFlight {
             promise: None,
             t0,
@@ -316,11 +318,8 @@ impl JsRuntime {
             st.body = body;
             st.subrequests = 0;
             st.deadline = Some(t0 + self.limits.wall);
-            // Subrequests of an earlier invocation nobody waits for now.
-            if self.background.is_empty() {
-                st.fetches.clear();
-            }
         }
+
         self.entered(|rt| rt.slice(Some((inv, env, streamed))))
     }
 
@@ -693,8 +692,10 @@ impl JsRuntime {
             self.drop_request_body();
         }
         // Subrequests nobody can wait for any more are abandoned.
-        if (self.response.is_none() && self.background.is_empty()) || result.is_err() {
+        if result.is_err() {
             self.ops.borrow_mut().fetches.clear();
+        } else {
+            self.drop_idle_fetches();
         }
         self.kill.running.store(false, Ordering::SeqCst);
         // Only a kill of this invocation (one recorded for an earlier slice
